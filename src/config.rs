@@ -1,0 +1,637 @@
+//! Configuration: every setting, its default, and where it comes from.
+//!
+//! Precedence, highest first: command-line flags, environment variables `BAPIWS_*`, the
+//! TOML file (`--config PATH`, else [`default_config_path`] if it exists), built-in
+//! defaults. A setting's flag, variable and file key share one name: file key
+//! `idle_timeout_secs` is flag `--idle-timeout-secs` and variable
+//! `BAPIWS_IDLE_TIMEOUT_SECS`; keys under `[sim]` get a `sim-`/`SIM_` prefix.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::Args;
+use serde::de::DeserializeOwned;
+use tracing_subscriber::filter::LevelFilter;
+
+use crate::phone::Availability;
+use crate::phone::sim::SimSettings;
+use crate::server::origin::OriginPolicy;
+
+/// Default TCP port, as the original.
+pub const DEFAULT_PORT: u16 = 9898;
+/// Default idle timeout: three missed keep-alives of the spec's 60 s.
+pub const DEFAULT_IDLE_TIMEOUT_SECS: u64 = 180;
+/// Default largest accepted message.
+pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 64 * 1024;
+/// Default most simultaneous connections.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+/// Default notifications queued per connection before it counts as too slow.
+pub const DEFAULT_SEND_QUEUE: usize = 1024;
+/// Default far-end answer delay of the simulated phone.
+pub const DEFAULT_SIM_ANSWER_DELAY_MS: u64 = 3000;
+
+/// The fully resolved configuration of `bapiws serve`.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// TCP port (0: any free port).
+    pub port: u16,
+    /// Addresses to listen on.
+    pub listen: Vec<IpAddr>,
+    /// Allowed origins (`*`, bare domains, or full origins).
+    pub allowed_origins: Vec<String>,
+    /// Close a connection after this long without a message or ping.
+    pub idle_timeout: Duration,
+    /// Backend of a connection that has not called Init.
+    pub default_backend: String,
+    /// Extra names for backends (alias → backend).
+    pub aliases: BTreeMap<String, String>,
+    /// The simulated phone.
+    pub sim: SimSettings,
+    /// Level of messages on stderr.
+    pub log_level: LevelFilter,
+    /// Folder of the daily log file.
+    pub log_dir: PathBuf,
+    /// Largest accepted WebSocket message in bytes.
+    pub max_message_bytes: usize,
+    /// Most simultaneous connections.
+    pub max_connections: usize,
+    /// Notifications queued per connection before it counts as too slow.
+    pub send_queue: usize,
+    /// The configuration file that was read, if any.
+    pub file: Option<PathBuf>,
+}
+
+/// Settings of `bapiws serve`, as flags (each also read from its `BAPIWS_*` variable).
+#[derive(Args, Clone, Debug, Default)]
+pub struct ServeArgs {
+    /// Configuration file (TOML). Default: the per-user file, if it exists.
+    #[arg(long, env = "BAPIWS_CONFIG", value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// TCP port to listen on; 0 picks a free port. [default: 9898]
+    #[arg(long, env = "BAPIWS_PORT")]
+    pub port: Option<u16>,
+    /// Addresses to listen on, comma-separated. [default: 127.0.0.1,::1]
+    #[arg(
+        long,
+        env = "BAPIWS_LISTEN",
+        value_delimiter = ',',
+        value_name = "IP,..."
+    )]
+    pub listen: Option<Vec<IpAddr>>,
+    /// Origins allowed to connect, comma-separated: `*`, bare domains (allow subdomains,
+    /// any scheme and port) or full origins (scheme://host[:port]). [default: *]
+    #[arg(
+        long,
+        env = "BAPIWS_ALLOWED_ORIGINS",
+        value_delimiter = ',',
+        value_name = "ORIGIN,..."
+    )]
+    pub allowed_origins: Option<Vec<String>>,
+    /// Close a connection after this many seconds without a message or ping. [default: 180]
+    #[arg(long, env = "BAPIWS_IDLE_TIMEOUT_SECS", value_name = "SECS")]
+    pub idle_timeout_secs: Option<u64>,
+    /// Backend of connections that have not called Init. [default: sim]
+    #[arg(long, env = "BAPIWS_DEFAULT_BACKEND", value_name = "NAME")]
+    pub default_backend: Option<String>,
+    /// Extra backend name, e.g. `lync=sim`; repeat or comma-separate. Adds to the file's
+    /// `[aliases]`, replacing an alias of the same name.
+    #[arg(
+        long = "alias",
+        env = "BAPIWS_ALIASES",
+        value_delimiter = ',',
+        value_name = "ALIAS=BACKEND"
+    )]
+    pub aliases: Vec<String>,
+    /// Whether the simulated far end answers outbound calls by itself. [default: true]
+    #[arg(long, env = "BAPIWS_SIM_AUTO_ANSWER", value_name = "BOOL")]
+    pub sim_auto_answer: Option<bool>,
+    /// Milliseconds the simulated far end rings before answering. [default: 3000]
+    #[arg(long, env = "BAPIWS_SIM_ANSWER_DELAY_MS", value_name = "MS")]
+    pub sim_answer_delay_ms: Option<u64>,
+    /// The simulated phone's availability at start. [default: Available]
+    #[arg(long, env = "BAPIWS_SIM_AVAILABILITY", value_name = "STATE")]
+    pub sim_availability: Option<String>,
+    /// Most calls the simulated phone holds at once. [default: 16]
+    #[arg(long, env = "BAPIWS_SIM_MAX_CALLS", value_name = "N")]
+    pub sim_max_calls: Option<usize>,
+    /// Level of messages on stderr: off, error, warn, info, debug, trace. The log file
+    /// records info and above, or more when this is debug or trace. [default: info]
+    #[arg(long, env = "BAPIWS_LOG_LEVEL", value_name = "LEVEL")]
+    pub log_level: Option<String>,
+    /// Folder of the daily log file BAPIWS_yyyymmdd.log. [default: the temp directory]
+    #[arg(long, env = "BAPIWS_LOG_DIR", value_name = "DIR")]
+    pub log_dir: Option<PathBuf>,
+    /// Largest accepted message in bytes; larger ones close the connection (1009).
+    /// [default: 65536]
+    #[arg(long, env = "BAPIWS_MAX_MESSAGE_BYTES", value_name = "BYTES")]
+    pub max_message_bytes: Option<usize>,
+    /// Most simultaneous connections; more are refused with HTTP 503. [default: 1024]
+    #[arg(long, env = "BAPIWS_MAX_CONNECTIONS", value_name = "N")]
+    pub max_connections: Option<usize>,
+    /// Notifications queued per connection; a client that falls this far behind is
+    /// disconnected. [default: 1024]
+    #[arg(long, env = "BAPIWS_SEND_QUEUE", value_name = "N")]
+    pub send_queue: Option<usize>,
+}
+
+/// Why the configuration cannot be used.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// The file cannot be read or parsed.
+    #[error("config file {}: {problem}", path.display())]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        problem: String,
+    },
+    /// A key in the file has a bad value, or is unknown.
+    #[error("config file {}: key `{key}`: {problem}", path.display())]
+    Key {
+        /// The file.
+        path: PathBuf,
+        /// The key (`sim.answer_delay_ms` for nested ones).
+        key: String,
+        /// What is wrong.
+        problem: String,
+    },
+    /// A flag or environment variable has a bad value.
+    #[error("setting `{key}` (from --{flag} or BAPIWS_{env}): {problem}", flag = key.replace(['_', '.'], "-"), env = key.replace('.', "_").to_ascii_uppercase())]
+    Setting {
+        /// The key.
+        key: String,
+        /// What is wrong.
+        problem: String,
+    },
+}
+
+/// The per-user configuration file: `config.toml` in the platform's config folder
+/// (`~/.config/bapiws/` on Linux, `%APPDATA%\bapiws\config\` on Windows).
+pub fn default_config_path() -> Option<PathBuf> {
+    directories::ProjectDirs::from("", "", "bapiws").map(|d| d.config_dir().join("config.toml"))
+}
+
+/// Values read from the file; `None` where the file is silent.
+#[derive(Debug, Default)]
+struct FileValues {
+    port: Option<u16>,
+    listen: Option<Vec<String>>,
+    allowed_origins: Option<Vec<String>>,
+    idle_timeout_secs: Option<u64>,
+    default_backend: Option<String>,
+    aliases: BTreeMap<String, String>,
+    sim_auto_answer: Option<bool>,
+    sim_answer_delay_ms: Option<u64>,
+    sim_availability: Option<String>,
+    sim_max_calls: Option<usize>,
+    log_level: Option<String>,
+    log_dir: Option<PathBuf>,
+    max_message_bytes: Option<usize>,
+    max_connections: Option<usize>,
+    send_queue: Option<usize>,
+}
+
+/// Every top-level key of the file.
+pub const FILE_KEYS: &[&str] = &[
+    "port",
+    "listen",
+    "allowed_origins",
+    "idle_timeout_secs",
+    "default_backend",
+    "aliases",
+    "sim",
+    "log_level",
+    "log_dir",
+    "max_message_bytes",
+    "max_connections",
+    "send_queue",
+];
+/// Every key of the file's `[sim]` table.
+pub const SIM_KEYS: &[&str] = &[
+    "auto_answer",
+    "answer_delay_ms",
+    "availability",
+    "max_calls",
+];
+
+fn value<T: DeserializeOwned>(path: &Path, key: &str, v: toml::Value) -> Result<T, ConfigError> {
+    v.try_into().map_err(|e: toml::de::Error| ConfigError::Key {
+        path: path.to_owned(),
+        key: key.to_owned(),
+        problem: e.message().to_owned(),
+    })
+}
+
+fn unknown(path: &Path, key: &str, known: &[&str]) -> ConfigError {
+    ConfigError::Key {
+        path: path.to_owned(),
+        key: key.to_owned(),
+        problem: format!("unknown key; known keys: {}", known.join(", ")),
+    }
+}
+
+fn parse_file(path: &Path, text: &str) -> Result<FileValues, ConfigError> {
+    let table: toml::Table = text
+        .parse()
+        .map_err(|e: toml::de::Error| ConfigError::File {
+            path: path.to_owned(),
+            problem: e.to_string().trim().to_owned(),
+        })?;
+    let mut f = FileValues::default();
+    for (key, v) in table {
+        let p = path;
+        match key.as_str() {
+            "port" => f.port = Some(value(p, &key, v)?),
+            "listen" => f.listen = Some(value(p, &key, v)?),
+            "allowed_origins" => f.allowed_origins = Some(value(p, &key, v)?),
+            "idle_timeout_secs" => f.idle_timeout_secs = Some(value(p, &key, v)?),
+            "default_backend" => f.default_backend = Some(value(p, &key, v)?),
+            "aliases" => f.aliases = value(p, &key, v)?,
+            "log_level" => f.log_level = Some(value(p, &key, v)?),
+            "log_dir" => f.log_dir = Some(value(p, &key, v)?),
+            "max_message_bytes" => f.max_message_bytes = Some(value(p, &key, v)?),
+            "max_connections" => f.max_connections = Some(value(p, &key, v)?),
+            "send_queue" => f.send_queue = Some(value(p, &key, v)?),
+            "sim" => {
+                let sim: toml::Table = value(p, &key, v)?;
+                for (k, v) in sim {
+                    let full = format!("sim.{k}");
+                    match k.as_str() {
+                        "auto_answer" => f.sim_auto_answer = Some(value(p, &full, v)?),
+                        "answer_delay_ms" => f.sim_answer_delay_ms = Some(value(p, &full, v)?),
+                        "availability" => f.sim_availability = Some(value(p, &full, v)?),
+                        "max_calls" => f.sim_max_calls = Some(value(p, &full, v)?),
+                        _ => return Err(unknown(p, &full, SIM_KEYS)),
+                    }
+                }
+            }
+            _ => return Err(unknown(p, &key, FILE_KEYS)),
+        }
+    }
+    Ok(f)
+}
+
+/// Where a resolved value came from, for error messages.
+enum Source<'a> {
+    File(&'a Path),
+    Setting,
+}
+
+impl Source<'_> {
+    fn error(&self, key: &str, problem: impl Into<String>) -> ConfigError {
+        match self {
+            Source::File(path) => ConfigError::Key {
+                path: path.to_path_buf(),
+                key: key.to_owned(),
+                problem: problem.into(),
+            },
+            Source::Setting => ConfigError::Setting {
+                key: key.to_owned(),
+                problem: problem.into(),
+            },
+        }
+    }
+}
+
+/// Picks the flag/env value, else the file's, and says which one it was.
+fn pick<'a, T>(arg: Option<T>, file: Option<T>, path: Option<&'a Path>) -> Option<(T, Source<'a>)> {
+    match (arg, file, path) {
+        (Some(a), _, _) => Some((a, Source::Setting)),
+        (None, Some(f), Some(p)) => Some((f, Source::File(p))),
+        (None, Some(f), None) => Some((f, Source::Setting)),
+        (None, None, _) => None,
+    }
+}
+
+fn in_range<T: PartialOrd + std::fmt::Display + Copy>(
+    key: &str,
+    picked: Option<(T, Source<'_>)>,
+    default: T,
+    min: T,
+    max: T,
+) -> Result<T, ConfigError> {
+    match picked {
+        None => Ok(default),
+        Some((v, src)) if v < min || v > max => {
+            Err(src.error(key, format!("{v} is out of range; allowed {min} to {max}")))
+        }
+        Some((v, _)) => Ok(v),
+    }
+}
+
+impl Config {
+    /// Resolves the configuration from flags/environment, the file and the defaults.
+    pub fn load(args: &ServeArgs) -> Result<Config, ConfigError> {
+        let (file_path, file) = match &args.config {
+            Some(p) => (Some(p.clone()), Some(read_file(p)?)),
+            None => match default_config_path().filter(|p| p.is_file()) {
+                Some(p) => {
+                    let f = read_file(&p)?;
+                    (Some(p), Some(f))
+                }
+                None => (None, None),
+            },
+        };
+        Config::resolve(args, file.unwrap_or_default(), file_path)
+    }
+
+    fn resolve(
+        args: &ServeArgs,
+        f: FileValues,
+        file: Option<PathBuf>,
+    ) -> Result<Config, ConfigError> {
+        let path = file.as_deref();
+        let port = pick(args.port, f.port, path).map_or(DEFAULT_PORT, |(p, _)| p);
+
+        let listen = match pick(
+            args.listen
+                .clone()
+                .map(|v| v.iter().map(|ip| ip.to_string()).collect()),
+            f.listen,
+            path,
+        ) {
+            None => vec![
+                IpAddr::V4(Ipv4Addr::LOCALHOST),
+                IpAddr::V6(Ipv6Addr::LOCALHOST),
+            ],
+            Some((list, src)) => {
+                if list.is_empty() {
+                    return Err(src.error("listen", "at least one address is needed"));
+                }
+                list.iter()
+                    .map(|s| {
+                        s.trim()
+                            .parse::<IpAddr>()
+                            .map_err(|_| src.error("listen", format!("{s:?} is not an IP address")))
+                    })
+                    .collect::<Result<_, _>>()?
+            }
+        };
+
+        let allowed_origins = match pick(args.allowed_origins.clone(), f.allowed_origins, path) {
+            None => vec!["*".to_owned()],
+            Some((list, src)) => {
+                OriginPolicy::parse(&list)
+                    .map_err(|e| src.error("allowed_origins", e.to_string()))?;
+                list
+            }
+        };
+
+        let idle_secs = in_range(
+            "idle_timeout_secs",
+            pick(args.idle_timeout_secs, f.idle_timeout_secs, path),
+            DEFAULT_IDLE_TIMEOUT_SECS,
+            1,
+            7 * 24 * 3600,
+        )?;
+
+        let mut aliases = BTreeMap::new();
+        for (alias, target) in &f.aliases {
+            check_alias(alias, target).map_err(|p| {
+                Source::File(path.unwrap_or(Path::new("-"))).error(&format!("aliases.{alias}"), p)
+            })?;
+            aliases.insert(alias.to_ascii_lowercase(), target.clone());
+        }
+        for entry in &args.aliases {
+            let Some((alias, target)) = entry.split_once('=') else {
+                return Err(
+                    Source::Setting.error("aliases", format!("{entry:?} is not ALIAS=BACKEND"))
+                );
+            };
+            let (alias, target) = (alias.trim(), target.trim());
+            check_alias(alias, target).map_err(|p| Source::Setting.error("aliases", p))?;
+            aliases.insert(alias.to_ascii_lowercase(), target.to_owned());
+        }
+
+        let default_backend = match pick(args.default_backend.clone(), f.default_backend, path) {
+            None => "sim".to_owned(),
+            Some((name, src)) => {
+                let known = crate::phone::BackendKind::by_name(&name).is_some()
+                    || aliases.contains_key(&name.to_ascii_lowercase());
+                if !known {
+                    return Err(src.error("default_backend", format!("unknown backend {name:?}")));
+                }
+                name
+            }
+        };
+
+        let defaults = SimSettings::default();
+        let availability = match pick(args.sim_availability.clone(), f.sim_availability, path) {
+            None => defaults.availability,
+            Some((s, src)) => Availability::parse(&s).ok_or_else(|| {
+                src.error(
+                    "sim.availability",
+                    format!(
+                        "{s:?} is not one of {}",
+                        Availability::ALL.map(|a| a.as_str()).join(", ")
+                    ),
+                )
+            })?,
+        };
+        let sim = SimSettings {
+            auto_answer: pick(args.sim_auto_answer, f.sim_auto_answer, path)
+                .map_or(defaults.auto_answer, |(v, _)| v),
+            answer_delay: Duration::from_millis(in_range(
+                "sim.answer_delay_ms",
+                pick(args.sim_answer_delay_ms, f.sim_answer_delay_ms, path),
+                DEFAULT_SIM_ANSWER_DELAY_MS,
+                0,
+                24 * 3600 * 1000,
+            )?),
+            availability,
+            max_calls: in_range(
+                "sim.max_calls",
+                pick(args.sim_max_calls, f.sim_max_calls, path),
+                defaults.max_calls,
+                1,
+                1000,
+            )?,
+        };
+
+        let log_level = match pick(args.log_level.clone(), f.log_level, path) {
+            None => LevelFilter::INFO,
+            Some((s, src)) => s.parse::<LevelFilter>().map_err(|_| {
+                src.error(
+                    "log_level",
+                    format!("{s:?} is not one of off, error, warn, info, debug, trace"),
+                )
+            })?,
+        };
+        let log_dir =
+            pick(args.log_dir.clone(), f.log_dir, path).map_or_else(std::env::temp_dir, |(d, _)| d);
+
+        Ok(Config {
+            port,
+            listen,
+            allowed_origins,
+            idle_timeout: Duration::from_secs(idle_secs),
+            default_backend,
+            aliases,
+            sim,
+            log_level,
+            log_dir,
+            max_message_bytes: in_range(
+                "max_message_bytes",
+                pick(args.max_message_bytes, f.max_message_bytes, path),
+                DEFAULT_MAX_MESSAGE_BYTES,
+                256,
+                64 * 1024 * 1024,
+            )?,
+            max_connections: in_range(
+                "max_connections",
+                pick(args.max_connections, f.max_connections, path),
+                DEFAULT_MAX_CONNECTIONS,
+                1,
+                1_000_000,
+            )?,
+            send_queue: in_range(
+                "send_queue",
+                pick(args.send_queue, f.send_queue, path),
+                DEFAULT_SEND_QUEUE,
+                1,
+                1_000_000,
+            )?,
+            file,
+        })
+    }
+}
+
+fn check_alias(alias: &str, target: &str) -> Result<(), String> {
+    if alias.is_empty() {
+        return Err("an alias needs a name".into());
+    }
+    if crate::phone::BackendKind::by_name(target).is_none() {
+        let known: Vec<&str> = crate::phone::BackendKind::ALL
+            .iter()
+            .map(|(n, _)| *n)
+            .collect();
+        return Err(format!(
+            "alias {alias:?} points to unknown backend {target:?}; backends: {}",
+            known.join(", ")
+        ));
+    }
+    Ok(())
+}
+
+fn read_file(path: &Path) -> Result<FileValues, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError::File {
+        path: path.to_owned(),
+        problem: e.to_string(),
+    })?;
+    parse_file(path, &text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn from_file(text: &str) -> Result<Config, ConfigError> {
+        let path = PathBuf::from("/etc/test.toml");
+        let f = parse_file(&path, text)?;
+        Config::resolve(&ServeArgs::default(), f, Some(path))
+    }
+
+    #[test]
+    fn defaults() {
+        let c = from_file("").expect("empty file is fine");
+        assert_eq!(c.port, 9898);
+        assert_eq!(c.listen.len(), 2);
+        assert!(c.listen.iter().all(|ip| ip.is_loopback()));
+        assert_eq!(c.allowed_origins, vec!["*"]);
+        assert_eq!(c.idle_timeout, Duration::from_secs(180));
+        assert_eq!(c.default_backend, "sim");
+        assert_eq!(c.sim, SimSettings::default());
+        assert_eq!(c.max_message_bytes, 65536);
+    }
+
+    #[test]
+    fn example_file_parses() {
+        let text = include_str!("../docs/bapiws.example.toml");
+        let c = from_file(text).expect("the example file is valid");
+        assert_eq!(c.aliases.get("lync").map(String::as_str), Some("sim"));
+    }
+
+    #[test]
+    fn flags_beat_file() {
+        let path = PathBuf::from("/x.toml");
+        let f = parse_file(&path, "port = 1\nidle_timeout_secs = 5\n").expect("valid");
+        let args = ServeArgs {
+            port: Some(2),
+            ..ServeArgs::default()
+        };
+        let c = Config::resolve(&args, f, Some(path)).expect("valid");
+        assert_eq!(c.port, 2);
+        assert_eq!(c.idle_timeout, Duration::from_secs(5));
+    }
+
+    #[test]
+    fn bad_files_name_file_key_and_problem() {
+        let cases = [
+            ("port = \"x\"", "key `port`", "invalid type"),
+            ("port = 70000", "key `port`", ""),
+            ("prot = 1", "key `prot`", "unknown key"),
+            (
+                "[sim]\nanswer_dely_ms = 1",
+                "key `sim.answer_dely_ms`",
+                "unknown key",
+            ),
+            (
+                "[sim]\navailability = \"Sleepy\"",
+                "key `sim.availability`",
+                "not one of",
+            ),
+            (
+                "idle_timeout_secs = 0",
+                "key `idle_timeout_secs`",
+                "out of range",
+            ),
+            (
+                "listen = [\"localhost\"]",
+                "key `listen`",
+                "not an IP address",
+            ),
+            (
+                "allowed_origins = [\"a.com:80\"]",
+                "key `allowed_origins`",
+                "invalid allowed origin",
+            ),
+            (
+                "default_backend = \"skype\"",
+                "key `default_backend`",
+                "unknown backend",
+            ),
+            (
+                "[aliases]\nlync = \"nothing\"",
+                "key `aliases.lync`",
+                "unknown backend",
+            ),
+            ("log_level = \"loud\"", "key `log_level`", "not one of"),
+            ("port = ", "config file /etc/test.toml", "TOML parse error"),
+        ];
+        for (text, key, problem) in cases {
+            let err = from_file(text).expect_err(text).to_string();
+            assert!(err.contains("/etc/test.toml"), "{text}: {err}");
+            assert!(err.contains(key), "{text}: {err}");
+            assert!(err.contains(problem), "{text}: {err}");
+        }
+    }
+
+    #[test]
+    fn alias_flags() {
+        let args = ServeArgs {
+            aliases: vec!["Lync=sim".into(), "skype = SIM".into()],
+            default_backend: Some("lync".into()),
+            ..ServeArgs::default()
+        };
+        let c = Config::resolve(&args, FileValues::default(), None).expect("valid");
+        assert_eq!(c.aliases.len(), 2);
+        let bad = ServeArgs {
+            aliases: vec!["lync".into()],
+            ..ServeArgs::default()
+        };
+        let err = Config::resolve(&bad, FileValues::default(), None).expect_err("no =");
+        assert!(err.to_string().contains("BAPIWS_ALIASES"), "{err}");
+    }
+}

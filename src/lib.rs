@@ -1,0 +1,37 @@
+//! # bapiws
+//!
+//! An open implementation of the EnreachClientAPI (BAPIWS): a server on the user's
+//! workstation that listens on localhost and lets web applications drive the phone over a
+//! WebSocket with JSON-RPC 2.0.
+//!
+//! # Layout
+//!
+//! - [`protocol`]: the wire. [`protocol::jsonrpc`] is JSON-RPC 2.0 (decoding requests and
+//!   batches, encoding responses, errors and notifications); [`protocol::api`] is the
+//!   documented API on top of it (method names and params, result shapes, notifications,
+//!   error mapping). It knows the phone abstraction, never a particular phone.
+//! - [`phone`]: the phone abstraction ([`phone::Command`] in, [`phone::PhoneEvent`] out,
+//!   through a [`phone::PhoneHandle`]) and one module per backend: [`phone::sim`] is the
+//!   built-in simulated phone. A backend knows nothing of WebSockets or JSON-RPC. Adding
+//!   one is a module plus a line in [`phone::BackendKind`].
+//! - [`server`]: the WebSocket server. [`server::Server`] binds and runs the accept loop
+//!   with graceful shutdown; [`server::connection`] runs one connection (handshake,
+//!   Origin check, idle timeout, limits); [`server::session`] is one connection's protocol
+//!   state (its backend, its subscription); [`server::backends`] is the registry of
+//!   backends and aliases; [`server::hub`] fans a backend's notifications out to its
+//!   connections; [`server::origin`] holds the Origin rules.
+//! - [`config`]: every setting with its default, from flags, `BAPIWS_*` variables, the
+//!   TOML file and defaults, in that order.
+//! - [`logging`]: stderr and the daily file `BAPIWS_yyyymmdd.log`.
+//! - [`client`]: the command-line client used by `bapiws state`, `call`, `calls`, ….
+//! - `src/main.rs`: the `bapiws` command line (clap) only.
+//! - `tests/`: integration tests against the real binary on real sockets.
+
+#![warn(missing_docs)]
+
+pub mod client;
+pub mod config;
+pub mod logging;
+pub mod phone;
+pub mod protocol;
+pub mod server;

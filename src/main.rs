@@ -1,0 +1,312 @@
+//! The `bapiws` command: the server (`bapiws serve`) and a client for it.
+
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use serde_json::{Value, json};
+
+use bapiws::client::{self, Client, ClientError};
+use bapiws::config::{Config, ServeArgs};
+use bapiws::server::Server;
+
+#[derive(Parser)]
+#[command(
+    name = "bapiws",
+    version,
+    about = "A local WebSocket JSON-RPC server that lets web pages drive the phone (EnreachClientAPI), and a client for it.",
+    after_help = "Start the server with `bapiws serve`; the other commands talk to a running server."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Args, Clone)]
+struct ClientArgs {
+    /// The server's WebSocket URL.
+    #[arg(long, env = "BAPIWS_URL", default_value = client::DEFAULT_URL, global = true)]
+    url: String,
+    /// Init this backend first (default: the server's default; `sim` for `bapiws sim`).
+    #[arg(long, global = true)]
+    backend: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the server (on the built-in simulated phone unless configured otherwise).
+    Serve(ServeArgs),
+    /// Print the phone's state (Available, Busy, …, Offline).
+    State(ClientArgs),
+    /// Call a number.
+    Call {
+        /// The number: digits with an optional leading +; spaces and -.() are ignored.
+        number: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Answer the latest ringing inbound call.
+    Answer(ClientArgs),
+    /// Hang up the active call.
+    Hangup(ClientArgs),
+    /// List the active calls.
+    Calls(ClientArgs),
+    /// Print notifications as they arrive, until Ctrl-C.
+    Watch {
+        /// Print each notification as its raw JSON line.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Drive the simulated phone.
+    Sim {
+        #[command(subcommand)]
+        action: SimAction,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+}
+
+#[derive(Subcommand)]
+enum SimAction {
+    /// A call comes in from NUMBER.
+    Incoming {
+        /// The caller's number.
+        number: String,
+    },
+    /// A service-queue call comes in from NUMBER.
+    Queue {
+        /// The caller's number.
+        number: String,
+        /// The queue's number.
+        #[arg(long, default_value = "")]
+        queue_number: String,
+        /// The queue's name.
+        #[arg(long, default_value = bapiws::protocol::api::DEFAULT_QUEUE_NAME)]
+        queue_name: String,
+    },
+    /// The far end answers an outbound call (the latest, or CALL_ID).
+    Answer {
+        /// Which call.
+        call_id: Option<String>,
+    },
+    /// The far end hangs up (the latest call, or CALL_ID).
+    Hangup {
+        /// Which call.
+        call_id: Option<String>,
+        /// The reason reported in CallDisconnected.
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+    /// Set the availability: Available, Busy, Away, BRB, DND, OffWork.
+    Availability {
+        /// The availability.
+        state: String,
+    },
+    /// The phone goes offline (every call ends).
+    Offline,
+    /// The phone comes back online.
+    Online,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Cmd::Serve(args) => serve(&args),
+        other => run_client(other),
+    }
+}
+
+fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+}
+
+fn serve(args: &ServeArgs) -> ExitCode {
+    let config = match Config::load(args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("bapiws: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let log_path = bapiws::logging::init(config.log_level, &config.log_dir);
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("bapiws: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    rt.block_on(async {
+        let server = match Server::bind(&config).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot start");
+                eprintln!("bapiws: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let urls: Vec<String> = server
+            .local_addrs()
+            .iter()
+            .map(|a| format!("ws://{a}"))
+            .collect();
+        let file = config
+            .file
+            .as_ref()
+            .map(|p| format!("; config {}", p.display()))
+            .unwrap_or_default();
+        println!(
+            "bapiws {} listening on {}; default backend: {}; log file: {}{file}",
+            env!("CARGO_PKG_VERSION"),
+            urls.join(" and "),
+            config.default_backend,
+            log_path.display()
+        );
+        tracing::info!(
+            version = env!("CARGO_PKG_VERSION"),
+            listen = %urls.join(" "),
+            default_backend = %config.default_backend,
+            origins = %config.allowed_origins.join(","),
+            "started"
+        );
+        server.run(shutdown_signal()).await;
+        tracing::info!("stopped");
+        ExitCode::SUCCESS
+    })
+}
+
+/// Completes on SIGINT or SIGTERM (Ctrl-C elsewhere).
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+fn run_client(cmd: Cmd) -> ExitCode {
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("bapiws: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(client_command(cmd)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("bapiws: {e}");
+            match e {
+                ClientError::Rpc { .. } => ExitCode::from(1),
+                _ => ExitCode::from(2),
+            }
+        }
+    }
+}
+
+async fn client_command(cmd: Cmd) -> Result<(), ClientError> {
+    let (args, default_backend) = match &cmd {
+        Cmd::Sim { client, .. } => (client.clone(), Some("sim")),
+        Cmd::State(c) | Cmd::Answer(c) | Cmd::Hangup(c) | Cmd::Calls(c) => (c.clone(), None),
+        Cmd::Call { client, .. } | Cmd::Watch { client, .. } => (client.clone(), None),
+        Cmd::Serve(_) => return Ok(()),
+    };
+    let mut c = Client::connect(&args.url).await?;
+    let result = run_on(&mut c, cmd, &args, default_backend).await;
+    c.close().await;
+    result
+}
+
+async fn run_on(
+    c: &mut Client,
+    cmd: Cmd,
+    args: &ClientArgs,
+    default_backend: Option<&str>,
+) -> Result<(), ClientError> {
+    if let Some(backend) = args.backend.as_deref().or(default_backend) {
+        c.call("Init", json!([backend])).await?;
+    }
+    match cmd {
+        Cmd::State(_) => println!("{}", text(&c.call("GetState", json!([])).await?)),
+        Cmd::Call { number, .. } => {
+            c.call("CallOut", json!([number])).await?;
+            println!("Calling {number}.");
+        }
+        Cmd::Answer(_) => {
+            c.call("Answer", json!([])).await?;
+            println!("Answered.");
+        }
+        Cmd::Hangup(_) => {
+            c.call("HangUp", json!([])).await?;
+            println!("Hung up.");
+        }
+        Cmd::Calls(_) => print!(
+            "{}",
+            client::calls_table(&c.call("GetActiveCalls", json!([])).await?)
+        ),
+        Cmd::Watch { json, .. } => {
+            eprintln!("Watching {} for notifications; Ctrl-C to stop.", args.url);
+            tokio::select! {
+                r = client::watch(c, json) => r?,
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        Cmd::Sim { action, .. } => {
+            let (method, params) = match action {
+                SimAction::Incoming { number } => ("Sim.IncomingCall", json!([number])),
+                SimAction::Queue {
+                    number,
+                    queue_number,
+                    queue_name,
+                } => ("Sim.QueueCall", json!([number, queue_number, queue_name])),
+                SimAction::Answer { call_id } => ("Sim.RemoteAnswer", opt(call_id)),
+                SimAction::Hangup { call_id, reason } => {
+                    let id = call_id.map_or(Value::Null, Value::String);
+                    if id.is_null() {
+                        ("Sim.RemoteHangUp", json!({"reason": reason}))
+                    } else {
+                        ("Sim.RemoteHangUp", json!([id, reason]))
+                    }
+                }
+                SimAction::Availability { state } => ("Sim.SetAvailability", json!([state])),
+                SimAction::Offline => ("Sim.SetOffline", json!([])),
+                SimAction::Online => ("Sim.SetOnline", json!([])),
+            };
+            let result = c.call(method, params).await?;
+            match result.as_str() {
+                Some(id) => println!("{method}: ok, call id {id}"),
+                None => println!("{method}: ok"),
+            }
+        }
+        Cmd::Serve(_) => {}
+    }
+    Ok(())
+}
+
+fn opt(v: Option<String>) -> Value {
+    match v {
+        Some(s) => json!([s]),
+        None => json!([]),
+    }
+}
+
+fn text(v: &Value) -> String {
+    v.as_str().map_or_else(|| v.to_string(), str::to_owned)
+}

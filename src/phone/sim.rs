@@ -1,0 +1,723 @@
+//! The built-in simulated phone (`sim`).
+//!
+//! [`SimPhone`] is a plain state machine: a command in, a reply and the events it caused
+//! out. [`spawn`] runs it as a backend task and adds the one thing a state machine cannot
+//! do alone: the far end answering an outbound call after a delay.
+
+use std::time::{Duration, SystemTime};
+
+use tokio::sync::mpsc;
+
+use super::{
+    Availability, Call, CallId, CallState, Command, Direction, EVENT_CHANNEL_CAPACITY,
+    EventReceiver, EventSender, PhoneError, PhoneEvent, PhoneHandle, PhoneState, Reply, SimCommand,
+};
+
+/// The simulated phone's settings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SimSettings {
+    /// Whether the far end answers outbound calls by itself.
+    pub auto_answer: bool,
+    /// How long the far end lets an outbound call ring before answering.
+    pub answer_delay: Duration,
+    /// The availability the phone starts with.
+    pub availability: Availability,
+    /// The most calls the phone holds at once; more are refused.
+    pub max_calls: usize,
+}
+
+impl Default for SimSettings {
+    fn default() -> Self {
+        SimSettings {
+            auto_answer: true,
+            answer_delay: Duration::from_secs(3),
+            availability: Availability::Available,
+            max_calls: 16,
+        }
+    }
+}
+
+/// The `extraInfo` of a call ended by HangUp.
+pub const REASON_LOCAL_HANGUP: &str = "local hang-up";
+/// The `extraInfo` of an inbound call rejected by HangUp while ringing.
+pub const REASON_REJECTED: &str = "rejected";
+/// The `extraInfo` of calls ended by the phone going offline.
+pub const REASON_OFFLINE: &str = "phone offline";
+
+/// What one command did.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Outcome {
+    /// The answer to the command.
+    pub reply: Result<Reply, PhoneError>,
+    /// The events it caused, in order.
+    pub events: Vec<PhoneEvent>,
+    /// An outbound call the far end should answer after the configured delay.
+    pub schedule_answer: Option<CallId>,
+}
+
+/// The simulated phone's state machine.
+#[derive(Debug)]
+pub struct SimPhone {
+    settings: SimSettings,
+    online: bool,
+    availability: Availability,
+    /// Active calls, oldest first.
+    calls: Vec<Call>,
+}
+
+impl SimPhone {
+    /// A phone that is online with the configured availability and no calls.
+    pub fn new(settings: SimSettings) -> Self {
+        SimPhone {
+            availability: settings.availability,
+            settings,
+            online: true,
+            calls: Vec::new(),
+        }
+    }
+
+    /// The state GetState reports.
+    pub fn state(&self) -> PhoneState {
+        if !self.online {
+            PhoneState::Offline
+        } else if !self.calls.is_empty() {
+            PhoneState::Online(Availability::Busy)
+        } else {
+            PhoneState::Online(self.availability)
+        }
+    }
+
+    /// Carries out one command at time `now`.
+    pub fn handle(&mut self, command: Command, now: SystemTime) -> Outcome {
+        let before = self.state();
+        let mut events = Vec::new();
+        let mut schedule_answer = None;
+        let reply = self.apply(command, now, &mut events, &mut schedule_answer);
+        let after = self.state();
+        if before != after {
+            events.push(PhoneEvent::StateChanged(after));
+        }
+        Outcome {
+            reply,
+            events,
+            schedule_answer,
+        }
+    }
+
+    fn apply(
+        &mut self,
+        command: Command,
+        now: SystemTime,
+        events: &mut Vec<PhoneEvent>,
+        schedule_answer: &mut Option<CallId>,
+    ) -> Result<Reply, PhoneError> {
+        match command {
+            Command::GetState => Ok(Reply::State(self.state())),
+            Command::GetCalls => Ok(Reply::Calls(self.calls.clone())),
+            Command::CallOut(number) => {
+                self.require_online()?;
+                self.require_room()?;
+                self.hold_connected();
+                let id = CallId::new_guid();
+                self.calls.push(Call {
+                    id: id.clone(),
+                    direction: Direction::Outbound,
+                    state: CallState::Calling,
+                    number: number.as_str().to_owned(),
+                    started: now,
+                });
+                events.push(PhoneEvent::CallingOut {
+                    id: id.clone(),
+                    number: number.as_str().to_owned(),
+                });
+                if self.settings.auto_answer {
+                    *schedule_answer = Some(id.clone());
+                }
+                Ok(Reply::Call(id))
+            }
+            Command::Answer => {
+                self.require_online()?;
+                let i = self
+                    .latest(|c| c.state == CallState::Ringing)
+                    .ok_or_else(|| PhoneError::NoSuchCall("no ringing inbound call".into()))?;
+                self.connect(i, events);
+                Ok(Reply::Done)
+            }
+            Command::HangUp => {
+                self.require_online()?;
+                let i = [
+                    CallState::Connected,
+                    CallState::Calling,
+                    CallState::Ringing,
+                    CallState::OnHold,
+                ]
+                .into_iter()
+                .find_map(|s| self.latest(|c| c.state == s))
+                .ok_or_else(|| PhoneError::NoSuchCall("no active call".into()))?;
+                let reason = if self.calls[i].state == CallState::Ringing {
+                    REASON_REJECTED
+                } else {
+                    REASON_LOCAL_HANGUP
+                };
+                self.end(i, reason.to_owned(), events);
+                Ok(Reply::Done)
+            }
+            Command::Simulate(sim) => self.simulate(sim, now, events),
+        }
+    }
+
+    fn simulate(
+        &mut self,
+        command: SimCommand,
+        now: SystemTime,
+        events: &mut Vec<PhoneEvent>,
+    ) -> Result<Reply, PhoneError> {
+        match command {
+            SimCommand::IncomingCall { number } => {
+                let id = self.ring(number.as_str(), now)?;
+                events.push(PhoneEvent::CallComing {
+                    id: id.clone(),
+                    number: number.as_str().to_owned(),
+                });
+                Ok(Reply::Call(id))
+            }
+            SimCommand::QueueCall {
+                number,
+                queue_number,
+                queue_name,
+            } => {
+                let id = self.ring(number.as_str(), now)?;
+                events.push(PhoneEvent::QueueCallComing {
+                    id: id.clone(),
+                    queue_call_id: CallId::new_guid().as_str().to_owned(),
+                    caller: number.as_str().to_owned(),
+                    queue_number,
+                    queue_id: CallId::new_guid().as_str().to_owned(),
+                    queue_name,
+                });
+                events.push(PhoneEvent::CallComing {
+                    id: id.clone(),
+                    number: number.as_str().to_owned(),
+                });
+                Ok(Reply::Call(id))
+            }
+            SimCommand::RemoteAnswer { call } => {
+                self.require_online()?;
+                let is_calling =
+                    |c: &Call| c.direction == Direction::Outbound && c.state == CallState::Calling;
+                let i = match &call {
+                    Some(id) => self.find(id).filter(|&i| is_calling(&self.calls[i])),
+                    None => self.latest(is_calling),
+                }
+                .ok_or_else(|| PhoneError::NoSuchCall("no outbound call is calling".into()))?;
+                self.connect(i, events);
+                Ok(Reply::Done)
+            }
+            SimCommand::RemoteHangUp { call, reason } => {
+                self.require_online()?;
+                let i = match &call {
+                    Some(id) => self.find(id),
+                    None => self.calls.len().checked_sub(1),
+                }
+                .ok_or_else(|| PhoneError::NoSuchCall("no such active call".into()))?;
+                self.end(i, reason, events);
+                Ok(Reply::Done)
+            }
+            SimCommand::SetAvailability(a) => {
+                self.availability = a;
+                Ok(Reply::Done)
+            }
+            SimCommand::SetOffline => {
+                while !self.calls.is_empty() {
+                    self.end(0, REASON_OFFLINE.to_owned(), events);
+                }
+                self.online = false;
+                Ok(Reply::Done)
+            }
+            SimCommand::SetOnline => {
+                self.online = true;
+                Ok(Reply::Done)
+            }
+        }
+    }
+
+    /// Called when the answer delay of an outbound call has passed.
+    pub fn answer_timer_fired(&mut self, id: &CallId) -> Vec<PhoneEvent> {
+        let still_calling = self
+            .find(id)
+            .is_some_and(|i| self.calls[i].state == CallState::Calling);
+        if !still_calling {
+            return Vec::new();
+        }
+        self.handle(
+            Command::Simulate(SimCommand::RemoteAnswer {
+                call: Some(id.clone()),
+            }),
+            SystemTime::now(),
+        )
+        .events
+    }
+
+    fn require_online(&self) -> Result<(), PhoneError> {
+        if self.online {
+            Ok(())
+        } else {
+            Err(PhoneError::Unavailable(
+                "the simulated phone is offline".into(),
+            ))
+        }
+    }
+
+    fn require_room(&self) -> Result<(), PhoneError> {
+        if self.calls.len() < self.settings.max_calls {
+            Ok(())
+        } else {
+            Err(PhoneError::Refused(format!(
+                "the simulated phone already has {} calls",
+                self.calls.len()
+            )))
+        }
+    }
+
+    fn ring(&mut self, number: &str, now: SystemTime) -> Result<CallId, PhoneError> {
+        self.require_online()?;
+        self.require_room()?;
+        let id = CallId::new_guid();
+        self.calls.push(Call {
+            id: id.clone(),
+            direction: Direction::Inbound,
+            state: CallState::Ringing,
+            number: number.to_owned(),
+            started: now,
+        });
+        Ok(id)
+    }
+
+    fn find(&self, id: &CallId) -> Option<usize> {
+        self.calls.iter().position(|c| &c.id == id)
+    }
+
+    fn latest(&self, pred: impl Fn(&Call) -> bool) -> Option<usize> {
+        self.calls.iter().rposition(pred)
+    }
+
+    /// Puts every connected call on hold, as a phone does when another call becomes active.
+    fn hold_connected(&mut self) {
+        for c in &mut self.calls {
+            if c.state == CallState::Connected {
+                c.state = CallState::OnHold;
+            }
+        }
+    }
+
+    fn connect(&mut self, i: usize, events: &mut Vec<PhoneEvent>) {
+        self.hold_connected();
+        self.calls[i].state = CallState::Connected;
+        events.push(PhoneEvent::CallConnected {
+            id: self.calls[i].id.clone(),
+        });
+    }
+
+    fn end(&mut self, i: usize, reason: String, events: &mut Vec<PhoneEvent>) {
+        let call = self.calls.remove(i);
+        events.push(PhoneEvent::CallDisconnected {
+            id: call.id,
+            reason,
+        });
+    }
+}
+
+/// Starts the simulated phone as a backend task.
+pub fn spawn(settings: SimSettings) -> (PhoneHandle, EventReceiver) {
+    let (handle, commands) = PhoneHandle::channel();
+    let (events_tx, events_rx) = mpsc::channel(EVENT_CHANNEL_CAPACITY);
+    tokio::spawn(run(SimPhone::new(settings), commands, events_tx));
+    (handle, events_rx)
+}
+
+async fn run(
+    mut phone: SimPhone,
+    mut commands: mpsc::Receiver<super::Envelope>,
+    events: EventSender,
+) {
+    // Timers report back here; at most `max_calls` are pending at once.
+    let (timer_tx, mut timer_rx) = mpsc::channel::<CallId>(phone.settings.max_calls.max(1));
+    loop {
+        let emitted = tokio::select! {
+            cmd = commands.recv() => {
+                let Some((command, reply_to)) = cmd else { break };
+                let outcome = phone.handle(command, SystemTime::now());
+                if let Some(id) = outcome.schedule_answer {
+                    let tx = timer_tx.clone();
+                    let delay = phone.settings.answer_delay;
+                    tokio::spawn(async move {
+                        tokio::time::sleep(delay).await;
+                        let _ = tx.send(id).await;
+                    });
+                }
+                // The caller may have gone away; the events happened regardless.
+                let _ = reply_to.send(outcome.reply);
+                outcome.events
+            }
+            Some(id) = timer_rx.recv() => phone.answer_timer_fired(&id),
+        };
+        for event in emitted {
+            if events.send(event).await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::phone::PhoneNumber;
+
+    fn num(s: &str) -> PhoneNumber {
+        PhoneNumber::parse(s).expect("valid number")
+    }
+
+    fn manual() -> SimPhone {
+        SimPhone::new(SimSettings {
+            auto_answer: false,
+            ..SimSettings::default()
+        })
+    }
+
+    /// Events with call ids replaced by the index of the call in order of appearance,
+    /// so tables can name them.
+    fn shape(events: &[PhoneEvent]) -> Vec<String> {
+        events
+            .iter()
+            .map(|e| match e {
+                PhoneEvent::StateChanged(s) => format!("StateChanged {}", s.as_str()),
+                PhoneEvent::CallComing { number, .. } => format!("CallComing {number}"),
+                PhoneEvent::QueueCallComing { caller, .. } => format!("QueueCallComing {caller}"),
+                PhoneEvent::CallingOut { number, .. } => format!("CallingOut {number}"),
+                PhoneEvent::CallConnected { .. } => "CallConnected".into(),
+                PhoneEvent::CallDisconnected { reason, .. } => {
+                    format!("CallDisconnected {reason}")
+                }
+            })
+            .collect()
+    }
+
+    fn call_out(n: &str) -> Command {
+        Command::CallOut(num(n))
+    }
+    fn sim(c: SimCommand) -> Command {
+        Command::Simulate(c)
+    }
+    fn incoming(n: &str) -> Command {
+        sim(SimCommand::IncomingCall { number: num(n) })
+    }
+    fn remote_hangup() -> Command {
+        sim(SimCommand::RemoteHangUp {
+            call: None,
+            reason: String::new(),
+        })
+    }
+
+    /// Each row: commands run in order on a fresh manual phone; the last one's reply kind,
+    /// all events of the last command, and the final state.
+    #[test]
+    fn state_machine_table() {
+        type Row = (
+            &'static str,
+            Vec<Command>,
+            Result<&'static str, &'static str>,
+            Vec<&'static str>,
+            &'static str,
+        );
+        let rows: Vec<Row> = vec![
+            (
+                "idle state",
+                vec![Command::GetState],
+                Ok("state"),
+                vec![],
+                "Available",
+            ),
+            (
+                "call out",
+                vec![call_out("+358449388834")],
+                Ok("call"),
+                vec!["CallingOut +358449388834", "StateChanged Busy"],
+                "Busy",
+            ),
+            (
+                "remote answers",
+                vec![call_out("1"), sim(SimCommand::RemoteAnswer { call: None })],
+                Ok("done"),
+                vec!["CallConnected"],
+                "Busy",
+            ),
+            (
+                "remote hangs up",
+                vec![call_out("1"), remote_hangup()],
+                Ok("done"),
+                vec!["CallDisconnected ", "StateChanged Available"],
+                "Available",
+            ),
+            (
+                "hang up own call",
+                vec![call_out("1"), Command::HangUp],
+                Ok("done"),
+                vec!["CallDisconnected local hang-up", "StateChanged Available"],
+                "Available",
+            ),
+            (
+                "hang up with no call",
+                vec![Command::HangUp],
+                Err("nosuchcall"),
+                vec![],
+                "Available",
+            ),
+            (
+                "answer with no call",
+                vec![Command::Answer],
+                Err("nosuchcall"),
+                vec![],
+                "Available",
+            ),
+            (
+                "incoming",
+                vec![incoming("0505010269")],
+                Ok("call"),
+                vec!["CallComing 0505010269", "StateChanged Busy"],
+                "Busy",
+            ),
+            (
+                "answer incoming",
+                vec![incoming("1"), Command::Answer],
+                Ok("done"),
+                vec!["CallConnected"],
+                "Busy",
+            ),
+            (
+                "reject ringing",
+                vec![incoming("1"), Command::HangUp],
+                Ok("done"),
+                vec!["CallDisconnected rejected", "StateChanged Available"],
+                "Available",
+            ),
+            (
+                "queue call",
+                vec![sim(SimCommand::QueueCall {
+                    number: num("+358501231234"),
+                    queue_number: "+3581011223".into(),
+                    queue_name: "Master queue 1".into(),
+                })],
+                Ok("call"),
+                vec![
+                    "QueueCallComing +358501231234",
+                    "CallComing +358501231234",
+                    "StateChanged Busy",
+                ],
+                "Busy",
+            ),
+            (
+                "availability",
+                vec![sim(SimCommand::SetAvailability(Availability::Dnd))],
+                Ok("done"),
+                vec!["StateChanged DND"],
+                "DND",
+            ),
+            (
+                "availability while busy is silent",
+                vec![
+                    call_out("1"),
+                    sim(SimCommand::SetAvailability(Availability::Away)),
+                ],
+                Ok("done"),
+                vec![],
+                "Busy",
+            ),
+            (
+                "availability returns after call",
+                vec![
+                    call_out("1"),
+                    sim(SimCommand::SetAvailability(Availability::Away)),
+                    Command::HangUp,
+                ],
+                Ok("done"),
+                vec!["CallDisconnected local hang-up", "StateChanged Away"],
+                "Away",
+            ),
+            (
+                "offline ends calls",
+                vec![call_out("1"), incoming("2"), sim(SimCommand::SetOffline)],
+                Ok("done"),
+                vec![
+                    "CallDisconnected phone offline",
+                    "CallDisconnected phone offline",
+                    "StateChanged Offline",
+                ],
+                "Offline",
+            ),
+            (
+                "offline refuses call out",
+                vec![sim(SimCommand::SetOffline), call_out("1")],
+                Err("unavailable"),
+                vec![],
+                "Offline",
+            ),
+            (
+                "offline refuses incoming",
+                vec![sim(SimCommand::SetOffline), incoming("1")],
+                Err("unavailable"),
+                vec![],
+                "Offline",
+            ),
+            (
+                "online again",
+                vec![sim(SimCommand::SetOffline), sim(SimCommand::SetOnline)],
+                Ok("done"),
+                vec!["StateChanged Available"],
+                "Available",
+            ),
+            (
+                "offline twice is silent",
+                vec![sim(SimCommand::SetOffline), sim(SimCommand::SetOffline)],
+                Ok("done"),
+                vec![],
+                "Offline",
+            ),
+            (
+                "remote answer needs a calling call",
+                vec![incoming("1"), sim(SimCommand::RemoteAnswer { call: None })],
+                Err("nosuchcall"),
+                vec![],
+                "Busy",
+            ),
+            (
+                "remote answer of unknown id",
+                vec![
+                    call_out("1"),
+                    sim(SimCommand::RemoteAnswer {
+                        call: Some(CallId::from_string("nope")),
+                    }),
+                ],
+                Err("nosuchcall"),
+                vec![],
+                "Busy",
+            ),
+            (
+                "second call out holds the first, hang up ends the newest",
+                vec![
+                    call_out("1"),
+                    sim(SimCommand::RemoteAnswer { call: None }),
+                    call_out("2"),
+                    Command::HangUp,
+                ],
+                Ok("done"),
+                vec!["CallDisconnected local hang-up"],
+                "Busy",
+            ),
+        ];
+        for (name, commands, want_reply, want_events, want_state) in rows {
+            let mut phone = manual();
+            let mut last = None;
+            for c in commands {
+                last = Some(phone.handle(c, SystemTime::now()));
+            }
+            let last = last.expect("each row has a command");
+            let kind = match &last.reply {
+                Ok(Reply::Done) => Ok("done"),
+                Ok(Reply::State(_)) => Ok("state"),
+                Ok(Reply::Calls(_)) => Ok("calls"),
+                Ok(Reply::Call(_)) => Ok("call"),
+                Err(PhoneError::NoSuchCall(_)) => Err("nosuchcall"),
+                Err(PhoneError::Unavailable(_)) => Err("unavailable"),
+                Err(PhoneError::Refused(_)) => Err("refused"),
+                Err(PhoneError::Unsupported) => Err("unsupported"),
+            };
+            assert_eq!(kind, want_reply, "{name}: reply");
+            assert_eq!(shape(&last.events), want_events, "{name}: events");
+            assert_eq!(phone.state().as_str(), want_state, "{name}: state");
+        }
+    }
+
+    #[test]
+    fn one_call_keeps_one_id() {
+        let mut phone = manual();
+        let out = phone.handle(call_out("123"), SystemTime::now());
+        let Ok(Reply::Call(id)) = out.reply else {
+            panic!("call out failed: {:?}", out.reply)
+        };
+        assert_eq!(
+            out.events[0],
+            PhoneEvent::CallingOut {
+                id: id.clone(),
+                number: "123".into()
+            }
+        );
+        let answered = phone.answer_timer_fired(&id);
+        assert_eq!(answered, vec![PhoneEvent::CallConnected { id: id.clone() }]);
+        // A second firing does nothing: the call is no longer calling.
+        assert!(phone.answer_timer_fired(&id).is_empty());
+        let end = phone.handle(Command::HangUp, SystemTime::now());
+        assert_eq!(
+            end.events[0],
+            PhoneEvent::CallDisconnected {
+                id,
+                reason: REASON_LOCAL_HANGUP.into()
+            }
+        );
+    }
+
+    #[test]
+    fn calls_listed_oldest_first_with_states() {
+        let mut phone = manual();
+        phone.handle(call_out("1"), SystemTime::now());
+        phone.handle(
+            sim(SimCommand::RemoteAnswer { call: None }),
+            SystemTime::now(),
+        );
+        phone.handle(incoming("2"), SystemTime::now());
+        phone.handle(Command::Answer, SystemTime::now());
+        let Ok(Reply::Calls(calls)) = phone.handle(Command::GetCalls, SystemTime::now()).reply
+        else {
+            panic!("no calls reply")
+        };
+        let got: Vec<_> = calls
+            .iter()
+            .map(|c| (c.direction, c.state, c.number.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (Direction::Outbound, CallState::OnHold, "1"),
+                (Direction::Inbound, CallState::Connected, "2"),
+            ]
+        );
+    }
+
+    #[test]
+    fn refuses_more_than_max_calls() {
+        let mut phone = SimPhone::new(SimSettings {
+            auto_answer: false,
+            max_calls: 2,
+            ..SimSettings::default()
+        });
+        phone.handle(call_out("1"), SystemTime::now());
+        phone.handle(incoming("2"), SystemTime::now());
+        let third = phone.handle(call_out("3"), SystemTime::now());
+        assert!(matches!(third.reply, Err(PhoneError::Refused(_))));
+        assert!(third.events.is_empty());
+    }
+
+    #[test]
+    fn auto_answer_is_scheduled() {
+        let mut phone = SimPhone::new(SimSettings::default());
+        let out = phone.handle(call_out("1"), SystemTime::now());
+        assert!(out.schedule_answer.is_some());
+        let mut manual = manual();
+        assert!(
+            manual
+                .handle(call_out("1"), SystemTime::now())
+                .schedule_answer
+                .is_none()
+        );
+    }
+}

@@ -1,0 +1,543 @@
+//! The documented API: method names and their params, result shapes, notifications, and
+//! the mapping of phone errors to JSON-RPC errors. This is where JSON-RPC meets the phone
+//! abstraction; nothing here knows how a phone works.
+
+use std::time::SystemTime;
+
+use serde_json::Value;
+
+use super::jsonrpc::{ErrorCode, Params, RpcError, encode_notification, truncate};
+use crate::phone::{
+    Availability, Call, CallId, NumberError, PhoneError, PhoneEvent, PhoneNumber, SimCommand,
+};
+
+/// A decoded method call with typed params.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Method {
+    /// `Init [backend?]`: choose the backend for this connection (`None`: the default).
+    Init(Option<String>),
+    /// `GetState []`.
+    GetState,
+    /// `CallOut [number]`.
+    CallOut(PhoneNumber),
+    /// `HangUp []`.
+    HangUp,
+    /// `Answer []`.
+    Answer,
+    /// `GetActiveCalls []`.
+    GetActiveCalls,
+    /// `Sim.*`: drive the simulated phone.
+    Sim(SimCommand),
+}
+
+impl Method {
+    /// The canonical method name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Method::Init(_) => "Init",
+            Method::GetState => "GetState",
+            Method::CallOut(_) => "CallOut",
+            Method::HangUp => "HangUp",
+            Method::Answer => "Answer",
+            Method::GetActiveCalls => "GetActiveCalls",
+            Method::Sim(c) => match c {
+                SimCommand::IncomingCall { .. } => "Sim.IncomingCall",
+                SimCommand::QueueCall { .. } => "Sim.QueueCall",
+                SimCommand::RemoteAnswer { .. } => "Sim.RemoteAnswer",
+                SimCommand::RemoteHangUp { .. } => "Sim.RemoteHangUp",
+                SimCommand::SetAvailability(_) => "Sim.SetAvailability",
+                SimCommand::SetOffline => "Sim.SetOffline",
+                SimCommand::SetOnline => "Sim.SetOnline",
+            },
+        }
+    }
+
+    /// Whether this request controls a call (logged as an audit line).
+    pub fn is_call_control(&self) -> bool {
+        matches!(self, Method::CallOut(_) | Method::HangUp | Method::Answer)
+    }
+}
+
+/// The default queue name of `Sim.QueueCall`.
+pub const DEFAULT_QUEUE_NAME: &str = "Simulated queue";
+
+/// Every method name, with the names of its params in positional order and how many are
+/// required. The single source for decoding and for `docs/protocol.md`.
+pub const METHODS: &[(&str, &[&str], usize)] = &[
+    ("Init", &["backend"], 0),
+    ("GetState", &[], 0),
+    ("CallOut", &["number"], 1),
+    ("HangUp", &[], 0),
+    ("Answer", &[], 0),
+    ("GetActiveCalls", &[], 0),
+    ("Sim.IncomingCall", &["number"], 1),
+    ("Sim.QueueCall", &["number", "queueNumber", "queueName"], 1),
+    ("Sim.RemoteAnswer", &["callId"], 0),
+    ("Sim.RemoteHangUp", &["callId", "reason"], 0),
+    ("Sim.SetAvailability", &["availability"], 1),
+    ("Sim.SetOffline", &[], 0),
+    ("Sim.SetOnline", &[], 0),
+];
+
+/// Decodes a method name (case-insensitive) and its params.
+pub fn decode_method(name: &str, params: Params) -> Result<Method, RpcError> {
+    let Some(&(canonical, names, required)) = METHODS
+        .iter()
+        .find(|(n, _, _)| n.eq_ignore_ascii_case(name))
+    else {
+        return Err(RpcError::new(
+            ErrorCode::MethodNotFound,
+            format!("Method not found: {}", truncate(name)),
+        ));
+    };
+    let mut args = take_params(canonical, names, required, params)?.into_iter();
+    let mut next = || args.next().flatten();
+    let method = match canonical {
+        "Init" => Method::Init(next()),
+        "GetState" => Method::GetState,
+        "CallOut" => Method::CallOut(number(canonical, next())?),
+        "HangUp" => Method::HangUp,
+        "Answer" => Method::Answer,
+        "GetActiveCalls" => Method::GetActiveCalls,
+        "Sim.IncomingCall" => Method::Sim(SimCommand::IncomingCall {
+            number: number(canonical, next())?,
+        }),
+        "Sim.QueueCall" => {
+            let number = number(canonical, next())?;
+            let queue_number = next().unwrap_or_default();
+            let queue_name = next().unwrap_or_else(|| DEFAULT_QUEUE_NAME.to_owned());
+            Method::Sim(SimCommand::QueueCall {
+                number,
+                queue_number: bounded_text(canonical, "queueNumber", queue_number)?,
+                queue_name: bounded_text(canonical, "queueName", queue_name)?,
+            })
+        }
+        "Sim.RemoteAnswer" => Method::Sim(SimCommand::RemoteAnswer {
+            call: next().map(CallId::from_string),
+        }),
+        "Sim.RemoteHangUp" => {
+            let call = next().map(CallId::from_string);
+            let reason = bounded_text(canonical, "reason", next().unwrap_or_default())?;
+            Method::Sim(SimCommand::RemoteHangUp { call, reason })
+        }
+        "Sim.SetAvailability" => {
+            let text = next().unwrap_or_default();
+            let a = Availability::parse(&text).ok_or_else(|| {
+                invalid(
+                    canonical,
+                    format!(
+                        "availability must be one of {}",
+                        Availability::ALL.map(|a| a.as_str()).join(", ")
+                    ),
+                )
+            })?;
+            Method::Sim(SimCommand::SetAvailability(a))
+        }
+        "Sim.SetOffline" => Method::Sim(SimCommand::SetOffline),
+        _ => Method::Sim(SimCommand::SetOnline),
+    };
+    Ok(method)
+}
+
+/// The longest free-text param accepted (queue names, reasons).
+const MAX_TEXT_PARAM: usize = 256;
+
+fn bounded_text(method: &str, name: &str, text: String) -> Result<String, RpcError> {
+    if text.chars().count() > MAX_TEXT_PARAM || text.chars().any(char::is_control) {
+        return Err(invalid(
+            method,
+            format!(
+                "{name} must be at most {MAX_TEXT_PARAM} characters without control characters"
+            ),
+        ));
+    }
+    Ok(text)
+}
+
+fn invalid(method: &str, why: impl std::fmt::Display) -> RpcError {
+    RpcError::new(
+        ErrorCode::InvalidParams,
+        format!("Invalid params for {method}: {why}"),
+    )
+}
+
+fn number(method: &str, text: Option<String>) -> Result<PhoneNumber, RpcError> {
+    let text = text.unwrap_or_default();
+    PhoneNumber::parse(&text).map_err(|e: NumberError| {
+        invalid(
+            method,
+            format!("{e}; a number is an optional leading '+' and 1 to 32 digits, after removing spaces and -.()"),
+        )
+    })
+}
+
+/// Checks the params against the method's list of string params and returns them in
+/// positional order.
+fn take_params(
+    method: &str,
+    names: &[&str],
+    required: usize,
+    params: Params,
+) -> Result<Vec<Option<String>>, RpcError> {
+    let expect = || {
+        if names.is_empty() {
+            "no params".to_owned()
+        } else {
+            format!("[{}] ({} required)", names.join(", "), required)
+        }
+    };
+    let values: Vec<Option<Value>> = match params {
+        Params::None => Vec::new(),
+        Params::Array(a) => {
+            if a.len() > names.len() {
+                return Err(invalid(
+                    method,
+                    format!("{} params given, expected {}", a.len(), expect()),
+                ));
+            }
+            a.into_iter().map(Some).collect()
+        }
+        Params::Object(mut o) => {
+            let out = names.iter().map(|n| o.remove(*n)).collect();
+            if let Some(k) = o.keys().next() {
+                return Err(invalid(
+                    method,
+                    format!("unknown param {:?}, expected {}", truncate(k), expect()),
+                ));
+            }
+            out
+        }
+    };
+    let mut out = Vec::with_capacity(names.len());
+    for (i, name) in names.iter().enumerate() {
+        match values.get(i).cloned().flatten() {
+            Some(Value::String(s)) => out.push(Some(s)),
+            Some(_) => return Err(invalid(method, format!("{name} must be a string"))),
+            None if i < required => {
+                return Err(invalid(
+                    method,
+                    format!("{name} is required, expected {}", expect()),
+                ));
+            }
+            None => out.push(None),
+        }
+    }
+    Ok(out)
+}
+
+/// The JSON-RPC error for a phone error.
+pub fn phone_error(e: &PhoneError) -> RpcError {
+    match e {
+        PhoneError::Unavailable(m) => RpcError::new(ErrorCode::PhoneUnavailable, m.clone()),
+        PhoneError::NoSuchCall(m) => RpcError::new(ErrorCode::NoSuchCall, m.clone()),
+        PhoneError::Refused(m) => RpcError::new(ErrorCode::PhoneRefused, m.clone()),
+        PhoneError::Unsupported => RpcError::new(
+            ErrorCode::MethodNotFound,
+            "Method not found: Sim.* methods exist only on the simulated phone (Init [\"sim\"])",
+        ),
+    }
+}
+
+/// `started` as the API shows it: `yyyy-MM-dd HH:mm:ss.fff`, local time.
+pub fn format_started(t: SystemTime) -> String {
+    let local: chrono::DateTime<chrono::Local> = t.into();
+    local.format("%Y-%m-%d %H:%M:%S%.3f").to_string()
+}
+
+/// GetActiveCalls' result: six strings per call, flat.
+pub fn active_calls(calls: &[Call]) -> Vec<String> {
+    let mut out = Vec::with_capacity(calls.len() * 6);
+    for (i, c) in calls.iter().enumerate() {
+        out.push((i + 1).to_string());
+        out.push(c.direction.as_str().to_owned());
+        out.push(c.state.as_str().to_owned());
+        out.push(c.number.clone());
+        out.push(c.id.as_str().to_owned());
+        out.push(format_started(c.started));
+    }
+    out
+}
+
+/// The notification for a phone event.
+pub fn encode_event(event: &PhoneEvent) -> String {
+    match event {
+        PhoneEvent::StateChanged(s) => encode_notification("StateChanged", &[s.as_str()]),
+        PhoneEvent::CallComing { id, number } => {
+            encode_notification("CallComing", &[id.as_str(), number])
+        }
+        PhoneEvent::QueueCallComing {
+            id,
+            queue_call_id,
+            caller,
+            queue_number,
+            queue_id,
+            queue_name,
+        } => encode_notification(
+            "QueueCallComing",
+            &[
+                id.as_str(),
+                queue_call_id,
+                caller,
+                queue_number,
+                queue_id,
+                queue_name,
+            ],
+        ),
+        PhoneEvent::CallingOut { id, number } => {
+            encode_notification("CallingOut", &[id.as_str(), number])
+        }
+        PhoneEvent::CallConnected { id } => encode_notification("CallConnected", &[id.as_str()]),
+        PhoneEvent::CallDisconnected { id, reason } => {
+            encode_notification("CallDisconnected", &[id.as_str(), reason])
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::phone::{CallState, Direction, PhoneState};
+    use serde_json::json;
+
+    fn params(v: Value) -> Params {
+        match v {
+            Value::Null => Params::None,
+            Value::Array(a) => Params::Array(a),
+            Value::Object(o) => Params::Object(o),
+            other => panic!("bad test params {other}"),
+        }
+    }
+
+    #[test]
+    fn method_table() {
+        let n = |s: &str| PhoneNumber::parse(s).expect("valid");
+        let ok: Vec<(&str, Value, Method)> = vec![
+            ("Init", json!(["lync"]), Method::Init(Some("lync".into()))),
+            ("Init", json!([]), Method::Init(None)),
+            (
+                "init",
+                json!({"backend": "sim"}),
+                Method::Init(Some("sim".into())),
+            ),
+            ("GetState", json!([]), Method::GetState),
+            ("GetState", Value::Null, Method::GetState),
+            ("GetState", json!({}), Method::GetState),
+            (
+                "CallOut",
+                json!(["+358449388834"]),
+                Method::CallOut(n("+358449388834")),
+            ),
+            (
+                "CallOut",
+                json!({"number": "040 123"}),
+                Method::CallOut(n("040123")),
+            ),
+            ("Hangup", json!([]), Method::HangUp),
+            ("HangUp", json!([]), Method::HangUp),
+            ("Answer", json!([]), Method::Answer),
+            ("GetActiveCalls", json!([]), Method::GetActiveCalls),
+            (
+                "Sim.IncomingCall",
+                json!(["0505010269"]),
+                Method::Sim(SimCommand::IncomingCall {
+                    number: n("0505010269"),
+                }),
+            ),
+            (
+                "Sim.QueueCall",
+                json!(["1", "2", "Q"]),
+                Method::Sim(SimCommand::QueueCall {
+                    number: n("1"),
+                    queue_number: "2".into(),
+                    queue_name: "Q".into(),
+                }),
+            ),
+            (
+                "Sim.QueueCall",
+                json!({"number": "1"}),
+                Method::Sim(SimCommand::QueueCall {
+                    number: n("1"),
+                    queue_number: String::new(),
+                    queue_name: DEFAULT_QUEUE_NAME.into(),
+                }),
+            ),
+            (
+                "Sim.RemoteAnswer",
+                json!([]),
+                Method::Sim(SimCommand::RemoteAnswer { call: None }),
+            ),
+            (
+                "Sim.RemoteHangUp",
+                json!(["x", "busy"]),
+                Method::Sim(SimCommand::RemoteHangUp {
+                    call: Some(CallId::from_string("x")),
+                    reason: "busy".into(),
+                }),
+            ),
+            (
+                "Sim.SetAvailability",
+                json!(["dnd"]),
+                Method::Sim(SimCommand::SetAvailability(Availability::Dnd)),
+            ),
+            (
+                "Sim.SetOffline",
+                json!([]),
+                Method::Sim(SimCommand::SetOffline),
+            ),
+            (
+                "Sim.SetOnline",
+                json!([]),
+                Method::Sim(SimCommand::SetOnline),
+            ),
+        ];
+        for (name, p, want) in ok {
+            assert_eq!(
+                decode_method(name, params(p.clone())),
+                Ok(want),
+                "{name} {p}"
+            );
+        }
+        let err: Vec<(&str, Value, ErrorCode)> = vec![
+            ("Nope", json!([]), ErrorCode::MethodNotFound),
+            ("rpc.discover", json!([]), ErrorCode::MethodNotFound),
+            ("GetState", json!(["x"]), ErrorCode::InvalidParams),
+            ("GetState", json!({"x": 1}), ErrorCode::InvalidParams),
+            ("CallOut", json!([]), ErrorCode::InvalidParams),
+            ("CallOut", Value::Null, ErrorCode::InvalidParams),
+            (
+                "CallOut",
+                json!([358449388834u64]),
+                ErrorCode::InvalidParams,
+            ),
+            ("CallOut", json!(["abc"]), ErrorCode::InvalidParams),
+            ("CallOut", json!([""]), ErrorCode::InvalidParams),
+            ("CallOut", json!(["1", "2"]), ErrorCode::InvalidParams),
+            ("CallOut", json!({"num": "1"}), ErrorCode::InvalidParams),
+            ("CallOut", json!([null]), ErrorCode::InvalidParams),
+            ("Init", json!([1]), ErrorCode::InvalidParams),
+            ("Init", json!(["a", "b"]), ErrorCode::InvalidParams),
+            (
+                "Sim.SetAvailability",
+                json!(["Sleeping"]),
+                ErrorCode::InvalidParams,
+            ),
+            (
+                "Sim.SetAvailability",
+                json!(["Offline"]),
+                ErrorCode::InvalidParams,
+            ),
+            (
+                "Sim.RemoteHangUp",
+                json!(["x", "a\nb"]),
+                ErrorCode::InvalidParams,
+            ),
+        ];
+        for (name, p, code) in err {
+            let got = decode_method(name, params(p.clone()));
+            assert_eq!(got.map_err(|e| e.code), Err(code), "{name} {p}");
+        }
+    }
+
+    #[test]
+    fn every_method_name_decodes() {
+        for (name, _, required) in METHODS {
+            let args: Vec<Value> = (0..*required)
+                .map(|_| {
+                    json!(if name.contains("Availability") {
+                        "Away"
+                    } else {
+                        "123"
+                    })
+                })
+                .collect();
+            let m = decode_method(name, Params::Array(args)).expect(name);
+            assert_eq!(m.name(), *name);
+        }
+    }
+
+    #[test]
+    fn notifications_match_the_spec() {
+        let id = CallId::from_string("ID1");
+        let cases = vec![
+            (
+                PhoneEvent::StateChanged(PhoneState::Online(Availability::Busy)),
+                r#"{"jsonrpc":"2.0","method":"StateChanged","params":["Busy"]}"#,
+            ),
+            (
+                PhoneEvent::StateChanged(PhoneState::Offline),
+                r#"{"jsonrpc":"2.0","method":"StateChanged","params":["Offline"]}"#,
+            ),
+            (
+                PhoneEvent::CallComing {
+                    id: id.clone(),
+                    number: "0505010269".into(),
+                },
+                r#"{"jsonrpc":"2.0","method":"CallComing","params":["ID1","0505010269"]}"#,
+            ),
+            (
+                PhoneEvent::QueueCallComing {
+                    id: id.clone(),
+                    queue_call_id: "q".into(),
+                    caller: "+358501231234".into(),
+                    queue_number: "+3581011223".into(),
+                    queue_id: "qid".into(),
+                    queue_name: "Master queue 1".into(),
+                },
+                r#"{"jsonrpc":"2.0","method":"QueueCallComing","params":["ID1","q","+358501231234","+3581011223","qid","Master queue 1"]}"#,
+            ),
+            (
+                PhoneEvent::CallingOut {
+                    id: id.clone(),
+                    number: "+358505010269".into(),
+                },
+                r#"{"jsonrpc":"2.0","method":"CallingOut","params":["ID1","+358505010269"]}"#,
+            ),
+            (
+                PhoneEvent::CallConnected { id: id.clone() },
+                r#"{"jsonrpc":"2.0","method":"CallConnected","params":["ID1"]}"#,
+            ),
+            (
+                PhoneEvent::CallDisconnected {
+                    id,
+                    reason: "CustomData".into(),
+                },
+                r#"{"jsonrpc":"2.0","method":"CallDisconnected","params":["ID1","CustomData"]}"#,
+            ),
+        ];
+        for (event, want) in cases {
+            assert_eq!(encode_event(&event), want);
+        }
+    }
+
+    #[test]
+    fn active_calls_are_flat_records() {
+        let started = SystemTime::UNIX_EPOCH + std::time::Duration::from_millis(1_455_629_181_183);
+        let calls = vec![
+            Call {
+                id: CallId::from_string("ID1"),
+                direction: Direction::Outbound,
+                state: CallState::Calling,
+                number: "+358449388834".into(),
+                started,
+            },
+            Call {
+                id: CallId::from_string("ID2"),
+                direction: Direction::Inbound,
+                state: CallState::Ringing,
+                number: "1".into(),
+                started,
+            },
+        ];
+        let got = active_calls(&calls);
+        assert_eq!(got.len(), 12);
+        assert_eq!(
+            &got[..5],
+            ["1", "Outbound", "Calling", "+358449388834", "ID1"]
+        );
+        assert_eq!(&got[6..11], ["2", "Inbound", "Ringing", "1", "ID2"]);
+        let ts = &got[5];
+        assert_eq!(ts.len(), "2016-02-16 13:26:21.183".len(), "{ts}");
+        assert!(ts.ends_with(".183"), "{ts}");
+        assert!(active_calls(&[]).is_empty());
+    }
+}

@@ -1,0 +1,496 @@
+//! JSON-RPC 2.0 message model: decoding requests (single and batch) and encoding
+//! responses and notifications. Knows nothing of phones or methods.
+
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::value::RawValue;
+use serde_json::{Map, Value};
+
+/// Longest piece of client text (a method name, a parser message) repeated in an error.
+const MAX_ECHO_CHARS: usize = 64;
+
+/// A request id, kept as the exact JSON text the client sent so it is echoed byte for
+/// byte (integers above 2^53, strings with escapes, `null`).
+#[derive(Clone, Debug)]
+pub struct Id(Box<RawValue>);
+
+impl Id {
+    /// The id's JSON text.
+    pub fn as_json(&self) -> &str {
+        self.0.get()
+    }
+}
+
+/// JSON-RPC error codes used by this server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorCode {
+    /// Invalid JSON.
+    ParseError,
+    /// Valid JSON that is not a request object.
+    InvalidRequest,
+    /// No such method.
+    MethodNotFound,
+    /// Missing, extra or wrongly typed parameters.
+    InvalidParams,
+    /// A fault inside the server.
+    InternalError,
+    /// The phone is offline or the backend cannot be reached.
+    PhoneUnavailable,
+    /// No call the command could act on.
+    NoSuchCall,
+    /// Init named a backend that is not configured.
+    UnknownBackend,
+    /// The phone refused or failed the command.
+    PhoneRefused,
+}
+
+impl ErrorCode {
+    /// The numeric code on the wire.
+    pub fn code(self) -> i64 {
+        match self {
+            ErrorCode::ParseError => -32700,
+            ErrorCode::InvalidRequest => -32600,
+            ErrorCode::MethodNotFound => -32601,
+            ErrorCode::InvalidParams => -32602,
+            ErrorCode::InternalError => -32603,
+            ErrorCode::PhoneUnavailable => -32001,
+            ErrorCode::NoSuchCall => -32002,
+            ErrorCode::UnknownBackend => -32003,
+            ErrorCode::PhoneRefused => -32004,
+        }
+    }
+}
+
+/// An error to send back to the client.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RpcError {
+    /// The code.
+    pub code: ErrorCode,
+    /// A human-readable message.
+    pub message: String,
+    /// Extra detail, where useful.
+    pub data: Option<Value>,
+}
+
+impl RpcError {
+    /// An error without data.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        RpcError {
+            code,
+            message: message.into(),
+            data: None,
+        }
+    }
+
+    /// Adds data.
+    pub fn with_data(mut self, data: Value) -> Self {
+        self.data = Some(data);
+        self
+    }
+}
+
+/// The params of a request.
+#[derive(Clone, Debug, PartialEq, Default)]
+pub enum Params {
+    /// No `params` member.
+    #[default]
+    None,
+    /// By position.
+    Array(Vec<Value>),
+    /// By name.
+    Object(Map<String, Value>),
+}
+
+/// A well-formed request or client notification.
+#[derive(Clone, Debug)]
+pub struct Request {
+    /// `None` for a notification (no reply is sent).
+    pub id: Option<Id>,
+    /// The method name.
+    pub method: String,
+    /// The params.
+    pub params: Params,
+}
+
+/// One element of an incoming message: a request, or the error reply for a malformed one.
+pub type Entry = Result<Request, String>;
+
+/// A decoded incoming text message.
+#[derive(Debug)]
+pub enum Incoming {
+    /// One request (or the error reply for it).
+    Single(Entry),
+    /// A non-empty batch.
+    Batch(Vec<Entry>),
+    /// The message as a whole is invalid: this is the error reply.
+    Invalid(String),
+}
+
+/// Decodes one incoming text message.
+pub fn decode(text: &str) -> Incoming {
+    let raw: &RawValue = match serde_json::from_str(text) {
+        Ok(raw) => raw,
+        Err(e) => {
+            return Incoming::Invalid(encode_error(
+                None,
+                &RpcError::new(
+                    ErrorCode::ParseError,
+                    "Parse error: the message is not valid JSON",
+                )
+                .with_data(Value::String(truncate(&e.to_string()))),
+            ));
+        }
+    };
+    match raw.get().as_bytes().first() {
+        Some(b'[') => {
+            let items: Vec<&RawValue> = match serde_json::from_str(raw.get()) {
+                Ok(items) => items,
+                Err(_) => return Incoming::Invalid(invalid_request(None, "malformed batch")),
+            };
+            if items.is_empty() {
+                return Incoming::Invalid(invalid_request(None, "empty batch"));
+            }
+            Incoming::Batch(items.into_iter().map(decode_one).collect())
+        }
+        Some(b'{') => Incoming::Single(decode_one(raw)),
+        _ => Incoming::Invalid(invalid_request(
+            None,
+            "a request must be a JSON object or an array of them",
+        )),
+    }
+}
+
+fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D::Error> {
+    <&RawValue>::deserialize(d).map(Some)
+}
+
+#[derive(Deserialize)]
+struct RawRequest<'a> {
+    #[serde(default, borrow, deserialize_with = "present")]
+    jsonrpc: Option<&'a RawValue>,
+    #[serde(default, borrow, deserialize_with = "present")]
+    method: Option<&'a RawValue>,
+    #[serde(default, borrow, deserialize_with = "present")]
+    params: Option<&'a RawValue>,
+    #[serde(default, borrow, deserialize_with = "present")]
+    id: Option<&'a RawValue>,
+}
+
+fn decode_one(raw: &RawValue) -> Entry {
+    let Ok(req) = serde_json::from_str::<RawRequest>(raw.get()) else {
+        return Err(invalid_request(
+            None,
+            "a request must be an object without duplicate members",
+        ));
+    };
+    let id = match req.id {
+        None => None,
+        Some(r) => match r.get().as_bytes().first() {
+            Some(b'"' | b'-' | b'0'..=b'9' | b'n') => Some(Id(r.to_owned())),
+            _ => {
+                return Err(invalid_request(
+                    None,
+                    "id must be a string, a number or null",
+                ));
+            }
+        },
+    };
+    let version_ok = req
+        .jsonrpc
+        .and_then(|r| serde_json::from_str::<&str>(r.get()).ok())
+        .is_some_and(|v| v == "2.0");
+    if !version_ok {
+        return Err(invalid_request(id.as_ref(), "jsonrpc must be \"2.0\""));
+    }
+    let Some(method) = req
+        .method
+        .and_then(|r| serde_json::from_str::<String>(r.get()).ok())
+    else {
+        return Err(invalid_request(id.as_ref(), "method must be a string"));
+    };
+    let params = match req.params {
+        None => Params::None,
+        Some(r) => match serde_json::from_str::<Value>(r.get()) {
+            Ok(Value::Array(a)) => Params::Array(a),
+            Ok(Value::Object(o)) => Params::Object(o),
+            _ => {
+                return Err(invalid_request(
+                    id.as_ref(),
+                    "params must be an array or an object",
+                ));
+            }
+        },
+    };
+    Ok(Request { id, method, params })
+}
+
+fn invalid_request(id: Option<&Id>, why: &str) -> String {
+    encode_error(
+        id,
+        &RpcError::new(ErrorCode::InvalidRequest, format!("Invalid Request: {why}")),
+    )
+}
+
+/// Shortens client-controlled text before it is repeated in an error or a log line.
+pub fn truncate(s: &str) -> String {
+    if s.chars().count() <= MAX_ECHO_CHARS {
+        s.to_owned()
+    } else {
+        let mut t: String = s.chars().take(MAX_ECHO_CHARS).collect();
+        t.push('…');
+        t
+    }
+}
+
+#[derive(Serialize)]
+struct SuccessOut<'a, T: Serialize> {
+    jsonrpc: &'static str,
+    result: &'a T,
+    id: &'a RawValue,
+}
+
+#[derive(Serialize)]
+struct ErrorObject<'a> {
+    code: i64,
+    message: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data: Option<&'a Value>,
+}
+
+#[derive(Serialize)]
+struct ErrorOut<'a> {
+    jsonrpc: &'static str,
+    error: ErrorObject<'a>,
+    id: Option<&'a RawValue>,
+}
+
+#[derive(Serialize)]
+struct NotificationOut<'a, T: Serialize> {
+    jsonrpc: &'static str,
+    method: &'a str,
+    params: &'a T,
+}
+
+/// Encodes a success response.
+pub fn encode_success<T: Serialize>(id: &Id, result: &T) -> String {
+    let out = SuccessOut {
+        jsonrpc: "2.0",
+        result,
+        id: &id.0,
+    };
+    serde_json::to_string(&out).unwrap_or_else(|_| internal_error(id))
+}
+
+/// Encodes an error response (`id: null` when the id is unknown).
+pub fn encode_error(id: Option<&Id>, err: &RpcError) -> String {
+    let out = ErrorOut {
+        jsonrpc: "2.0",
+        error: ErrorObject {
+            code: err.code.code(),
+            message: &err.message,
+            data: err.data.as_ref(),
+        },
+        id: id.map(|i| &*i.0),
+    };
+    serde_json::to_string(&out).unwrap_or_else(|_| {
+        r#"{"jsonrpc":"2.0","error":{"code":-32603,"message":"Internal error"},"id":null}"#.into()
+    })
+}
+
+fn internal_error(id: &Id) -> String {
+    encode_error(
+        Some(id),
+        &RpcError::new(ErrorCode::InternalError, "Internal error"),
+    )
+}
+
+/// Encodes a notification (a message without id).
+pub fn encode_notification<T: Serialize>(method: &str, params: &T) -> String {
+    let out = NotificationOut {
+        jsonrpc: "2.0",
+        method,
+        params,
+    };
+    serde_json::to_string(&out).unwrap_or_default()
+}
+
+/// Joins encoded responses into one batch reply.
+pub fn encode_batch(replies: &[String]) -> String {
+    let len = replies.iter().map(|r| r.len() + 1).sum::<usize>() + 1;
+    let mut out = String::with_capacity(len);
+    out.push('[');
+    for (i, r) in replies.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(r);
+    }
+    out.push(']');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn single(text: &str) -> Entry {
+        match decode(text) {
+            Incoming::Single(e) => e,
+            other => panic!("{text}: expected a single entry, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn ids_are_echoed_exactly() {
+        let cases = [
+            "1455629097084",
+            "18446744073709551616123",
+            "\"1455629182021\"",
+            "\"a\\u0041\"",
+            "-5",
+            "1.5e3",
+            "null",
+        ];
+        for id in cases {
+            let text = format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"GetState"}}"#);
+            let req = single(&text).expect("valid request");
+            let got = req.id.expect("has id");
+            assert_eq!(got.as_json(), id);
+            assert_eq!(
+                encode_success(&got, &0),
+                format!(r#"{{"jsonrpc":"2.0","result":0,"id":{id}}}"#)
+            );
+        }
+    }
+
+    #[test]
+    fn decode_table() {
+        // (input, Ok(method, has_id, params kind) | Err(code, echoed id))
+        type Want = Result<(&'static str, bool, &'static str), (i64, &'static str)>;
+        let cases: &[(&str, Want)] = &[
+            (
+                r#"{"jsonrpc":"2.0","id":1,"method":"GetState","params":[]}"#,
+                Ok(("GetState", true, "array")),
+            ),
+            (
+                r#"{"jsonrpc":"2.0","method":"GetState"}"#,
+                Ok(("GetState", false, "none")),
+            ),
+            (
+                r#"{"jsonrpc":"2.0","id":1,"method":"CallOut","params":{"number":"1"}}"#,
+                Ok(("CallOut", true, "object")),
+            ),
+            (
+                r#"{"jsonrpc":"2.0","id":1,"method":"X","extra":true}"#,
+                Ok(("X", true, "none")),
+            ),
+            (
+                r#"{"jsonrpc":"1.0","id":1,"method":"GetState"}"#,
+                Err((-32600, "1")),
+            ),
+            (r#"{"id":7,"method":"GetState"}"#, Err((-32600, "7"))),
+            (r#"{"jsonrpc":"2.0","id":1,"method":5}"#, Err((-32600, "1"))),
+            (r#"{"jsonrpc":"2.0","id":1}"#, Err((-32600, "1"))),
+            (
+                r#"{"jsonrpc":"2.0","id":1,"method":"A","params":"x"}"#,
+                Err((-32600, "1")),
+            ),
+            (
+                r#"{"jsonrpc":"2.0","id":1,"method":"A","params":null}"#,
+                Err((-32600, "1")),
+            ),
+            (
+                r#"{"jsonrpc":"2.0","id":{},"method":"A"}"#,
+                Err((-32600, "null")),
+            ),
+            (
+                r#"{"jsonrpc":"2.0","id":[1],"method":"A"}"#,
+                Err((-32600, "null")),
+            ),
+            (
+                r#"{"jsonrpc":"2.0","id":true,"method":"A"}"#,
+                Err((-32600, "null")),
+            ),
+            (
+                r#"{"jsonrpc":"2.0","id":1,"id":2,"method":"A"}"#,
+                Err((-32600, "null")),
+            ),
+            (r#"{"jsonrpc":2.0,"id":1,"method":"A"}"#, Err((-32600, "1"))),
+        ];
+        for (input, want) in cases {
+            let got = single(input);
+            match (want, got) {
+                (Ok((m, has_id, kind)), Ok(req)) => {
+                    assert_eq!(req.method, *m, "{input}");
+                    assert_eq!(req.id.is_some(), *has_id, "{input}");
+                    let k = match req.params {
+                        Params::None => "none",
+                        Params::Array(_) => "array",
+                        Params::Object(_) => "object",
+                    };
+                    assert_eq!(k, *kind, "{input}");
+                }
+                (Err((code, id)), Err(reply)) => {
+                    let v: Value = serde_json::from_str(&reply).expect("reply is JSON");
+                    assert_eq!(v["error"]["code"], *code, "{input}");
+                    assert_eq!(v["id"].to_string(), *id, "{input}");
+                }
+                (want, got) => panic!("{input}: want {want:?}, got {got:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn whole_message_errors() {
+        let cases = [
+            ("", -32700),
+            ("{", -32700),
+            ("{\"jsonrpc\":\"2.0\",\"method\":\"A\"} x", -32700),
+            ("[]", -32600),
+            ("1", -32600),
+            ("\"GetState\"", -32600),
+            ("null", -32600),
+        ];
+        for (input, code) in cases {
+            let Incoming::Invalid(reply) = decode(input) else {
+                panic!("{input:?}: expected a whole-message error")
+            };
+            let v: Value = serde_json::from_str(&reply).expect("reply is JSON");
+            assert_eq!(v["error"]["code"], code, "{input:?}");
+            assert_eq!(v["id"], Value::Null, "{input:?}");
+        }
+    }
+
+    #[test]
+    fn batch_keeps_order_and_errors() {
+        let Incoming::Batch(entries) =
+            decode(r#"[{"jsonrpc":"2.0","id":1,"method":"A"},1,{"jsonrpc":"2.0","method":"B"}]"#)
+        else {
+            panic!("expected a batch")
+        };
+        assert_eq!(entries.len(), 3);
+        assert!(entries[0].is_ok());
+        assert!(entries[1].is_err());
+        assert!(entries[2].as_ref().is_ok_and(|r| r.id.is_none()));
+    }
+
+    #[test]
+    fn error_shape() {
+        let err = RpcError::new(ErrorCode::NoSuchCall, "no active call");
+        assert_eq!(
+            encode_error(None, &err),
+            r#"{"jsonrpc":"2.0","error":{"code":-32002,"message":"no active call"},"id":null}"#
+        );
+        assert_eq!(
+            encode_notification("StateChanged", &["Busy"]),
+            r#"{"jsonrpc":"2.0","method":"StateChanged","params":["Busy"]}"#
+        );
+        assert_eq!(encode_batch(&["1".into(), "2".into()]), "[1,2]");
+    }
+
+    #[test]
+    fn long_text_is_truncated() {
+        let long = "x".repeat(1000);
+        let t = truncate(&long);
+        assert!(t.chars().count() <= MAX_ECHO_CHARS + 1);
+    }
+}

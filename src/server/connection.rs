@@ -1,0 +1,253 @@
+//! One WebSocket connection: the handshake (Origin check, connection limit), then a loop
+//! that reads requests, writes replies and notifications, and enforces the idle timeout.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::net::TcpStream;
+use tokio::sync::{OwnedSemaphorePermit, watch};
+use tokio::time::{Instant, sleep_until, timeout};
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::error::ProtocolError;
+use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
+use tokio_tungstenite::tungstenite::http::{HeaderValue, StatusCode};
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
+
+use super::Shared;
+use super::session::{Peer, Session};
+use crate::protocol::jsonrpc::truncate;
+
+/// How long a client has to complete the HTTP handshake.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long one write may wait for a client that does not read.
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long to wait for the client's reply to our close frame.
+const CLOSE_LINGER: Duration = Duration::from_secs(2);
+
+type Ws = WebSocketStream<TcpStream>;
+
+/// Serves one accepted TCP connection until it closes. `permit` is `None` when the server
+/// is at its connection limit: the handshake is then refused with 503.
+// The handshake callback's error type is tungstenite's, not ours to shrink.
+#[allow(clippy::result_large_err)]
+pub async fn serve(
+    stream: TcpStream,
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    permit: Option<OwnedSemaphorePermit>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let _ = stream.set_nodelay(true);
+    let id = shared.next_connection_id();
+    let mut origin: Option<String> = None;
+    let at_limit = permit.is_none();
+    let callback = |req: &Request, resp: Response| -> Result<Response, ErrorResponse> {
+        origin = req
+            .headers()
+            .get("origin")
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+        if at_limit {
+            return Err(refusal(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "too many connections; try again later\n",
+            ));
+        }
+        if !shared.origins.allows(origin.as_deref()) {
+            return Err(refusal(
+                StatusCode::FORBIDDEN,
+                "origin not allowed; see AllowedOrigins in the bapiws configuration\n",
+            ));
+        }
+        Ok(resp)
+    };
+    let handshake =
+        tokio_tungstenite::accept_hdr_async_with_config(stream, callback, Some(shared.ws_config));
+    let ws = match timeout(HANDSHAKE_TIMEOUT, handshake).await {
+        Ok(Ok(ws)) => ws,
+        Ok(Err(e)) => {
+            let origin_text = origin
+                .as_deref()
+                .map(truncate)
+                .unwrap_or_else(|| "-".into());
+            if at_limit {
+                tracing::warn!(conn = id, peer = %addr, "connection refused: at the connection limit");
+            } else if !shared.origins.allows(origin.as_deref()) {
+                tracing::warn!(conn = id, peer = %addr, origin = %origin_text, "connection refused: origin not allowed");
+            } else {
+                tracing::info!(conn = id, peer = %addr, error = %e, "handshake failed");
+            }
+            return;
+        }
+        Err(_) => {
+            tracing::info!(conn = id, peer = %addr, "handshake timed out");
+            return;
+        }
+    };
+    let peer = Peer {
+        id,
+        addr: addr.to_string(),
+        origin,
+    };
+    tracing::info!(
+        conn = id,
+        peer = %addr,
+        origin = peer.origin.as_deref().map(truncate).unwrap_or_else(|| "-".into()),
+        "connection opened"
+    );
+    let session = Session::new(peer, Arc::clone(&shared.backends));
+    let why = run(ws, session, &shared, &mut shutdown).await;
+    tracing::info!(conn = id, reason = %why, "connection closed");
+    drop(permit);
+}
+
+#[allow(clippy::result_large_err)]
+fn refusal(status: StatusCode, body: &str) -> ErrorResponse {
+    let mut resp = ErrorResponse::new(Some(body.to_owned()));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        "content-type",
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    resp
+}
+
+/// Why a connection ended.
+enum End {
+    ClientClosed,
+    Closed(CloseCode, String),
+    Dropped(String),
+}
+
+impl std::fmt::Display for End {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            End::ClientClosed => f.write_str("closed by the client"),
+            End::Closed(code, why) => {
+                write!(f, "closed by the server ({}): {why}", u16::from(*code))
+            }
+            End::Dropped(why) => write!(f, "dropped: {why}"),
+        }
+    }
+}
+
+async fn run(
+    mut ws: Ws,
+    mut session: Session,
+    shared: &Shared,
+    shutdown: &mut watch::Receiver<bool>,
+) -> String {
+    let idle = shared.idle_timeout;
+    let mut deadline = Instant::now() + idle;
+    let end = loop {
+        let sub = session.subscription();
+        tokio::select! {
+            biased;
+            _ = shutdown.changed() => {
+                break End::Closed(CloseCode::Away, "server shutting down".into());
+            }
+            _ = sub.overflow.notified() => {
+                break End::Dropped(overflow_reason(shared));
+            }
+            event = sub.queue.recv() => {
+                let Some(text) = event else {
+                    break End::Dropped(overflow_reason(shared));
+                };
+                if let Err(e) = send(&mut ws, &mut session, text).await {
+                    break e;
+                }
+            }
+            _ = sleep_until(deadline) => {
+                break End::Closed(
+                    CloseCode::Normal,
+                    format!("idle timeout: nothing received for {} s", idle.as_secs()),
+                );
+            }
+            incoming = ws.next() => {
+                deadline = Instant::now() + idle;
+                match incoming {
+                    None => break End::ClientClosed,
+                    Some(Err(e)) => break read_error(e, shared),
+                    Some(Ok(Message::Text(text))) => {
+                        if let Some(reply) = session.handle_text(&text).await
+                            && let Err(e) = send(&mut ws, &mut session, Utf8Bytes::from(reply)).await
+                        {
+                            break e;
+                        }
+                    }
+                    Some(Ok(Message::Binary(_))) => {
+                        break End::Closed(
+                            CloseCode::Unsupported,
+                            "binary frames are not supported; send JSON-RPC as text".into(),
+                        );
+                    }
+                    Some(Ok(Message::Close(_))) => break End::ClientClosed,
+                    Some(Ok(_)) => {} // ping (answered by the library), pong
+                }
+            }
+        }
+    };
+    if let End::Closed(code, why) = &end {
+        close(&mut ws, *code, why).await;
+    }
+    end.to_string()
+}
+
+fn overflow_reason(shared: &Shared) -> String {
+    format!(
+        "too slow: {} notifications waiting unread",
+        shared.send_queue
+    )
+}
+
+/// Writes one message, giving up if the client stops reading for too long or its
+/// notification queue overflows meanwhile.
+async fn send(ws: &mut Ws, session: &mut Session, text: Utf8Bytes) -> Result<(), End> {
+    let overflow = Arc::clone(&session.subscription().overflow);
+    tokio::select! {
+        r = ws.send(Message::Text(text)) => r.map_err(|e| End::Dropped(format!("write failed: {e}"))),
+        _ = overflow.notified() => Err(End::Dropped("too slow: notification queue overflowed".into())),
+        _ = tokio::time::sleep(WRITE_TIMEOUT) => Err(End::Dropped("too slow: a write did not complete in 30 s".into())),
+    }
+}
+
+fn read_error(e: WsError, shared: &Shared) -> End {
+    match e {
+        WsError::Capacity(_) => End::Closed(
+            CloseCode::Size,
+            format!(
+                "message too big: the limit is {} bytes",
+                shared.ws_config.max_message_size.unwrap_or(0)
+            ),
+        ),
+        WsError::Utf8(_) => End::Closed(CloseCode::Invalid, "invalid UTF-8 in a text frame".into()),
+        WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => {
+            End::Dropped("the client went away without a close frame".into())
+        }
+        WsError::Protocol(p) => End::Closed(CloseCode::Protocol, format!("protocol error: {p}")),
+        WsError::ConnectionClosed | WsError::AlreadyClosed => End::ClientClosed,
+        other => End::Dropped(format!("read failed: {other}")),
+    }
+}
+
+async fn close(ws: &mut Ws, code: CloseCode, why: &str) {
+    // A close frame's reason is at most 123 bytes.
+    let mut end = why.len().min(123);
+    while !why.is_char_boundary(end) {
+        end -= 1;
+    }
+    let frame = CloseFrame {
+        code,
+        reason: Utf8Bytes::from(why[..end].to_owned()),
+    };
+    let closing = async {
+        ws.close(Some(frame)).await.ok()?;
+        // Let the client answer our close frame so the TCP connection ends cleanly.
+        while let Some(Ok(_)) = ws.next().await {}
+        Some(())
+    };
+    let _ = timeout(CLOSE_LINGER, closing).await;
+}

@@ -1,0 +1,222 @@
+//! The server: listeners, the accept loop, limits and graceful shutdown.
+//!
+//! - [`connection`]: one WebSocket connection (handshake, read/write loop, idle timeout).
+//! - [`session`]: one connection's protocol state, without sockets.
+//! - [`backends`]: the registry of backends and aliases.
+//! - [`hub`]: fan-out of a backend's notifications to its connections.
+//! - [`origin`]: the Origin rules.
+
+pub mod backends;
+pub mod connection;
+pub mod hub;
+pub mod origin;
+pub mod session;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinSet;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+
+use crate::config::Config;
+use crate::phone::BackendSettings;
+use backends::Backends;
+use origin::OriginPolicy;
+
+/// How many connections beyond the limit may wait for their 503 at once; more are
+/// dropped without a reply.
+const MAX_REFUSALS_IN_FLIGHT: usize = 64;
+/// How long to wait for connections to close at shutdown.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
+
+/// What every connection shares.
+pub struct Shared {
+    /// The allowed origins.
+    pub origins: OriginPolicy,
+    /// Close a connection after this long without a message.
+    pub idle_timeout: Duration,
+    /// Limits of the WebSocket layer (message and frame size, buffers).
+    pub ws_config: WebSocketConfig,
+    /// Notifications queued per connection before it counts as too slow.
+    pub send_queue: usize,
+    /// The backends.
+    pub backends: Arc<Backends>,
+    next_id: AtomicU64,
+}
+
+impl Shared {
+    fn next_connection_id(&self) -> u64 {
+        self.next_id.fetch_add(1, Ordering::Relaxed) + 1
+    }
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// A configuration value is unusable.
+    #[error("{0}")]
+    Config(String),
+    /// No address could be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The error.
+        source: std::io::Error,
+    },
+}
+
+/// A bound, not yet running server.
+pub struct Server {
+    listeners: Vec<TcpListener>,
+    shared: Arc<Shared>,
+    max_connections: usize,
+}
+
+impl Server {
+    /// Binds every configured address. An address that cannot be bound is logged and
+    /// skipped as long as one other can be (a machine without IPv6 still serves on IPv4).
+    pub async fn bind(config: &Config) -> Result<Server, StartError> {
+        let origins = OriginPolicy::parse(&config.allowed_origins)
+            .map_err(|e| StartError::Config(e.to_string()))?;
+        let settings = BackendSettings {
+            sim: config.sim.clone(),
+        };
+        let backends = Backends::new(
+            settings,
+            &config.aliases,
+            &config.default_backend,
+            config.send_queue,
+        )
+        .map_err(|e| StartError::Config(e.to_string()))?;
+        let ws_config = WebSocketConfig::default()
+            .max_message_size(Some(config.max_message_bytes))
+            .max_frame_size(Some(config.max_message_bytes))
+            .read_buffer_size(4096)
+            .write_buffer_size(0)
+            .max_write_buffer_size(config.max_message_bytes.max(64 * 1024) * 4);
+        let mut listeners = Vec::new();
+        let mut last_error = None;
+        for ip in &config.listen {
+            let addr = SocketAddr::new(*ip, config.port);
+            match TcpListener::bind(addr).await {
+                Ok(l) => listeners.push(l),
+                Err(source) => {
+                    tracing::warn!(%addr, error = %source, "cannot listen on this address");
+                    last_error = Some(StartError::Bind { addr, source });
+                }
+            }
+        }
+        if listeners.is_empty() {
+            return Err(last_error
+                .unwrap_or_else(|| StartError::Config("no listen address is configured".into())));
+        }
+        Ok(Server {
+            listeners,
+            shared: Arc::new(Shared {
+                origins,
+                idle_timeout: config.idle_timeout,
+                ws_config,
+                send_queue: config.send_queue,
+                backends: Arc::new(backends),
+                next_id: AtomicU64::new(0),
+            }),
+            max_connections: config.max_connections,
+        })
+    }
+
+    /// The addresses actually bound (with the real port when 0 was asked for).
+    pub fn local_addrs(&self) -> Vec<SocketAddr> {
+        self.listeners
+            .iter()
+            .filter_map(|l| l.local_addr().ok())
+            .collect()
+    }
+
+    /// Serves until `shutdown` completes, then closes every connection with 1001.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) {
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let permits = Arc::new(Semaphore::new(self.max_connections));
+        let refusals = Arc::new(AtomicUsize::new(0));
+        // Start the default backend now, so its first state is ready for the first client.
+        let _ = self
+            .shared
+            .backends
+            .get(self.shared.backends.default_kind());
+        let mut accepts = JoinSet::new();
+        for listener in self.listeners {
+            accepts.spawn(accept_loop(
+                listener,
+                Arc::clone(&self.shared),
+                Arc::clone(&permits),
+                Arc::clone(&refusals),
+                stop_rx.clone(),
+            ));
+        }
+        shutdown.await;
+        tracing::info!("shutting down: closing every connection");
+        let _ = stop_tx.send(true);
+        let _ = tokio::time::timeout(SHUTDOWN_GRACE, async {
+            while accepts.join_next().await.is_some() {}
+        })
+        .await;
+    }
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    permits: Arc<Semaphore>,
+    refusals: Arc<AtomicUsize>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            _ = stop.changed() => break,
+            Some(_) = connections.join_next() => {}
+            accepted = listener.accept() => {
+                let (stream, addr) = match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        // Out of file descriptors and the like: back off, don't die.
+                        tracing::error!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                };
+                let permit = Arc::clone(&permits).try_acquire_owned().ok();
+                let refusal_guard = if permit.is_none() {
+                    if refusals.fetch_add(1, Ordering::AcqRel) >= MAX_REFUSALS_IN_FLIGHT {
+                        refusals.fetch_sub(1, Ordering::AcqRel);
+                        continue;
+                    }
+                    Some(RefusalGuard(Arc::clone(&refusals)))
+                } else {
+                    None
+                };
+                let shared = Arc::clone(&shared);
+                let stop = stop.clone();
+                connections.spawn(async move {
+                    connection::serve(stream, addr, shared, permit, stop).await;
+                    drop(refusal_guard);
+                });
+            }
+        }
+    }
+    // Each connection sees the same stop signal and closes with 1001; wait for them.
+    while connections.join_next().await.is_some() {}
+}
+
+struct RefusalGuard(Arc<AtomicUsize>);
+
+impl Drop for RefusalGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
