@@ -15,8 +15,8 @@ use clap::Args;
 use serde::de::DeserializeOwned;
 use tracing_subscriber::filter::LevelFilter;
 
-use crate::phone::Availability;
 use crate::phone::sim::SimSettings;
+use crate::phone::{Availability, BackendKind};
 use crate::server::origin::OriginPolicy;
 
 /// Default TCP port, as the original.
@@ -45,6 +45,8 @@ pub struct Config {
     pub idle_timeout: Duration,
     /// Backend of a connection that has not called Init.
     pub default_backend: String,
+    /// Extra independent backends (name → kind), e.g. a second simulated phone.
+    pub extra_backends: BTreeMap<String, String>,
     /// Extra names for backends (alias → backend).
     pub aliases: BTreeMap<String, String>,
     /// The simulated phone.
@@ -104,6 +106,15 @@ pub struct ServeArgs {
         value_name = "ALIAS=BACKEND"
     )]
     pub aliases: Vec<String>,
+    /// Extra independent backend, e.g. `agent2=sim` for a second simulated phone with its
+    /// own calls; repeat or comma-separate. Adds to the file's `[extra_backends]`.
+    #[arg(
+        long = "extra-backend",
+        env = "BAPIWS_EXTRA_BACKENDS",
+        value_delimiter = ',',
+        value_name = "NAME=KIND"
+    )]
+    pub extra_backends: Vec<String>,
     /// Whether the simulated far end answers outbound calls by itself. [default: true]
     #[arg(long, env = "BAPIWS_SIM_AUTO_ANSWER", value_name = "BOOL")]
     pub sim_auto_answer: Option<bool>,
@@ -182,6 +193,7 @@ struct FileValues {
     idle_timeout_secs: Option<u64>,
     default_backend: Option<String>,
     aliases: BTreeMap<String, String>,
+    extra_backends: BTreeMap<String, String>,
     sim_auto_answer: Option<bool>,
     sim_answer_delay_ms: Option<u64>,
     sim_availability: Option<String>,
@@ -201,6 +213,7 @@ pub const FILE_KEYS: &[&str] = &[
     "idle_timeout_secs",
     "default_backend",
     "aliases",
+    "extra_backends",
     "sim",
     "log_level",
     "log_dir",
@@ -249,6 +262,7 @@ fn parse_file(path: &Path, text: &str) -> Result<FileValues, ConfigError> {
             "idle_timeout_secs" => f.idle_timeout_secs = Some(value(p, &key, v)?),
             "default_backend" => f.default_backend = Some(value(p, &key, v)?),
             "aliases" => f.aliases = value(p, &key, v)?,
+            "extra_backends" => f.extra_backends = value(p, &key, v)?,
             "log_level" => f.log_level = Some(value(p, &key, v)?),
             "log_dir" => f.log_dir = Some(value(p, &key, v)?),
             "max_message_bytes" => f.max_message_bytes = Some(value(p, &key, v)?),
@@ -387,30 +401,64 @@ impl Config {
             7 * 24 * 3600,
         )?;
 
-        let mut aliases = BTreeMap::new();
-        for (alias, target) in &f.aliases {
-            check_alias(alias, target).map_err(|p| {
-                Source::File(path.unwrap_or(Path::new("-"))).error(&format!("aliases.{alias}"), p)
-            })?;
-            aliases.insert(alias.to_ascii_lowercase(), target.clone());
-        }
-        for entry in &args.aliases {
-            let Some((alias, target)) = entry.split_once('=') else {
-                return Err(
-                    Source::Setting.error("aliases", format!("{entry:?} is not ALIAS=BACKEND"))
-                );
+        let file_src = || Source::File(path.unwrap_or(Path::new("-")));
+        let mut extra_backends = BTreeMap::new();
+        let file_extra = f
+            .extra_backends
+            .iter()
+            .map(|(n, k)| (n.clone(), k.clone(), file_src()));
+        let arg_extra = split_pairs(&args.extra_backends, "extra_backends", "NAME=KIND")?;
+        for (name, kind, src) in file_extra.chain(arg_extra) {
+            let key = match src {
+                Source::File(_) => format!("extra_backends.{name}"),
+                Source::Setting => "extra_backends".to_owned(),
             };
-            let (alias, target) = (alias.trim(), target.trim());
-            check_alias(alias, target).map_err(|p| Source::Setting.error("aliases", p))?;
-            aliases.insert(alias.to_ascii_lowercase(), target.to_owned());
+            if name.is_empty() || BackendKind::by_name(&name).is_some() {
+                return Err(src.error(
+                    &key,
+                    format!("{name:?} is empty or a built-in backend's name"),
+                ));
+            }
+            if BackendKind::by_name(&kind).is_none() {
+                return Err(src.error(
+                    &key,
+                    format!("unknown backend kind {kind:?}; kinds: {}", kind_names()),
+                ));
+            }
+            extra_backends.insert(name.to_ascii_lowercase(), kind.to_ascii_lowercase());
+        }
+        let is_backend = |name: &str| {
+            BackendKind::by_name(name).is_some()
+                || extra_backends.contains_key(&name.to_ascii_lowercase())
+        };
+
+        let mut aliases = BTreeMap::new();
+        let file_aliases = f
+            .aliases
+            .iter()
+            .map(|(n, k)| (n.clone(), k.clone(), file_src()));
+        let arg_aliases = split_pairs(&args.aliases, "aliases", "ALIAS=BACKEND")?;
+        for (alias, target, src) in file_aliases.chain(arg_aliases) {
+            let key = match src {
+                Source::File(_) => format!("aliases.{alias}"),
+                Source::Setting => "aliases".to_owned(),
+            };
+            if alias.is_empty() {
+                return Err(src.error(&key, "an alias needs a name"));
+            }
+            if !is_backend(&target) {
+                return Err(src.error(
+                    &key,
+                    format!("alias {alias:?} points to unknown backend {target:?}"),
+                ));
+            }
+            aliases.insert(alias.to_ascii_lowercase(), target.clone());
         }
 
         let default_backend = match pick(args.default_backend.clone(), f.default_backend, path) {
             None => "sim".to_owned(),
             Some((name, src)) => {
-                let known = crate::phone::BackendKind::by_name(&name).is_some()
-                    || aliases.contains_key(&name.to_ascii_lowercase());
-                if !known {
+                if !is_backend(&name) && !aliases.contains_key(&name.to_ascii_lowercase()) {
                     return Err(src.error("default_backend", format!("unknown backend {name:?}")));
                 }
                 name
@@ -468,6 +516,7 @@ impl Config {
             allowed_origins,
             idle_timeout: Duration::from_secs(idle_secs),
             default_backend,
+            extra_backends,
             aliases,
             sim,
             log_level,
@@ -498,21 +547,24 @@ impl Config {
     }
 }
 
-fn check_alias(alias: &str, target: &str) -> Result<(), String> {
-    if alias.is_empty() {
-        return Err("an alias needs a name".into());
-    }
-    if crate::phone::BackendKind::by_name(target).is_none() {
-        let known: Vec<&str> = crate::phone::BackendKind::ALL
-            .iter()
-            .map(|(n, _)| *n)
-            .collect();
-        return Err(format!(
-            "alias {alias:?} points to unknown backend {target:?}; backends: {}",
-            known.join(", ")
-        ));
-    }
-    Ok(())
+fn kind_names() -> String {
+    let names: Vec<&str> = BackendKind::ALL.iter().map(|(n, _)| *n).collect();
+    names.join(", ")
+}
+
+/// Splits `NAME=VALUE` flag values.
+fn split_pairs<'a>(
+    entries: &[String],
+    key: &str,
+    form: &str,
+) -> Result<Vec<(String, String, Source<'a>)>, ConfigError> {
+    entries
+        .iter()
+        .map(|entry| match entry.split_once('=') {
+            Some((a, b)) => Ok((a.trim().to_owned(), b.trim().to_owned(), Source::Setting)),
+            None => Err(Source::Setting.error(key, format!("{entry:?} is not {form}"))),
+        })
+        .collect()
 }
 
 fn read_file(path: &Path) -> Result<FileValues, ConfigError> {
@@ -633,5 +685,22 @@ mod tests {
         };
         let err = Config::resolve(&bad, FileValues::default(), None).expect_err("no =");
         assert!(err.to_string().contains("BAPIWS_ALIASES"), "{err}");
+    }
+
+    #[test]
+    fn extra_backends_and_aliases_to_them() {
+        let c = from_file("[extra_backends]\nagent2 = \"sim\"\n[aliases]\nskype = \"agent2\"\n")
+            .expect("valid");
+        assert_eq!(
+            c.extra_backends.get("agent2").map(String::as_str),
+            Some("sim")
+        );
+        for (text, key) in [
+            ("[extra_backends]\nsim = \"sim\"", "extra_backends.sim"),
+            ("[extra_backends]\nx = \"phone\"", "extra_backends.x"),
+        ] {
+            let err = from_file(text).expect_err(text).to_string();
+            assert!(err.contains(key), "{err}");
+        }
     }
 }

@@ -1,5 +1,6 @@
-//! The registry of backends: names and aliases, created lazily, shared by every
-//! connection that chose them.
+//! The registry of backends: the named phones this server can run (one per backend kind,
+//! plus configured extra instances), aliases for them, each started on first use and
+//! shared by every connection that chose it.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -9,8 +10,8 @@ use crate::phone::{self, BackendKind, BackendSettings, PhoneHandle};
 
 /// A running backend.
 pub struct Backend {
-    /// Its canonical name (`sim`, …).
-    pub name: &'static str,
+    /// Its name (`sim`, or an extra instance's name).
+    pub name: Arc<str>,
     /// Where commands go.
     pub phone: PhoneHandle,
     /// Where its events fan out from.
@@ -20,11 +21,13 @@ pub struct Backend {
 /// Every backend this server can run, with aliases.
 pub struct Backends {
     settings: BackendSettings,
-    /// Lower-cased alias → kind.
-    aliases: HashMap<String, BackendKind>,
-    default: BackendKind,
+    /// Lower-cased instance name → kind.
+    instances: BTreeMap<String, BackendKind>,
+    /// Lower-cased alias → instance name.
+    aliases: BTreeMap<String, String>,
+    default: String,
     queue_len: usize,
-    running: Mutex<HashMap<&'static str, Arc<Backend>>>,
+    running: Mutex<HashMap<String, Arc<Backend>>>,
 }
 
 /// Why a name does not resolve.
@@ -37,74 +40,197 @@ pub struct UnknownBackend {
     pub known: Vec<String>,
 }
 
+/// What the registry is built from.
+#[derive(Clone, Debug, Default)]
+pub struct RegistryConfig {
+    /// Settings of every backend.
+    pub settings: BackendSettings,
+    /// Extra independent instances: name → kind name.
+    pub extra: BTreeMap<String, String>,
+    /// Aliases: alias → backend or instance name.
+    pub aliases: BTreeMap<String, String>,
+    /// Name of the default backend.
+    pub default: String,
+    /// Notifications queued per connection.
+    pub queue_len: usize,
+}
+
 impl Backends {
-    /// A registry with `aliases` (alias → backend name) and a default backend name.
-    pub fn new(
-        settings: BackendSettings,
-        aliases: &BTreeMap<String, String>,
-        default: &str,
-        queue_len: usize,
-    ) -> Result<Backends, UnknownBackend> {
+    /// Builds the registry; fails on a name that resolves to nothing.
+    pub fn new(config: RegistryConfig) -> Result<Backends, UnknownBackend> {
+        let mut instances: BTreeMap<String, BackendKind> = BackendKind::ALL
+            .iter()
+            .map(|&(n, k)| (n.to_owned(), k))
+            .collect();
+        for (name, kind) in &config.extra {
+            let kind = BackendKind::by_name(kind).ok_or_else(|| UnknownBackend {
+                name: kind.clone(),
+                known: BackendKind::ALL
+                    .iter()
+                    .map(|(n, _)| n.to_string())
+                    .collect(),
+            })?;
+            instances.insert(name.to_ascii_lowercase(), kind);
+        }
         let mut registry = Backends {
-            settings,
-            aliases: HashMap::new(),
-            default: BackendKind::Sim,
-            queue_len,
+            settings: config.settings,
+            instances,
+            aliases: BTreeMap::new(),
+            default: String::new(),
+            queue_len: config.queue_len,
             running: Mutex::new(HashMap::new()),
         };
-        for (alias, target) in aliases {
-            let kind = registry.resolve(target)?;
-            registry.aliases.insert(alias.to_ascii_lowercase(), kind);
+        for (alias, target) in &config.aliases {
+            let instance = registry.resolve(target)?;
+            registry
+                .aliases
+                .insert(alias.to_ascii_lowercase(), instance);
         }
-        registry.default = registry.resolve(default)?;
+        registry.default = registry.resolve(&config.default)?;
         Ok(registry)
     }
 
     /// Every name Init accepts: backends, then aliases.
     pub fn names(&self) -> Vec<String> {
-        let mut names: Vec<String> = BackendKind::ALL
-            .iter()
-            .map(|(n, _)| n.to_string())
-            .collect();
-        let mut aliases: Vec<String> = self.aliases.keys().cloned().collect();
-        aliases.sort();
-        names.extend(aliases);
-        names
+        self.instances
+            .keys()
+            .chain(self.aliases.keys())
+            .cloned()
+            .collect()
     }
 
-    /// Finds a backend by name or alias, case-insensitively.
-    pub fn resolve(&self, name: &str) -> Result<BackendKind, UnknownBackend> {
-        BackendKind::by_name(name)
-            .or_else(|| self.aliases.get(&name.to_ascii_lowercase()).copied())
+    /// Finds a backend by name or alias, case-insensitively; returns its instance name.
+    pub fn resolve(&self, name: &str) -> Result<String, UnknownBackend> {
+        let lower = name.to_ascii_lowercase();
+        if self.instances.contains_key(&lower) {
+            return Ok(lower);
+        }
+        self.aliases
+            .get(&lower)
+            .cloned()
             .ok_or_else(|| UnknownBackend {
                 name: name.to_owned(),
                 known: self.names(),
             })
     }
 
-    /// The default backend's kind.
-    pub fn default_kind(&self) -> BackendKind {
-        self.default
+    /// The default backend's instance name.
+    pub fn default_name(&self) -> &str {
+        &self.default
     }
 
-    /// The running backend of this kind, started on first use.
-    pub fn get(&self, kind: BackendKind) -> Arc<Backend> {
+    /// The running backend of this (resolved) instance name, started on first use.
+    /// Returns `None` for a name [`Backends::resolve`] did not return.
+    pub fn get(&self, instance: &str) -> Option<Arc<Backend>> {
+        let kind = *self.instances.get(instance)?;
         let mut running = self.running.lock().unwrap_or_else(PoisonError::into_inner);
-        let entry = running.entry(kind.name()).or_insert_with(|| {
-            tracing::info!(backend = kind.name(), "starting backend");
+        let entry = running.entry(instance.to_owned()).or_insert_with(|| {
+            tracing::info!(backend = instance, kind = kind.name(), "starting backend");
             let (phone, events) = phone::spawn(kind, &self.settings);
             Arc::new(Backend {
-                name: kind.name(),
+                name: instance.into(),
                 phone,
                 hub: Hub::spawn(events, self.queue_len),
             })
         });
-        Arc::clone(entry)
+        Some(Arc::clone(entry))
+    }
+
+    /// The default backend, started on first use.
+    pub fn get_default(&self) -> Arc<Backend> {
+        match self.get(&self.default) {
+            Some(b) => b,
+            // `default` was resolved in `new`, so this cannot happen; fall back to the
+            // simulated phone rather than panic.
+            None => self.spawn_fallback(),
+        }
+    }
+
+    fn spawn_fallback(&self) -> Arc<Backend> {
+        let (phone, events) = phone::spawn(BackendKind::Sim, &self.settings);
+        Arc::new(Backend {
+            name: "sim".into(),
+            phone,
+            hub: Hub::spawn(events, self.queue_len),
+        })
     }
 
     /// The backends started so far.
     pub fn running(&self) -> Vec<Arc<Backend>> {
         let running = self.running.lock().unwrap_or_else(PoisonError::into_inner);
         running.values().cloned().collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn registry() -> Backends {
+        Backends::new(RegistryConfig {
+            extra: BTreeMap::from([("Agent2".to_owned(), "sim".to_owned())]),
+            aliases: BTreeMap::from([
+                ("lync".to_owned(), "sim".to_owned()),
+                ("skype".to_owned(), "agent2".to_owned()),
+            ]),
+            default: "LYNC".into(),
+            queue_len: 8,
+            ..RegistryConfig::default()
+        })
+        .expect("valid registry")
+    }
+
+    #[test]
+    fn names_resolve_case_insensitively() {
+        let r = registry();
+        let cases = [
+            ("sim", Ok("sim")),
+            ("SIM", Ok("sim")),
+            ("Lync", Ok("sim")),
+            ("agent2", Ok("agent2")),
+            ("SKYPE", Ok("agent2")),
+            ("", Err(())),
+            ("voice", Err(())),
+        ];
+        for (name, want) in cases {
+            assert_eq!(
+                r.resolve(name).map_err(|_| ()),
+                want.map(str::to_owned),
+                "{name}"
+            );
+        }
+        assert_eq!(r.default_name(), "sim");
+        assert_eq!(r.names(), vec!["agent2", "sim", "lync", "skype"]);
+        let err = r.resolve("voice").expect_err("unknown");
+        assert_eq!(err.known, r.names());
+    }
+
+    #[test]
+    fn bad_targets_are_refused() {
+        let bad_alias = RegistryConfig {
+            aliases: BTreeMap::from([("lync".to_owned(), "nothing".to_owned())]),
+            default: "sim".into(),
+            ..RegistryConfig::default()
+        };
+        assert!(Backends::new(bad_alias).is_err());
+        let bad_kind = RegistryConfig {
+            extra: BTreeMap::from([("x".to_owned(), "nothing".to_owned())]),
+            default: "sim".into(),
+            ..RegistryConfig::default()
+        };
+        assert!(Backends::new(bad_kind).is_err());
+    }
+
+    #[tokio::test]
+    async fn instances_are_shared_and_lazy() {
+        let r = registry();
+        assert!(r.running().is_empty());
+        let a = r.get("sim").expect("known");
+        let b = r.get(&r.resolve("lync").expect("alias")).expect("known");
+        assert!(Arc::ptr_eq(&a, &b));
+        let c = r.get("agent2").expect("known");
+        assert!(!Arc::ptr_eq(&a, &c));
+        assert_eq!(r.running().len(), 2);
+        assert!(r.get("nothing").is_none());
     }
 }

@@ -25,7 +25,7 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use crate::config::Config;
 use crate::phone::BackendSettings;
-use backends::Backends;
+use backends::{Backends, RegistryConfig};
 use origin::OriginPolicy;
 
 /// How many connections beyond the limit may wait for their 503 at once; more are
@@ -84,15 +84,15 @@ impl Server {
     pub async fn bind(config: &Config) -> Result<Server, StartError> {
         let origins = OriginPolicy::parse(&config.allowed_origins)
             .map_err(|e| StartError::Config(e.to_string()))?;
-        let settings = BackendSettings {
-            sim: config.sim.clone(),
-        };
-        let backends = Backends::new(
-            settings,
-            &config.aliases,
-            &config.default_backend,
-            config.send_queue,
-        )
+        let backends = Backends::new(RegistryConfig {
+            settings: BackendSettings {
+                sim: config.sim.clone(),
+            },
+            extra: config.extra_backends.clone(),
+            aliases: config.aliases.clone(),
+            default: config.default_backend.clone(),
+            queue_len: config.send_queue,
+        })
         .map_err(|e| StartError::Config(e.to_string()))?;
         let ws_config = WebSocketConfig::default()
             .max_message_size(Some(config.max_message_bytes))
@@ -144,10 +144,7 @@ impl Server {
         let permits = Arc::new(Semaphore::new(self.max_connections));
         let refusals = Arc::new(AtomicUsize::new(0));
         // Start the default backend now, so its first state is ready for the first client.
-        let _ = self
-            .shared
-            .backends
-            .get(self.shared.backends.default_kind());
+        let _ = self.shared.backends.get_default();
         let mut accepts = JoinSet::new();
         for listener in self.listeners {
             accepts.spawn(accept_loop(

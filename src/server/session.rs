@@ -35,7 +35,7 @@ pub struct Session {
 impl Session {
     /// A session on the default backend.
     pub fn new(peer: Peer, backends: Arc<Backends>) -> Session {
-        let backend = backends.get(backends.default_kind());
+        let backend = backends.get_default();
         let subscription = backend.hub.subscribe();
         Session {
             peer,
@@ -46,8 +46,8 @@ impl Session {
     }
 
     /// The backend this connection is on.
-    pub fn backend_name(&self) -> &'static str {
-        self.backend.name
+    pub fn backend_name(&self) -> &str {
+        &self.backend.name
     }
 
     /// The subscription to the current backend's notifications.
@@ -125,7 +125,7 @@ impl Session {
             tracing::info!(
                 conn = self.peer.id,
                 origin = self.peer.origin.as_deref().unwrap_or("-"),
-                backend = self.backend.name,
+                backend = %self.backend.name,
                 method = name,
                 number = %number,
                 result = %outcome,
@@ -150,8 +150,8 @@ impl Session {
     }
 
     fn init(&mut self, name: Option<&str>) -> Result<serde_json::Value, RpcError> {
-        let kind = match name {
-            None => self.backends.default_kind(),
+        let instance = match name {
+            None => self.backends.default_name().to_owned(),
             Some(n) => self.backends.resolve(n).map_err(|e| {
                 RpcError::new(
                     ErrorCode::UnknownBackend,
@@ -160,14 +160,16 @@ impl Session {
                 .with_data(json!(e.known))
             })?,
         };
-        if kind.name() != self.backend.name {
-            self.backend = self.backends.get(kind);
+        if *instance != *self.backend.name {
+            let Some(backend) = self.backends.get(&instance) else {
+                return Err(RpcError::new(
+                    ErrorCode::InternalError,
+                    format!("Internal error: backend {instance} is not registered"),
+                ));
+            };
+            self.backend = backend;
             self.subscription = self.backend.hub.subscribe();
-            tracing::info!(
-                conn = self.peer.id,
-                backend = kind.name(),
-                "connection switched backend"
-            );
+            tracing::info!(conn = self.peer.id, backend = %instance, "connection switched backend");
         }
         Ok(json!(0))
     }

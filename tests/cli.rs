@@ -1,0 +1,263 @@
+//! The `bapiws` command line: the client commands against a real server, start-up errors.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::{Server, TempDir, command};
+
+fn run(dir: &std::path::Path, url: &str, args: &[&str]) -> (i32, String, String) {
+    let out = command(dir)
+        .args(args)
+        .args(["--url", url])
+        .output()
+        .expect("run bapiws");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// What a new user does after the README's first command.
+#[test]
+fn call_then_calls_shows_the_call() {
+    let server = Server::start(&[]);
+    let dir = TempDir::new("cli");
+    let (code, out, err) = run(dir.path(), &server.url, &["call", "+358401234567"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("+358401234567"), "{out}");
+    let (code, out, err) = run(dir.path(), &server.url, &["calls"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2, "a header and one call:\n{out}");
+    assert!(
+        lines[0].contains("DIRECTION") && lines[0].contains("NUMBER"),
+        "{out}"
+    );
+    assert!(
+        lines[1].contains("Outbound") && lines[1].contains("+358401234567"),
+        "{out}"
+    );
+    let (_, out, _) = run(dir.path(), &server.url, &["state"]);
+    assert_eq!(out.trim(), "Busy");
+    let (code, out, _) = run(dir.path(), &server.url, &["hangup"]);
+    assert_eq!(code, 0, "{out}");
+    let (_, out, _) = run(dir.path(), &server.url, &["calls"]);
+    assert_eq!(out.trim(), "No active calls.");
+    // An error from the server: exit code 1 and the server's words.
+    let (code, _, err) = run(dir.path(), &server.url, &["hangup"]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("no active call") && err.contains("-32002"),
+        "{err}"
+    );
+    let (code, _, err) = run(dir.path(), &server.url, &["call", "12ab"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("-32602"), "{err}");
+}
+
+#[test]
+fn sim_commands_and_watch() {
+    let server = Server::start(&[]);
+    let dir = TempDir::new("cli");
+    let mut watch = command(dir.path())
+        .args(["watch", "--url", &server.url])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("watch");
+    let stdout = watch.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    // Give watch time to subscribe before the call comes in.
+    std::thread::sleep(Duration::from_millis(500));
+    let (code, out, err) = run(dir.path(), &server.url, &["sim", "incoming", "0505010269"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("call id"), "{out}");
+    let first = rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("watch printed");
+    assert!(
+        first.contains("CallComing") && first.contains("0505010269"),
+        "{first}"
+    );
+    let second = rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("watch printed");
+    assert!(
+        second.contains("StateChanged") && second.contains("Busy"),
+        "{second}"
+    );
+    let (code, _, _) = run(dir.path(), &server.url, &["answer"]);
+    assert_eq!(code, 0);
+    let third = rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("watch printed");
+    assert!(third.contains("CallConnected"), "{third}");
+    for args in [
+        &["sim", "hangup", "--reason", "done"][..],
+        &["sim", "availability", "DND"],
+        &["sim", "offline"],
+        &["sim", "online"],
+    ] {
+        let (code, out, err) = run(dir.path(), &server.url, args);
+        assert_eq!(code, 0, "{args:?}: {out}{err}");
+    }
+    let mut rest = Vec::new();
+    while let Ok(line) = rx.recv_timeout(Duration::from_secs(2)) {
+        rest.push(line);
+        if rest.len() == 5 {
+            break;
+        }
+    }
+    let methods: Vec<&str> = rest
+        .iter()
+        .filter_map(|l| l.split_whitespace().nth(1))
+        .collect();
+    assert_eq!(
+        methods,
+        [
+            "CallDisconnected",
+            "StateChanged",
+            "StateChanged",
+            "StateChanged",
+            "StateChanged"
+        ],
+        "{rest:?}"
+    );
+    assert!(rest[0].contains("done"));
+    assert!(rest[2].contains("DND") && rest[3].contains("Offline") && rest[4].contains("DND"));
+    let _ = watch.kill();
+    let _ = watch.wait();
+}
+
+#[test]
+fn no_server_gives_a_clear_message() {
+    let dir = TempDir::new("cli");
+    // A port nobody listens on: bind one, then free it.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port");
+    let url = format!("ws://127.0.0.1:{port}");
+    for args in [
+        &["state"][..],
+        &["call", "123"],
+        &["calls"],
+        &["sim", "offline"],
+    ] {
+        let (code, _, err) = run(dir.path(), &url, args);
+        assert_eq!(code, 2, "{args:?}");
+        assert!(err.contains("cannot reach a bapiws server"), "{err}");
+        assert!(err.contains("bapiws serve"), "{err}");
+    }
+}
+
+#[test]
+fn a_bad_config_file_stops_start_up_naming_file_and_key() {
+    let dir = TempDir::new("cfg");
+    let cases = [
+        ("port = \"high\"\n", "port", "invalid type"),
+        (
+            "idle_timeout_secs = 0\n",
+            "idle_timeout_secs",
+            "out of range",
+        ),
+        ("colour = \"blue\"\n", "colour", "unknown key"),
+        (
+            "[sim]\navailability = \"Asleep\"\n",
+            "sim.availability",
+            "not one of",
+        ),
+    ];
+    for (text, key, problem) in cases {
+        let path = dir.path().join("bad.toml");
+        std::fs::write(&path, text).expect("write config");
+        let out = command(dir.path())
+            .args(["serve", "--port", "0", "--config"])
+            .arg(&path)
+            .output()
+            .expect("run");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{text}: {err}");
+        assert!(err.contains(&*path.to_string_lossy()), "{err}");
+        assert!(err.contains(&format!("`{key}`")), "{err}");
+        assert!(err.contains(problem), "{err}");
+    }
+    let missing = dir.path().join("missing.toml");
+    let out = command(dir.path())
+        .args(["serve", "--config"])
+        .arg(&missing)
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("missing.toml"));
+}
+
+#[test]
+fn config_file_and_environment_precedence() {
+    let dir = TempDir::new("cfg");
+    let path = dir.path().join("c.toml");
+    std::fs::write(
+        &path,
+        "listen = [\"127.0.0.1\"]\nport = 0\n[sim]\navailability = \"Away\"\n",
+    )
+    .expect("write");
+    let mut child = command(dir.path())
+        .args(["serve", "--config"])
+        .arg(&path)
+        .env("BAPIWS_SIM_AVAILABILITY", "DND")
+        .env("BAPIWS_LOG_DIR", dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("serve");
+    let mut banner = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut banner)
+        .expect("banner");
+    let url = banner
+        .split_whitespace()
+        .find(|w| w.starts_with("ws://"))
+        .map(|w| w.trim_end_matches(';').to_owned())
+        .expect("url");
+    assert!(
+        banner.contains("c.toml"),
+        "the banner names the config file: {banner}"
+    );
+    let (_, out, _) = run(dir.path(), &url, &["state"]);
+    assert_eq!(out.trim(), "DND", "the environment beats the file");
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[test]
+fn serve_help_documents_every_key() {
+    let out = Command::new(common::bin())
+        .args(["serve", "--help"])
+        .output()
+        .expect("help");
+    let help = String::from_utf8_lossy(&out.stdout);
+    let keys = bapiws::config::FILE_KEYS
+        .iter()
+        .filter(|k| **k != "sim")
+        .map(|k| k.to_string())
+        .chain(bapiws::config::SIM_KEYS.iter().map(|k| format!("sim_{k}")));
+    for key in keys {
+        let flag = match key.as_str() {
+            "aliases" => "--alias".to_owned(),
+            "extra_backends" => "--extra-backend".to_owned(),
+            k => format!("--{}", k.replace('_', "-")),
+        };
+        let env = format!("BAPIWS_{}", key.to_ascii_uppercase());
+        assert!(help.contains(&flag), "serve --help lacks {flag}");
+        assert!(help.contains(&env), "serve --help lacks {env}");
+    }
+}

@@ -1,0 +1,348 @@
+//! Test support: the real `bapiws` binary on an ephemeral port, and a WebSocket client.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async};
+
+/// How long a test waits for any one expected message.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+/// A private temporary folder, removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "bapiws-test-{}-{}-{tag}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&dir).expect("create temp dir");
+        TempDir(dir)
+    }
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        if self.0.as_os_str().is_empty() {
+            return;
+        }
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The `bapiws` binary under test.
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_bapiws")
+}
+
+/// A `bapiws` command with a clean environment: no BAPIWS_* variables and no per-user
+/// config file.
+pub fn command(dir: &Path) -> Command {
+    let mut cmd = Command::new(bin());
+    for (k, _) in std::env::vars() {
+        if k.starts_with("BAPIWS_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.env("XDG_CONFIG_HOME", dir.join("config-home"));
+    cmd.env("HOME", dir);
+    cmd
+}
+
+/// A running server process.
+pub struct Server {
+    pub child: Child,
+    pub url: String,
+    pub port: u16,
+    pub banner: String,
+    pub dir: TempDir,
+    stderr: Option<std::thread::JoinHandle<String>>,
+}
+
+impl Server {
+    /// Starts `bapiws serve` on 127.0.0.1 with a free port, a private log folder, a fast
+    /// simulated far end, and `extra` flags.
+    pub fn start(extra: &[&str]) -> Server {
+        let dir = TempDir::new("server");
+        let log_dir = dir.path().join("logs");
+        std::fs::create_dir_all(&log_dir).expect("log dir");
+        let mut cmd = command(dir.path());
+        cmd.args([
+            "serve",
+            "--port",
+            "0",
+            "--listen",
+            "127.0.0.1",
+            "--log-level",
+            "debug",
+        ])
+        .arg("--log-dir")
+        .arg(&log_dir)
+        .args(["--sim-answer-delay-ms", "200"])
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("start bapiws");
+        let stdout = child.stdout.take().expect("stdout");
+        let stderr = child.stderr.take().expect("stderr");
+        let stderr = std::thread::spawn(move || {
+            let mut all = String::new();
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                all.push_str(&line);
+                all.push('\n');
+            }
+            all
+        });
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = BufReader::new(stdout).read_line(&mut line);
+            let _ = tx.send(line);
+        });
+        let banner = rx.recv_timeout(WAIT).expect("server printed its banner");
+        let url = banner
+            .split_whitespace()
+            .find(|w| w.starts_with("ws://"))
+            .map(|w| w.trim_end_matches([';', ',']).to_owned())
+            .unwrap_or_else(|| panic!("no ws:// address in banner: {banner:?}"));
+        let port = url
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .expect("port in url");
+        Server {
+            child,
+            url,
+            port,
+            banner,
+            dir,
+            stderr: Some(stderr),
+        }
+    }
+
+    pub fn log_dir(&self) -> PathBuf {
+        self.dir.path().join("logs")
+    }
+
+    /// Sends SIGTERM and waits for the exit; returns the exit status, stderr and the
+    /// server's folder (kept until dropped).
+    pub fn terminate(mut self) -> (std::process::ExitStatus, String, TempDir) {
+        // SAFETY-free: use the kill command rather than libc.
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let status = wait_exit(&mut self.child, WAIT).expect("server exited after SIGTERM");
+        let err = self
+            .stderr
+            .take()
+            .and_then(|h| h.join().ok())
+            .unwrap_or_default();
+        let dir = std::mem::replace(&mut self.dir, TempDir(PathBuf::new()));
+        (status, err, dir)
+    }
+
+    /// Kills the server and returns what it wrote on stderr.
+    pub fn stderr_after_kill(mut self) -> String {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.stderr
+            .take()
+            .and_then(|h| h.join().ok())
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Waits for a child to exit, up to `limit`.
+pub fn wait_exit(child: &mut Child, limit: Duration) -> Option<std::process::ExitStatus> {
+    let start = std::time::Instant::now();
+    while start.elapsed() < limit {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Some(status);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    None
+}
+
+/// A WebSocket client for tests.
+pub struct Ws {
+    pub ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    next_id: u64,
+}
+
+impl Ws {
+    pub async fn connect(url: &str) -> Ws {
+        Ws::try_connect(url, None).await.expect("connect")
+    }
+
+    pub async fn connect_with_origin(url: &str, origin: &str) -> Ws {
+        Ws::try_connect(url, Some(origin)).await.expect("connect")
+    }
+
+    pub async fn try_connect(url: &str, origin: Option<&str>) -> Result<Ws, WsError> {
+        let mut req = url.into_client_request()?;
+        if let Some(o) = origin {
+            req.headers_mut()
+                .insert("origin", o.parse().expect("origin header value"));
+        }
+        let (ws, _) = tokio::time::timeout(WAIT, connect_async(req))
+            .await
+            .expect("connect timed out")?;
+        Ok(Ws { ws, next_id: 0 })
+    }
+
+    /// Connects with a tiny receive buffer, so that a client that stops reading fills up
+    /// quickly.
+    pub async fn connect_small_buffer(url: &str) -> Ws {
+        let addr = url.trim_start_matches("ws://");
+        let addr: std::net::SocketAddr = addr.parse().expect("socket address in url");
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket.set_recv_buffer_size(4096).expect("SO_RCVBUF");
+        let stream = socket.connect(addr).await.expect("tcp connect");
+        let (ws, _) = tokio_tungstenite::client_async(url, MaybeTlsStream::Plain(stream))
+            .await
+            .expect("handshake");
+        Ws { ws, next_id: 0 }
+    }
+
+    pub async fn send(&mut self, text: &str) {
+        self.ws
+            .send(Message::text(text.to_owned()))
+            .await
+            .expect("send");
+    }
+
+    /// The next text message, parsed.
+    pub async fn recv(&mut self) -> Value {
+        let text = self.recv_text().await;
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+    }
+
+    /// The next text message, as sent.
+    pub async fn recv_text(&mut self) -> String {
+        loop {
+            let msg = tokio::time::timeout(WAIT, self.ws.next())
+                .await
+                .expect("timed out waiting for a message")
+                .expect("connection ended")
+                .expect("read error");
+            match msg {
+                Message::Text(t) => return t.to_string(),
+                Message::Close(c) => panic!("closed by server: {c:?}"),
+                _ => {}
+            }
+        }
+    }
+
+    /// Waits for the server's close frame.
+    pub async fn recv_close(&mut self, limit: Duration) -> Option<CloseFrame> {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let msg = tokio::time::timeout_at(deadline, self.ws.next())
+                .await
+                .expect("timed out waiting for the close frame");
+            match msg {
+                Some(Ok(Message::Close(c))) => return c,
+                Some(Ok(_)) => {}
+                Some(Err(e)) => panic!("read error before close frame: {e}"),
+                None => panic!("connection ended without a close frame"),
+            }
+        }
+    }
+
+    /// Asserts nothing arrives for `d`.
+    pub async fn expect_silence(&mut self, d: Duration) {
+        if let Ok(Some(Ok(Message::Text(t)))) = tokio::time::timeout(d, self.ws.next()).await {
+            panic!("expected silence, got {t}");
+        }
+    }
+
+    /// Sends a request and returns the whole response, checking that no notification
+    /// arrives before it.
+    pub async fn request(&mut self, method: &str, params: Value) -> Value {
+        self.next_id += 1;
+        let id = self.next_id;
+        let req = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
+        self.send(&req.to_string()).await;
+        let resp = self.recv().await;
+        assert_eq!(resp["id"], json!(id), "reply to {method}: {resp}");
+        resp
+    }
+
+    /// Sends a request and returns its result, skipping any notifications before the
+    /// reply (for a connection that only drives the simulated phone).
+    pub async fn control(&mut self, method: &str, params: Value) -> Value {
+        self.next_id += 1;
+        let id = self.next_id;
+        let req = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
+        self.send(&req.to_string()).await;
+        loop {
+            let msg = self.recv().await;
+            if msg.get("id") == Some(&json!(id)) {
+                assert!(msg.get("error").is_none(), "{method} failed: {msg}");
+                return msg["result"].clone();
+            }
+        }
+    }
+
+    /// Sends a request and returns its result, failing on an error.
+    pub async fn call(&mut self, method: &str, params: Value) -> Value {
+        let resp = self.request(method, params).await;
+        assert!(resp.get("error").is_none(), "{method} failed: {resp}");
+        resp["result"].clone()
+    }
+
+    /// Sends a request and returns its error code.
+    pub async fn error_code(&mut self, method: &str, params: Value) -> i64 {
+        let resp = self.request(method, params).await;
+        resp["error"]["code"]
+            .as_i64()
+            .unwrap_or_else(|| panic!("{method}: expected an error, got {resp}"))
+    }
+
+    /// The next message, which must be notification `method`; returns its params.
+    pub async fn expect_notification(&mut self, method: &str) -> Vec<String> {
+        let n = self.recv().await;
+        assert_eq!(n["method"], json!(method), "expected {method}, got {n}");
+        assert!(n.get("id").is_none(), "notifications carry no id: {n}");
+        n["params"]
+            .as_array()
+            .expect("params array")
+            .iter()
+            .map(|v| v.as_str().expect("string param").to_owned())
+            .collect()
+    }
+}
+
+/// `{"jsonrpc":"2.0","method":M,"params":P}` shapes reduced to "M p1 p2".
+pub fn brief(n: &Value) -> String {
+    let mut s = n["method"].as_str().unwrap_or("?").to_owned();
+    for p in n["params"].as_array().into_iter().flatten() {
+        s.push(' ');
+        s.push_str(p.as_str().unwrap_or("?"));
+    }
+    s
+}

@@ -1,0 +1,321 @@
+//! Connections: fan-out, backends, origins, timeouts, slow clients, limits, shutdown, log.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Server, Ws, brief};
+use serde_json::json;
+use tokio_tungstenite::tungstenite::Error as WsError;
+
+/// Drives a few calls from a third connection and returns how many notifications that
+/// produces.
+async fn drive_calls(driver: &mut Ws, rounds: usize) -> usize {
+    for i in 0..rounds {
+        driver
+            .control("Sim.IncomingCall", json!([format!("+35840{i:07}")]))
+            .await;
+        driver.control("Sim.RemoteHangUp", json!([])).await;
+    }
+    rounds * 4
+}
+
+#[tokio::test]
+async fn connections_on_a_backend_see_every_notification_in_the_same_order() {
+    let server = Server::start(&["--extra-backend", "agent2=sim"]);
+    let mut a = Ws::connect(&server.url).await;
+    let mut b = Ws::connect(&server.url).await;
+    let mut other = Ws::connect(&server.url).await;
+    assert_eq!(other.call("Init", json!(["agent2"])).await, json!(0));
+    let mut driver = Ws::connect(&server.url).await;
+    let n = drive_calls(&mut driver, 25).await;
+    let mut seen_a = Vec::new();
+    let mut seen_b = Vec::new();
+    for _ in 0..n {
+        seen_a.push(brief(&a.recv().await));
+        seen_b.push(brief(&b.recv().await));
+    }
+    assert_eq!(seen_a, seen_b);
+    // Every call: CallComing, Busy, CallDisconnected, Available; no duplicates.
+    for (i, chunk) in seen_a.chunks(4).enumerate() {
+        let number = format!("+35840{i:07}");
+        assert!(
+            chunk[0].starts_with("CallComing ") && chunk[0].ends_with(&number),
+            "{chunk:?}"
+        );
+        assert_eq!(chunk[1], "StateChanged Busy");
+        assert!(chunk[2].starts_with("CallDisconnected "), "{chunk:?}");
+        assert_eq!(chunk[3], "StateChanged Available");
+    }
+    a.expect_silence(Duration::from_millis(200)).await;
+    b.expect_silence(Duration::from_millis(10)).await;
+    // The connection on the other backend saw none of it, and has its own phone.
+    other.expect_silence(Duration::from_millis(10)).await;
+    assert_eq!(other.call("GetActiveCalls", json!([])).await, json!([]));
+    other.call("Sim.IncomingCall", json!(["123"])).await;
+    other.expect_notification("CallComing").await;
+    a.expect_silence(Duration::from_millis(200)).await;
+}
+
+#[tokio::test]
+async fn init_switches_notifications_to_the_new_backend() {
+    let server = Server::start(&["--extra-backend", "agent2=sim", "--alias", "lync=agent2"]);
+    let mut c = Ws::connect(&server.url).await;
+    assert_eq!(c.call("Init", json!(["LYNC"])).await, json!(0));
+    let mut sim_driver = Ws::connect(&server.url).await;
+    sim_driver.control("Sim.IncomingCall", json!(["1"])).await;
+    c.expect_silence(Duration::from_millis(200)).await;
+    assert_eq!(c.call("Init", json!([])).await, json!(0));
+    assert_eq!(c.call("GetState", json!([])).await, json!("Busy"));
+    sim_driver.control("Sim.RemoteHangUp", json!([])).await;
+    c.expect_notification("CallDisconnected").await;
+}
+
+#[tokio::test]
+async fn origins_are_checked_at_the_handshake() {
+    let server = Server::start(&[
+        "--allowed-origins",
+        "company.com,https://crm.partner.example:8443",
+    ]);
+    let allowed = [
+        None,
+        Some("https://company.com"),
+        Some("http://company.com:3000"),
+        Some("https://crm.company.com"),
+        Some("https://crm.partner.example:8443"),
+    ];
+    for origin in allowed {
+        let mut c = Ws::try_connect(&server.url, origin)
+            .await
+            .unwrap_or_else(|e| panic!("{origin:?} should be allowed: {e}"));
+        assert_eq!(c.call("GetState", json!([])).await, json!("Available"));
+    }
+    let refused = [
+        "null",
+        "https://evilcompany.com",
+        "https://company.com.evil.net",
+        "https://crm.partner.example",
+        "http://crm.partner.example:8443",
+        "https://other.example",
+    ];
+    for origin in refused {
+        match Ws::try_connect(&server.url, Some(origin)).await {
+            Err(WsError::Http(resp)) => assert_eq!(resp.status(), 403, "{origin}"),
+            Err(e) => panic!("{origin}: expected HTTP 403, got {e}"),
+            Ok(_) => panic!("{origin} should be refused"),
+        }
+    }
+    // One log line per refusal, naming the origin.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let stderr = server.stderr_after_kill();
+    for origin in refused {
+        let lines = stderr
+            .lines()
+            .filter(|l| l.contains("origin not allowed") && l.contains(origin))
+            .count();
+        assert!(lines >= 1, "no refusal line for {origin}:\n{stderr}");
+    }
+}
+
+#[tokio::test]
+async fn idle_connections_are_closed_and_keep_alive_keeps_them_open() {
+    let server = Server::start(&["--idle-timeout-secs", "1"]);
+    let mut silent = Ws::connect(&server.url).await;
+    let mut talker = Ws::connect(&server.url).await;
+    let mut pinger = Ws::connect(&server.url).await;
+    for _ in 0..6 {
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        talker.call("GetState", json!([])).await;
+        use futures_util::SinkExt;
+        pinger
+            .ws
+            .send(tokio_tungstenite::tungstenite::Message::Ping(
+                vec![1].into(),
+            ))
+            .await
+            .expect("ping");
+    }
+    let frame = silent
+        .recv_close(Duration::from_secs(1))
+        .await
+        .expect("a close frame with a reason");
+    assert_eq!(u16::from(frame.code), 1000);
+    assert!(frame.reason.contains("idle"), "{}", frame.reason);
+    // Alive after 2.4 s, more than twice the timeout.
+    assert_eq!(talker.call("GetState", json!([])).await, json!("Available"));
+    assert_eq!(pinger.call("GetState", json!([])).await, json!("Available"));
+}
+
+/// A client that stops reading must not hold up anyone else; it is disconnected once its
+/// queue is full.
+#[tokio::test]
+async fn a_client_that_stops_reading_does_not_delay_others() {
+    let server = Server::start(&["--send-queue", "64"]);
+    let mut stalled = Ws::connect_small_buffer(&server.url).await;
+    stalled.call("GetState", json!([])).await; // subscribed; from now on it never reads
+    let mut reader = Ws::connect(&server.url).await;
+    let mut driver = Ws::connect(&server.url).await;
+    // Each round: 10 calls in and out (40 notifications) in one batch; the reader must
+    // receive all of them, in order, while the stalled client's buffers fill up.
+    let batch: Vec<_> = (0..10)
+        .flat_map(|_| {
+            [
+                json!({"jsonrpc":"2.0","method":"Sim.IncomingCall","params":["+358401234567"]}),
+                json!({"jsonrpc":"2.0","method":"Sim.RemoteHangUp","params":[]}),
+            ]
+        })
+        .collect();
+    let batch = serde_json::Value::Array(batch).to_string();
+    let rounds = 1000;
+    let mut received = 0usize;
+    for round in 0..rounds {
+        driver.send(&batch).await;
+        for _ in 0..40 {
+            let n = reader.recv().await;
+            let expect = [
+                "CallComing",
+                "StateChanged",
+                "CallDisconnected",
+                "StateChanged",
+            ][received % 4];
+            assert_eq!(
+                n["method"], expect,
+                "notification {received} in round {round}"
+            );
+            received += 1;
+        }
+    }
+    assert_eq!(received, rounds * 40);
+    // The stalled client was dropped: reading now ends before it has everything.
+    let got = tokio::time::timeout(Duration::from_secs(10), async {
+        use futures_util::StreamExt;
+        let mut count = 0usize;
+        while let Some(Ok(_)) = stalled.ws.next().await {
+            count += 1;
+        }
+        count
+    })
+    .await
+    .expect("the stalled connection was closed");
+    assert!(
+        got < rounds * 40,
+        "the stalled client got everything ({got})"
+    );
+    let stderr = server.stderr_after_kill();
+    assert!(stderr.contains("too slow"), "the log says why:\n{stderr}");
+}
+
+#[tokio::test]
+async fn oversized_and_binary_messages_close_with_the_right_codes() {
+    let server = Server::start(&["--max-message-bytes", "1024"]);
+    let mut big = Ws::connect(&server.url).await;
+    let padding = "x".repeat(2000);
+    big.send(&format!(
+        r#"{{"jsonrpc":"2.0","id":1,"method":"{padding}"}}"#
+    ))
+    .await;
+    let frame = big
+        .recv_close(Duration::from_secs(5))
+        .await
+        .expect("close frame");
+    assert_eq!(u16::from(frame.code), 1009, "{}", frame.reason);
+
+    let mut bin = Ws::connect(&server.url).await;
+    use futures_util::SinkExt;
+    bin.ws
+        .send(tokio_tungstenite::tungstenite::Message::Binary(
+            b"{}".to_vec().into(),
+        ))
+        .await
+        .expect("send binary");
+    let frame = bin
+        .recv_close(Duration::from_secs(5))
+        .await
+        .expect("close frame");
+    assert_eq!(u16::from(frame.code), 1003, "{}", frame.reason);
+
+    // Others are unaffected.
+    let mut ok = Ws::connect(&server.url).await;
+    assert_eq!(ok.call("GetState", json!([])).await, json!("Available"));
+}
+
+#[tokio::test]
+async fn connections_over_the_limit_get_503_until_one_closes() {
+    let server = Server::start(&["--max-connections", "2"]);
+    let mut a = Ws::connect(&server.url).await;
+    let _b = Ws::connect(&server.url).await;
+    match Ws::try_connect(&server.url, None).await {
+        Err(WsError::Http(resp)) => assert_eq!(resp.status(), 503),
+        Err(e) => panic!("expected 503, got {e}"),
+        Ok(_) => panic!("a third connection should be refused"),
+    }
+    a.ws.close(None).await.expect("close");
+    drop(a);
+    let mut accepted = None;
+    for _ in 0..50 {
+        if let Ok(c) = Ws::try_connect(&server.url, None).await {
+            accepted = Some(c);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut c = accepted.expect("accepted again once one closed");
+    assert_eq!(c.call("GetState", json!([])).await, json!("Available"));
+}
+
+#[tokio::test]
+async fn sigterm_closes_every_connection_with_1001_and_exits_0() {
+    let server = Server::start(&[]);
+    let mut a = Ws::connect(&server.url).await;
+    let mut b = Ws::connect(&server.url).await;
+    a.call("GetState", json!([])).await;
+    b.call("GetState", json!([])).await;
+    let stop = tokio::task::spawn_blocking(move || server.terminate());
+    for c in [&mut a, &mut b] {
+        let frame = c
+            .recv_close(Duration::from_secs(5))
+            .await
+            .expect("close frame");
+        assert_eq!(u16::from(frame.code), 1001);
+    }
+    let (status, _, _) = stop.await.expect("join");
+    assert!(status.success(), "exit status {status}");
+}
+
+#[tokio::test]
+async fn the_log_file_has_the_days_name_and_the_requests() {
+    let server = Server::start(&["--sim-auto-answer", "false"]);
+    let mut c = Ws::connect_with_origin(&server.url, "https://crm.example").await;
+    c.call("CallOut", json!(["+358401234567"])).await;
+    c.expect_notification("CallingOut").await;
+    c.expect_notification("StateChanged").await;
+    c.call("HangUp", json!([])).await;
+    c.expect_notification("CallDisconnected").await;
+    c.expect_notification("StateChanged").await;
+    assert_eq!(c.error_code("Answer", json!([])).await, -32002);
+    drop(c);
+    let name = format!("BAPIWS_{}.log", chrono::Local::now().format("%Y%m%d"));
+    let path = server.log_dir().join(&name);
+    assert!(
+        server.banner.contains(&name),
+        "banner names the log file: {}",
+        server.banner
+    );
+    let (status, _, _dir) = server.terminate();
+    assert!(status.success());
+    let log = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    for needle in ["started", "connection opened", "stopped"] {
+        assert!(log.contains(needle), "log lacks {needle:?}:\n{log}");
+    }
+    let audit: Vec<&str> = log.lines().filter(|l| l.contains("call control")).collect();
+    assert_eq!(audit.len(), 3, "{log}");
+    assert!(audit[0].contains("CallOut") && audit[0].contains("https://crm.example"));
+    assert!(audit[0].contains("result=ok"));
+    assert!(
+        !audit[0].contains("+358401234567"),
+        "numbers are masked: {}",
+        audit[0]
+    );
+    assert!(audit[1].contains("HangUp"));
+    assert!(audit[2].contains("Answer") && audit[2].contains("-32002"));
+}
