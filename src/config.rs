@@ -169,7 +169,7 @@ pub enum ConfigError {
         problem: String,
     },
     /// A flag or environment variable has a bad value.
-    #[error("setting `{key}` (from --{flag} or BAPIWS_{env}): {problem}", flag = key.replace(['_', '.'], "-"), env = key.replace('.', "_").to_ascii_uppercase())]
+    #[error("setting `{key}` (from --{flag} or BAPIWS_{env}): {problem}", flag = flag_name(key), env = key.replace('.', "_").to_ascii_uppercase())]
     Setting {
         /// The key.
         key: String,
@@ -547,6 +547,15 @@ impl Config {
     }
 }
 
+/// The command-line flag of a setting (without `--`).
+fn flag_name(key: &str) -> String {
+    match key {
+        "aliases" => "alias".to_owned(),
+        "extra_backends" => "extra-backend".to_owned(),
+        k => k.replace(['_', '.'], "-"),
+    }
+}
+
 fn kind_names() -> String {
     let names: Vec<&str> = BackendKind::ALL.iter().map(|(n, _)| *n).collect();
     names.join(", ")
@@ -684,7 +693,10 @@ mod tests {
             ..ServeArgs::default()
         };
         let err = Config::resolve(&bad, FileValues::default(), None).expect_err("no =");
-        assert!(err.to_string().contains("BAPIWS_ALIASES"), "{err}");
+        assert!(
+            err.to_string().contains("--alias or BAPIWS_ALIASES"),
+            "{err}"
+        );
     }
 
     #[test]

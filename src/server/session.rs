@@ -184,3 +184,102 @@ fn unexpected(reply: Result<Reply, PhoneError>) -> RpcError {
         ),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::phone::BackendSettings;
+    use crate::phone::sim::SimSettings;
+    use crate::server::backends::RegistryConfig;
+    use std::collections::BTreeMap;
+
+    fn session() -> Session {
+        let backends = Backends::new(RegistryConfig {
+            settings: BackendSettings {
+                sim: SimSettings {
+                    auto_answer: false,
+                    ..SimSettings::default()
+                },
+            },
+            extra: BTreeMap::from([("agent2".to_owned(), "sim".to_owned())]),
+            aliases: BTreeMap::new(),
+            default: "sim".into(),
+            queue_len: 16,
+        })
+        .expect("registry");
+        let peer = Peer {
+            id: 1,
+            addr: "test".into(),
+            origin: None,
+        };
+        Session::new(peer, Arc::new(backends))
+    }
+
+    /// In memory, without sockets: requests in, replies and queued notifications out.
+    #[tokio::test]
+    async fn session_table() {
+        let mut s = session();
+        let cases: &[(&str, Option<&str>, &[&str])] = &[
+            (
+                r#"{"jsonrpc":"2.0","id":1,"method":"GetState"}"#,
+                Some(r#"{"jsonrpc":"2.0","result":"Available","id":1}"#),
+                &[],
+            ),
+            (
+                r#"{"jsonrpc":"2.0","id":2,"method":"CallOut","params":["040 123"]}"#,
+                Some(r#"{"jsonrpc":"2.0","result":0,"id":2}"#),
+                &["CallingOut", "StateChanged"],
+            ),
+            (
+                r#"{"jsonrpc":"2.0","method":"HangUp"}"#,
+                None,
+                &["CallDisconnected", "StateChanged"],
+            ),
+            (
+                r#"{"jsonrpc":"2.0","id":3,"method":"HangUp"}"#,
+                Some(
+                    r#"{"jsonrpc":"2.0","error":{"code":-32002,"message":"no active call"},"id":3}"#,
+                ),
+                &[],
+            ),
+            (
+                r#"{"jsonrpc":"2.0","id":4,"method":"Init","params":["agent2"]}"#,
+                Some(r#"{"jsonrpc":"2.0","result":0,"id":4}"#),
+                &[],
+            ),
+            (
+                r#"{"jsonrpc":"2.0","id":5,"method":"Sim.SetAvailability","params":["DND"]}"#,
+                Some(r#"{"jsonrpc":"2.0","result":0,"id":5}"#),
+                &["StateChanged"],
+            ),
+        ];
+        for (request, want_reply, want_events) in cases {
+            let reply = s.handle_text(request).await;
+            assert_eq!(reply.as_deref(), *want_reply, "{request}");
+            // The events of one command reach the queue through the hub task.
+            let mut got = Vec::new();
+            for _ in 0..want_events.len() {
+                let msg = tokio::time::timeout(
+                    std::time::Duration::from_secs(5),
+                    s.subscription().queue.recv(),
+                )
+                .await
+                .expect("notification in time")
+                .expect("queue open");
+                let v: serde_json::Value = serde_json::from_str(&msg).expect("JSON");
+                got.push(v["method"].as_str().unwrap_or("").to_owned());
+            }
+            assert_eq!(got, *want_events, "{request}");
+        }
+        assert_eq!(s.backend_name(), "agent2");
+    }
+
+    #[test]
+    fn unexpected_replies_are_internal_errors() {
+        let e = unexpected(Ok(Reply::Done));
+        assert_eq!(e.code, ErrorCode::InternalError);
+        assert_eq!(e.code.code(), -32603);
+        let e = unexpected(Err(PhoneError::Unavailable("x".into())));
+        assert_eq!(e.code.code(), -32001);
+    }
+}
