@@ -4,7 +4,8 @@
 //! subscriber whose queue is full is dropped and told to close: it is too slow, and
 //! waiting for it would delay everyone else. Nothing is ever dropped silently.
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 
 use tokio::sync::{Notify, mpsc};
 use tokio_tungstenite::tungstenite::Utf8Bytes;
@@ -17,53 +18,75 @@ struct Subscriber {
     overflow: Arc<Notify>,
 }
 
+#[derive(Default)]
+struct Subscribers {
+    next_id: u64,
+    by_id: HashMap<u64, Subscriber>,
+}
+
 /// One backend's subscribers.
 pub struct Hub {
-    subscribers: Mutex<Vec<Subscriber>>,
+    subscribers: Mutex<Subscribers>,
     queue_len: usize,
 }
 
-/// A connection's end of a subscription.
+/// A connection's end of a subscription; unsubscribes when dropped.
 pub struct Subscription {
     /// The notifications, already encoded, in order.
     pub queue: mpsc::Receiver<Utf8Bytes>,
     /// Signalled when the queue overflowed and the subscription was dropped.
     pub overflow: Arc<Notify>,
+    id: u64,
+    hub: Weak<Hub>,
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        if let Some(hub) = self.hub.upgrade() {
+            hub.lock().by_id.remove(&self.id);
+        }
+    }
 }
 
 impl Hub {
     /// Starts fanning out `events`; each subscriber's queue holds `queue_len` messages.
     pub fn spawn(events: EventReceiver, queue_len: usize) -> Arc<Hub> {
         let hub = Arc::new(Hub {
-            subscribers: Mutex::new(Vec::new()),
+            subscribers: Mutex::new(Subscribers::default()),
             queue_len: queue_len.max(1),
         });
-        tokio::spawn(dispatch(Arc::clone(&hub), events));
+        tokio::spawn(dispatch(Arc::downgrade(&hub), events));
         hub
     }
 
     /// Adds a subscriber that receives every event from now on.
-    pub fn subscribe(&self) -> Subscription {
+    pub fn subscribe(self: &Arc<Self>) -> Subscription {
         let (tx, rx) = mpsc::channel(self.queue_len);
         let overflow = Arc::new(Notify::new());
-        self.lock().push(Subscriber {
-            queue: tx,
-            overflow: Arc::clone(&overflow),
-        });
+        let mut subs = self.lock();
+        subs.next_id += 1;
+        let id = subs.next_id;
+        subs.by_id.insert(
+            id,
+            Subscriber {
+                queue: tx,
+                overflow: Arc::clone(&overflow),
+            },
+        );
         Subscription {
             queue: rx,
             overflow,
+            id,
+            hub: Arc::downgrade(self),
         }
     }
 
     /// How many connections are subscribed.
     pub fn subscriber_count(&self) -> usize {
-        let mut subs = self.lock();
-        subs.retain(|s| !s.queue.is_closed());
-        subs.len()
+        self.lock().by_id.len()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Subscriber>> {
+    fn lock(&self) -> MutexGuard<'_, Subscribers> {
         self.subscribers
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -71,7 +94,8 @@ impl Hub {
 
     fn publish(&self, message: &Utf8Bytes) {
         self.lock()
-            .retain(|s| match s.queue.try_send(message.clone()) {
+            .by_id
+            .retain(|_, s| match s.queue.try_send(message.clone()) {
                 Ok(()) => true,
                 Err(mpsc::error::TrySendError::Full(_)) => {
                     s.overflow.notify_one();
@@ -82,9 +106,47 @@ impl Hub {
     }
 }
 
-async fn dispatch(hub: Arc<Hub>, mut events: EventReceiver) {
+async fn dispatch(hub: Weak<Hub>, mut events: EventReceiver) {
     while let Some(event) = events.recv().await {
+        let Some(hub) = hub.upgrade() else { return };
         let message = Utf8Bytes::from(encode_event(&event));
         hub.publish(&message);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::phone::{PhoneEvent, PhoneState};
+
+    #[tokio::test]
+    async fn fan_out_unsubscribe_and_overflow() {
+        let (tx, rx) = mpsc::channel(16);
+        let hub = Hub::spawn(rx, 2);
+        let mut a = hub.subscribe();
+        let b = hub.subscribe();
+        let c = hub.subscribe();
+        assert_eq!(hub.subscriber_count(), 3);
+        drop(c);
+        assert_eq!(
+            hub.subscriber_count(),
+            2,
+            "dropping a subscription unsubscribes"
+        );
+        let event = PhoneEvent::StateChanged(PhoneState::Offline);
+        for _ in 0..3 {
+            tx.send(event.clone()).await.expect("send");
+            // `a` keeps reading; `b` never does.
+            let got = tokio::time::timeout(std::time::Duration::from_secs(5), a.queue.recv())
+                .await
+                .expect("in time")
+                .expect("open");
+            assert_eq!(&*got, encode_event(&event));
+        }
+        // `b`'s queue (2) overflowed on the third event: it was told and removed.
+        tokio::time::timeout(std::time::Duration::from_secs(5), b.overflow.notified())
+            .await
+            .expect("overflow signalled");
+        assert_eq!(hub.subscriber_count(), 1);
     }
 }
