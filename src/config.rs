@@ -29,6 +29,8 @@ pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 64 * 1024;
 pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
 /// Default notifications queued per connection before it counts as too slow.
 pub const DEFAULT_SEND_QUEUE: usize = 1024;
+/// Default most requests in one batch.
+pub const DEFAULT_MAX_BATCH: usize = 100;
 /// Default far-end answer delay of the simulated phone.
 pub const DEFAULT_SIM_ANSWER_DELAY_MS: u64 = 3000;
 
@@ -59,6 +61,8 @@ pub struct Config {
     pub max_message_bytes: usize,
     /// Most simultaneous connections.
     pub max_connections: usize,
+    /// Most requests in one batch.
+    pub max_batch: usize,
     /// Notifications queued per connection before it counts as too slow.
     pub send_queue: usize,
     /// The configuration file that was read, if any.
@@ -138,6 +142,10 @@ pub struct ServeArgs {
     /// [default: 65536]
     #[arg(long, env = "BAPIWS_MAX_MESSAGE_BYTES", value_name = "BYTES")]
     pub max_message_bytes: Option<usize>,
+    /// Most requests in one batch; a larger batch is answered with one -32600 error.
+    /// [default: 100]
+    #[arg(long, env = "BAPIWS_MAX_BATCH", value_name = "N")]
+    pub max_batch: Option<usize>,
     /// Most simultaneous connections; more are refused with HTTP 503. [default: 1024]
     #[arg(long, env = "BAPIWS_MAX_CONNECTIONS", value_name = "N")]
     pub max_connections: Option<usize>,
@@ -202,6 +210,7 @@ struct FileValues {
     log_dir: Option<PathBuf>,
     max_message_bytes: Option<usize>,
     max_connections: Option<usize>,
+    max_batch: Option<usize>,
     send_queue: Option<usize>,
 }
 
@@ -219,6 +228,7 @@ pub const FILE_KEYS: &[&str] = &[
     "log_dir",
     "max_message_bytes",
     "max_connections",
+    "max_batch",
     "send_queue",
 ];
 /// Every key of the file's `[sim]` table.
@@ -267,6 +277,7 @@ fn parse_file(path: &Path, text: &str) -> Result<FileValues, ConfigError> {
             "log_dir" => f.log_dir = Some(value(p, &key, v)?),
             "max_message_bytes" => f.max_message_bytes = Some(value(p, &key, v)?),
             "max_connections" => f.max_connections = Some(value(p, &key, v)?),
+            "max_batch" => f.max_batch = Some(value(p, &key, v)?),
             "send_queue" => f.send_queue = Some(value(p, &key, v)?),
             "sim" => {
                 let sim: toml::Table = value(p, &key, v)?;
@@ -443,8 +454,11 @@ impl Config {
                 Source::File(_) => format!("aliases.{alias}"),
                 Source::Setting => "aliases".to_owned(),
             };
-            if alias.is_empty() {
-                return Err(src.error(&key, "an alias needs a name"));
+            if alias.is_empty() || is_backend(&alias) {
+                return Err(src.error(
+                    &key,
+                    format!("{alias:?} is empty or already a backend's name"),
+                ));
             }
             if !is_backend(&target) {
                 return Err(src.error(
@@ -534,6 +548,13 @@ impl Config {
                 DEFAULT_MAX_CONNECTIONS,
                 1,
                 1_000_000,
+            )?,
+            max_batch: in_range(
+                "max_batch",
+                pick(args.max_batch, f.max_batch, path),
+                DEFAULT_MAX_BATCH,
+                1,
+                100_000,
             )?,
             send_queue: in_range(
                 "send_queue",
@@ -697,6 +718,17 @@ mod tests {
             err.to_string().contains("--alias or BAPIWS_ALIASES"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn an_alias_may_not_hide_a_backend() {
+        for text in [
+            "[aliases]\nsim = \"sim\"",
+            "[extra_backends]\nagent2 = \"sim\"\n[aliases]\nAgent2 = \"sim\"",
+        ] {
+            let err = from_file(text).expect_err(text).to_string();
+            assert!(err.contains("already a backend"), "{err}");
+        }
     }
 
     #[test]

@@ -34,7 +34,7 @@ struct ClientArgs {
 #[derive(Subcommand)]
 enum Cmd {
     /// Run the server (on the built-in simulated phone unless configured otherwise).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Print the phone's state (Available, Busy, …, Offline).
     State(ClientArgs),
     /// Call a number.
@@ -262,7 +262,13 @@ async fn run_on(
             client::calls_table(&c.call("GetActiveCalls", json!([])).await?)
         ),
         Cmd::Watch { json, .. } => {
-            eprintln!("Watching {} for notifications; Ctrl-C to stop.", args.url);
+            // A round trip first: once it is answered, the subscription is certainly live.
+            let state = c.call("GetState", json!([])).await?;
+            eprintln!(
+                "Watching {} (phone {}) for notifications; Ctrl-C to stop.",
+                args.url,
+                text(&state)
+            );
             tokio::select! {
                 r = client::watch(c, json) => r?,
                 _ = tokio::signal::ctrl_c() => {}

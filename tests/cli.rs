@@ -66,18 +66,24 @@ fn sim_commands_and_watch() {
     let mut watch = command(dir.path())
         .args(["watch", "--url", &server.url])
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .expect("watch");
     let stdout = watch.stdout.take().expect("stdout");
+    let mut ready = String::new();
+    BufReader::new(watch.stderr.take().expect("stderr"))
+        .read_line(&mut ready)
+        .expect("watch says it is ready");
+    assert!(
+        ready.starts_with("Watching") && ready.contains("Available"),
+        "{ready}"
+    );
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
             let _ = tx.send(line);
         }
     });
-    // Give watch time to subscribe before the call comes in.
-    std::thread::sleep(Duration::from_millis(500));
     let (code, out, err) = run(dir.path(), &server.url, &["sim", "incoming", "0505010269"]);
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("call id"), "{out}");

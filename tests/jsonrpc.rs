@@ -189,3 +189,81 @@ async fn spec_answer_example_with_a_string_id() {
     );
     c.expect_notification("CallConnected").await;
 }
+
+/// A batch that causes more notifications than the connection's queue holds still works:
+/// they are delivered while the batch runs.
+#[tokio::test]
+async fn a_big_batch_does_not_overflow_its_own_connection() {
+    let server = Server::start(&["--send-queue", "32", "--max-batch", "400"]);
+    let mut c = Ws::connect(&server.url).await;
+    let batch: Vec<Value> = (0..200)
+        .flat_map(|i| {
+            [
+                json!({"jsonrpc":"2.0","id":i,"method":"CallOut","params":["+358401234567"]}),
+                json!({"jsonrpc":"2.0","method":"HangUp"}),
+            ]
+        })
+        .collect();
+    c.send(&Value::Array(batch).to_string()).await;
+    let mut notifications = 0;
+    let reply = loop {
+        let msg = c.recv().await;
+        if msg.is_array() {
+            break msg;
+        }
+        notifications += 1;
+    };
+    assert_eq!(
+        notifications, 800,
+        "CallingOut, Busy, CallDisconnected, Available per call"
+    );
+    let replies = reply.as_array().expect("array");
+    assert_eq!(replies.len(), 200);
+    assert!(
+        replies
+            .iter()
+            .enumerate()
+            .all(|(i, r)| r["id"] == json!(i) && r["result"] == 0)
+    );
+    assert_eq!(c.call("GetState", json!([])).await, json!("Available"));
+}
+
+#[tokio::test]
+async fn batches_over_the_limit_are_one_error() {
+    let server = Server::start(&["--max-batch", "10"]);
+    let mut c = Ws::connect(&server.url).await;
+    let batch: Vec<Value> = (0..11)
+        .map(|i| json!({"jsonrpc":"2.0","id":i,"method":"GetState"}))
+        .collect();
+    c.send(&Value::Array(batch).to_string()).await;
+    let reply = c.recv().await;
+    assert_eq!(reply["error"]["code"], -32600, "{reply}");
+    assert_eq!(reply["id"], Value::Null);
+    assert!(
+        reply["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("at most 10"))
+    );
+    // Ten is fine, and large replies (16 calls listed ten times) are delivered whole.
+    let mut driver = Ws::connect(&server.url).await;
+    for _ in 0..16 {
+        driver
+            .control("Sim.IncomingCall", json!(["+358401234567"]))
+            .await;
+    }
+    for _ in 0..17 {
+        c.recv().await; // 16 × CallComing, StateChanged Busy
+    }
+    let batch: Vec<Value> = (0..10)
+        .map(|i| json!({"jsonrpc":"2.0","id":i,"method":"GetActiveCalls"}))
+        .collect();
+    c.send(&Value::Array(batch).to_string()).await;
+    let reply = c.recv().await;
+    let replies = reply.as_array().expect("array");
+    assert_eq!(replies.len(), 10);
+    assert!(
+        replies
+            .iter()
+            .all(|r| r["result"].as_array().map(Vec::len) == Some(96))
+    );
+}

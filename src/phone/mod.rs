@@ -1,11 +1,13 @@
 //! The phone abstraction: what every phone backend offers, in phone terms only.
 //!
 //! A backend is a task that owns the phone's state. It takes [`Command`]s from a
-//! [`PhoneHandle`] and sends [`PhoneEvent`]s into an [`EventSender`]. Nothing here knows
-//! about WebSockets or JSON-RPC; the protocol layer translates.
+//! [`PhoneHandle`] and reports [`PhoneEvent`]s to an [`EventSink`], in the order they
+//! happened. A backend reports the events a command caused before it answers the
+//! command, so whoever waits for the answer can rely on the events being out already.
+//! Nothing here knows about WebSockets or JSON-RPC; the protocol layer translates.
 //!
-//! Adding a backend: write a module with a `spawn` function returning
-//! `(PhoneHandle, EventReceiver)` and add one line to [`BackendKind`].
+//! Adding a backend: write a module with a `spawn(settings, events) -> PhoneHandle`
+//! function and add one line to [`BackendKind`] and [`spawn`].
 
 pub mod number;
 pub mod sim;
@@ -18,8 +20,6 @@ use tokio::sync::{mpsc, oneshot};
 
 pub use number::{NumberError, PhoneNumber};
 
-/// Capacity of the channel carrying events from a backend to its fan-out.
-pub const EVENT_CHANNEL_CAPACITY: usize = 4096;
 /// Capacity of the channel carrying commands to a backend.
 pub const COMMAND_CHANNEL_CAPACITY: usize = 256;
 
@@ -312,10 +312,15 @@ pub enum PhoneError {
 
 /// A command with the channel its answer goes back on.
 pub type Envelope = (Command, oneshot::Sender<Result<Reply, PhoneError>>);
-/// Where a backend sends its events.
-pub type EventSender = mpsc::Sender<PhoneEvent>;
-/// Where a backend's events are read from.
-pub type EventReceiver = mpsc::Receiver<PhoneEvent>;
+/// Where a backend reports its events. `emit` must not block: it is called from the
+/// backend's task.
+pub trait EventSink: Send + Sync + 'static {
+    /// Reports one event.
+    fn emit(&self, event: PhoneEvent);
+}
+
+/// A shared event sink.
+pub type Events = Arc<dyn EventSink>;
 
 /// The handle through which everything outside a backend talks to it. Cheap to clone.
 #[derive(Clone, Debug)]
@@ -378,8 +383,8 @@ pub struct BackendSettings {
 }
 
 /// Starts a backend of the given kind on the current tokio runtime.
-pub fn spawn(kind: BackendKind, settings: &BackendSettings) -> (PhoneHandle, EventReceiver) {
+pub fn spawn(kind: BackendKind, settings: &BackendSettings, events: Events) -> PhoneHandle {
     match kind {
-        BackendKind::Sim => sim::spawn(settings.sim.clone()),
+        BackendKind::Sim => sim::spawn(settings.sim.clone(), events),
     }
 }

@@ -6,11 +6,14 @@
 
 use std::time::{Duration, SystemTime};
 
+use std::collections::HashMap;
+
 use tokio::sync::mpsc;
+use tokio::task::AbortHandle;
 
 use super::{
-    Availability, Call, CallId, CallState, Command, Direction, EVENT_CHANNEL_CAPACITY,
-    EventReceiver, EventSender, PhoneError, PhoneEvent, PhoneHandle, PhoneState, Reply, SimCommand,
+    Availability, Call, CallId, CallState, Command, Direction, Events, PhoneError, PhoneEvent,
+    PhoneHandle, PhoneState, Reply, SimCommand,
 };
 
 /// The simulated phone's settings.
@@ -328,44 +331,57 @@ impl SimPhone {
 }
 
 /// Starts the simulated phone as a backend task.
-pub fn spawn(settings: SimSettings) -> (PhoneHandle, EventReceiver) {
+pub fn spawn(settings: SimSettings, events: Events) -> PhoneHandle {
     let (handle, commands) = PhoneHandle::channel();
-    let (events_tx, events_rx) = mpsc::channel(EVENT_CHANNEL_CAPACITY);
-    tokio::spawn(run(SimPhone::new(settings), commands, events_tx));
-    (handle, events_rx)
+    tokio::spawn(run(SimPhone::new(settings), commands, events));
+    handle
 }
 
-async fn run(
-    mut phone: SimPhone,
-    mut commands: mpsc::Receiver<super::Envelope>,
-    events: EventSender,
-) {
-    // Timers report back here; at most `max_calls` are pending at once.
+async fn run(mut phone: SimPhone, mut commands: mpsc::Receiver<super::Envelope>, events: Events) {
+    // Pending far-end answers, one per outbound call still calling; cancelled when the
+    // call is answered or ends, so at most `max_calls` exist at once.
+    let mut timers: HashMap<CallId, AbortHandle> = HashMap::new();
     let (timer_tx, mut timer_rx) = mpsc::channel::<CallId>(phone.settings.max_calls.max(1));
     loop {
-        let emitted = tokio::select! {
+        tokio::select! {
             cmd = commands.recv() => {
                 let Some((command, reply_to)) = cmd else { break };
                 let outcome = phone.handle(command, SystemTime::now());
+                emit(&events, &mut timers, outcome.events);
                 if let Some(id) = outcome.schedule_answer {
                     let tx = timer_tx.clone();
                     let delay = phone.settings.answer_delay;
-                    tokio::spawn(async move {
+                    let timer_id = id.clone();
+                    let task = tokio::spawn(async move {
                         tokio::time::sleep(delay).await;
-                        let _ = tx.send(id).await;
+                        let _ = tx.send(timer_id).await;
                     });
+                    timers.insert(id, task.abort_handle());
                 }
                 // The caller may have gone away; the events happened regardless.
                 let _ = reply_to.send(outcome.reply);
-                outcome.events
             }
-            Some(id) = timer_rx.recv() => phone.answer_timer_fired(&id),
-        };
-        for event in emitted {
-            if events.send(event).await.is_err() {
-                return;
+            Some(id) = timer_rx.recv() => {
+                timers.remove(&id);
+                let fired = phone.answer_timer_fired(&id);
+                emit(&events, &mut timers, fired);
             }
         }
+    }
+    for timer in timers.into_values() {
+        timer.abort();
+    }
+}
+
+/// Reports events, cancelling the answer timer of every call answered or ended.
+fn emit(events: &Events, timers: &mut HashMap<CallId, AbortHandle>, emitted: Vec<PhoneEvent>) {
+    for event in emitted {
+        if let PhoneEvent::CallConnected { id } | PhoneEvent::CallDisconnected { id, .. } = &event
+            && let Some(timer) = timers.remove(id)
+        {
+            timer.abort();
+        }
+        events.emit(event);
     }
 }
 
@@ -705,6 +721,40 @@ mod tests {
         let third = phone.handle(call_out("3"), SystemTime::now());
         assert!(matches!(third.reply, Err(PhoneError::Refused(_))));
         assert!(third.events.is_empty());
+    }
+
+    /// Calls that end before the far end answers leave no timer behind.
+    #[tokio::test]
+    async fn ended_calls_cancel_their_answer_timers() {
+        struct Discard;
+        impl crate::phone::EventSink for Discard {
+            fn emit(&self, _: PhoneEvent) {}
+        }
+        let phone = spawn(
+            SimSettings {
+                answer_delay: Duration::from_secs(3600),
+                ..SimSettings::default()
+            },
+            std::sync::Arc::new(Discard),
+        );
+        let metrics = tokio::runtime::Handle::current().metrics();
+        let before = metrics.num_alive_tasks();
+        for _ in 0..200 {
+            phone.send(call_out("1")).await.expect("call out");
+            phone.send(Command::HangUp).await.expect("hang up");
+        }
+        // Aborted tasks go away at their next poll; give them a moment.
+        for _ in 0..100 {
+            if metrics.num_alive_tasks() <= before + 1 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(
+            metrics.num_alive_tasks() <= before + 1,
+            "{} tasks alive, {before} before",
+            metrics.num_alive_tasks()
+        );
     }
 
     #[test]

@@ -125,8 +125,8 @@ pub enum Incoming {
     Invalid(String),
 }
 
-/// Decodes one incoming text message.
-pub fn decode(text: &str) -> Incoming {
+/// Decodes one incoming text message; a batch may hold at most `max_batch` requests.
+pub fn decode(text: &str, max_batch: usize) -> Incoming {
     let raw: &RawValue = match serde_json::from_str(text) {
         Ok(raw) => raw,
         Err(e) => {
@@ -148,6 +148,15 @@ pub fn decode(text: &str) -> Incoming {
             };
             if items.is_empty() {
                 return Incoming::Invalid(invalid_request(None, "empty batch"));
+            }
+            if items.len() > max_batch {
+                return Incoming::Invalid(invalid_request(
+                    None,
+                    &format!(
+                        "batch too large: {} requests, at most {max_batch}",
+                        items.len()
+                    ),
+                ));
             }
             Incoming::Batch(items.into_iter().map(decode_one).collect())
         }
@@ -196,7 +205,7 @@ fn decode_one(raw: &RawValue) -> Entry {
     };
     let version_ok = req
         .jsonrpc
-        .and_then(|r| serde_json::from_str::<&str>(r.get()).ok())
+        .and_then(|r| serde_json::from_str::<String>(r.get()).ok())
         .is_some_and(|v| v == "2.0");
     if !version_ok {
         return Err(invalid_request(id.as_ref(), "jsonrpc must be \"2.0\""));
@@ -333,7 +342,7 @@ mod tests {
     use super::*;
 
     fn single(text: &str) -> Entry {
-        match decode(text) {
+        match decode(text, 100) {
             Incoming::Single(e) => e,
             other => panic!("{text}: expected a single entry, got {other:?}"),
         }
@@ -415,6 +424,10 @@ mod tests {
                 Err((-32600, "null")),
             ),
             (r#"{"jsonrpc":2.0,"id":1,"method":"A"}"#, Err((-32600, "1"))),
+            (
+                r#"{"jsonrpc":"2\u002e0","id":1,"method":"A"}"#,
+                Ok(("A", true, "none")),
+            ),
         ];
         for (input, want) in cases {
             let got = single(input);
@@ -449,9 +462,10 @@ mod tests {
             ("1", -32600),
             ("\"GetState\"", -32600),
             ("null", -32600),
+            ("[1,2,3]", -32600),
         ];
         for (input, code) in cases {
-            let Incoming::Invalid(reply) = decode(input) else {
+            let Incoming::Invalid(reply) = decode(input, 2) else {
                 panic!("{input:?}: expected a whole-message error")
             };
             let v: Value = serde_json::from_str(&reply).expect("reply is JSON");
@@ -462,9 +476,10 @@ mod tests {
 
     #[test]
     fn batch_keeps_order_and_errors() {
-        let Incoming::Batch(entries) =
-            decode(r#"[{"jsonrpc":"2.0","id":1,"method":"A"},1,{"jsonrpc":"2.0","method":"B"}]"#)
-        else {
+        let Incoming::Batch(entries) = decode(
+            r#"[{"jsonrpc":"2.0","id":1,"method":"A"},1,{"jsonrpc":"2.0","method":"B"}]"#,
+            3,
+        ) else {
             panic!("expected a batch")
         };
         assert_eq!(entries.len(), 3);

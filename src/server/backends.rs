@@ -126,11 +126,12 @@ impl Backends {
         let mut running = self.running.lock().unwrap_or_else(PoisonError::into_inner);
         let entry = running.entry(instance.to_owned()).or_insert_with(|| {
             tracing::info!(backend = instance, kind = kind.name(), "starting backend");
-            let (phone, events) = phone::spawn(kind, &self.settings);
+            let hub = Hub::new(self.queue_len);
+            let phone = phone::spawn(kind, &self.settings, Arc::clone(&hub) as phone::Events);
             Arc::new(Backend {
                 name: instance.into(),
                 phone,
-                hub: Hub::spawn(events, self.queue_len),
+                hub,
             })
         });
         Some(Arc::clone(entry))
@@ -147,11 +148,16 @@ impl Backends {
     }
 
     fn spawn_fallback(&self) -> Arc<Backend> {
-        let (phone, events) = phone::spawn(BackendKind::Sim, &self.settings);
+        let hub = Hub::new(self.queue_len);
+        let phone = phone::spawn(
+            BackendKind::Sim,
+            &self.settings,
+            Arc::clone(&hub) as phone::Events,
+        );
         Arc::new(Backend {
             name: "sim".into(),
             phone,
-            hub: Hub::spawn(events, self.queue_len),
+            hub,
         })
     }
 

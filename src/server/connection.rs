@@ -19,7 +19,7 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
 
 use super::Shared;
 use super::session::{Peer, Session};
-use crate::protocol::jsonrpc::truncate;
+use crate::protocol::jsonrpc::{Incoming, encode_batch, truncate};
 
 /// How long a client has to complete the HTTP handshake.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -43,8 +43,18 @@ pub async fn serve(
 ) {
     let _ = stream.set_nodelay(true);
     let id = shared.next_connection_id();
-    let mut origin: Option<String> = None;
+    // Subscribe before the handshake completes, so that no notification that happens
+    // after the client sees its connection open is missed.
     let at_limit = permit.is_none();
+    let session = (!at_limit).then(|| {
+        let peer = Peer {
+            id,
+            addr: addr.to_string(),
+            origin: None,
+        };
+        Session::new(peer, Arc::clone(&shared.backends), shared.max_batch)
+    });
+    let mut origin: Option<String> = None;
     let callback = |req: &Request, resp: Response| -> Result<Response, ErrorResponse> {
         origin = req
             .headers()
@@ -87,18 +97,16 @@ pub async fn serve(
             return;
         }
     };
-    let peer = Peer {
-        id,
-        addr: addr.to_string(),
-        origin,
+    let Some(mut session) = session else {
+        return;
     };
     tracing::info!(
         conn = id,
         peer = %addr,
-        origin = peer.origin.as_deref().map(truncate).unwrap_or_else(|| "-".into()),
+        origin = origin.as_deref().map(truncate).unwrap_or_else(|| "-".into()),
         "connection opened"
     );
-    let session = Session::new(peer, Arc::clone(&shared.backends));
+    session.set_origin(origin);
     let why = run(ws, session, &shared, &mut shutdown).await;
     tracing::info!(conn = id, reason = %why, "connection closed");
     drop(permit);
@@ -172,9 +180,7 @@ async fn run(
                     None => break End::ClientClosed,
                     Some(Err(e)) => break read_error(e, shared),
                     Some(Ok(Message::Text(text))) => {
-                        if let Some(reply) = session.handle_text(&text).await
-                            && let Err(e) = send(&mut ws, &mut session, Utf8Bytes::from(reply)).await
-                        {
+                        if let Err(e) = handle_text(&mut ws, &mut session, &text).await {
                             break e;
                         }
                     }
@@ -194,6 +200,32 @@ async fn run(
         close(&mut ws, *code, why).await;
     }
     end.to_string()
+}
+
+/// Handles one text message and writes its reply. A batch is carried out entry by entry,
+/// writing the notifications it causes in between, so that a large batch cannot fill the
+/// connection's own notification queue.
+async fn handle_text(ws: &mut Ws, session: &mut Session, text: &str) -> Result<(), End> {
+    let reply = match session.decode(text) {
+        Incoming::Invalid(reply) => Some(reply),
+        Incoming::Single(entry) => session.handle_entry(entry).await,
+        Incoming::Batch(entries) => {
+            let mut replies = Vec::new();
+            for entry in entries {
+                if let Some(r) = session.handle_entry(entry).await {
+                    replies.push(r);
+                }
+                while let Ok(event) = session.subscription().queue.try_recv() {
+                    send(ws, session, event).await?;
+                }
+            }
+            (!replies.is_empty()).then(|| encode_batch(&replies))
+        }
+    };
+    match reply {
+        Some(r) => send(ws, session, Utf8Bytes::from(r)).await,
+        None => Ok(()),
+    }
 }
 
 fn overflow_reason(shared: &Shared) -> String {

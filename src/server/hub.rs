@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use tokio::sync::{Notify, mpsc};
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
-use crate::phone::EventReceiver;
+use crate::phone::{EventSink, PhoneEvent};
 use crate::protocol::api::encode_event;
 
 struct Subscriber {
@@ -49,14 +49,12 @@ impl Drop for Subscription {
 }
 
 impl Hub {
-    /// Starts fanning out `events`; each subscriber's queue holds `queue_len` messages.
-    pub fn spawn(events: EventReceiver, queue_len: usize) -> Arc<Hub> {
-        let hub = Arc::new(Hub {
+    /// A hub whose subscribers' queues hold `queue_len` messages each.
+    pub fn new(queue_len: usize) -> Arc<Hub> {
+        Arc::new(Hub {
             subscribers: Mutex::new(Subscribers::default()),
             queue_len: queue_len.max(1),
-        });
-        tokio::spawn(dispatch(Arc::downgrade(&hub), events));
-        hub
+        })
     }
 
     /// Adds a subscriber that receives every event from now on.
@@ -106,11 +104,10 @@ impl Hub {
     }
 }
 
-async fn dispatch(hub: Weak<Hub>, mut events: EventReceiver) {
-    while let Some(event) = events.recv().await {
-        let Some(hub) = hub.upgrade() else { return };
-        let message = Utf8Bytes::from(encode_event(&event));
-        hub.publish(&message);
+impl EventSink for Hub {
+    /// Encodes the event once and queues it for every subscriber, without waiting.
+    fn emit(&self, event: PhoneEvent) {
+        self.publish(&Utf8Bytes::from(encode_event(&event)));
     }
 }
 
@@ -121,8 +118,7 @@ mod tests {
 
     #[tokio::test]
     async fn fan_out_unsubscribe_and_overflow() {
-        let (tx, rx) = mpsc::channel(16);
-        let hub = Hub::spawn(rx, 2);
+        let hub = Hub::new(2);
         let mut a = hub.subscribe();
         let b = hub.subscribe();
         let c = hub.subscribe();
@@ -135,18 +131,25 @@ mod tests {
         );
         let event = PhoneEvent::StateChanged(PhoneState::Offline);
         for _ in 0..3 {
-            tx.send(event.clone()).await.expect("send");
+            hub.emit(event.clone());
             // `a` keeps reading; `b` never does.
-            let got = tokio::time::timeout(std::time::Duration::from_secs(5), a.queue.recv())
-                .await
-                .expect("in time")
-                .expect("open");
+            let got = a.queue.try_recv().expect("queued at once");
             assert_eq!(&*got, encode_event(&event));
         }
         // `b`'s queue (2) overflowed on the third event: it was told and removed.
         tokio::time::timeout(std::time::Duration::from_secs(5), b.overflow.notified())
             .await
             .expect("overflow signalled");
+        let mut b = b;
+        assert_eq!(
+            b.queue.try_recv().ok().as_deref(),
+            Some(&*encode_event(&event))
+        );
+        assert_eq!(
+            b.queue.try_recv().ok().as_deref(),
+            Some(&*encode_event(&event))
+        );
+        assert!(b.queue.try_recv().is_err(), "closed after what was queued");
         assert_eq!(hub.subscriber_count(), 1);
     }
 }

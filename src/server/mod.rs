@@ -44,6 +44,8 @@ pub struct Shared {
     pub ws_config: WebSocketConfig,
     /// Notifications queued per connection before it counts as too slow.
     pub send_queue: usize,
+    /// Most requests in one batch.
+    pub max_batch: usize,
     /// The backends.
     pub backends: Arc<Backends>,
     next_id: AtomicU64,
@@ -99,7 +101,9 @@ impl Server {
             .max_frame_size(Some(config.max_message_bytes))
             .read_buffer_size(4096)
             .write_buffer_size(0)
-            .max_write_buffer_size(config.max_message_bytes.max(64 * 1024) * 4);
+            // Replies are written one at a time and awaited, so the buffer holds at most
+            // one message; replies are bounded by max_batch and max_calls.
+            .max_write_buffer_size(usize::MAX);
         let mut listeners = Vec::new();
         let mut last_error = None;
         for ip in &config.listen {
@@ -123,6 +127,7 @@ impl Server {
                 idle_timeout: config.idle_timeout,
                 ws_config,
                 send_queue: config.send_queue,
+                max_batch: config.max_batch,
                 backends: Arc::new(backends),
                 next_id: AtomicU64::new(0),
             }),

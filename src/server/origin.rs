@@ -96,22 +96,40 @@ fn parse_rule(entry: &str) -> Result<Rule, OriginError> {
     if entry == "*" {
         return Ok(Rule::Any);
     }
+    if entry.contains('*') {
+        return Err(err(
+            "wildcards are not supported; a bare domain (company.com) already allows its subdomains",
+        ));
+    }
+    if entry.eq_ignore_ascii_case("null") {
+        return Err(err(
+            "the origin null (sandboxed frames, file: pages) is allowed only by \"*\"",
+        ));
+    }
     if entry.contains("://") {
         return parse_origin(entry)
+            .filter(|o| valid_host(o.host.trim_start_matches('[').trim_end_matches(']')))
             .map(Rule::Exact)
             .ok_or_else(|| err("expected scheme://host[:port] with no path"));
     }
     let host = normalise_host(entry);
-    if host.is_empty()
-        || !host
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
-    {
+    if !valid_host(&host) || host.contains(':') {
         return Err(err(
             "a bare domain holds only letters, digits, '-' and '.'; to allow one port, write the whole origin (https://host:port)",
         ));
     }
     Ok(Rule::Domain(host))
+}
+
+/// A host name or address: letters, digits, `-`, `.` and `:` (IPv6), not starting or
+/// ending with a dot.
+fn valid_host(host: &str) -> bool {
+    !host.is_empty()
+        && !host.starts_with('.')
+        && !host.ends_with('.')
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b':')
 }
 
 fn normalise_host(host: &str) -> String {

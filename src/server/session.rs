@@ -27,22 +27,40 @@ pub struct Peer {
 /// A connection's protocol state.
 pub struct Session {
     peer: Peer,
+    max_batch: usize,
     backends: Arc<Backends>,
     backend: Arc<Backend>,
     subscription: Subscription,
 }
 
 impl Session {
-    /// A session on the default backend.
-    pub fn new(peer: Peer, backends: Arc<Backends>) -> Session {
+    /// A session on the default backend, already subscribed to its notifications.
+    /// Batches may hold at most `max_batch` requests.
+    pub fn new(peer: Peer, backends: Arc<Backends>, max_batch: usize) -> Session {
         let backend = backends.get_default();
         let subscription = backend.hub.subscribe();
         Session {
             peer,
+            max_batch,
             backends,
             backend,
             subscription,
         }
+    }
+
+    /// Records the Origin header once the handshake has been read.
+    pub fn set_origin(&mut self, origin: Option<String>) {
+        self.peer.origin = origin;
+    }
+
+    /// The connection's number.
+    pub fn id(&self) -> u64 {
+        self.peer.id
+    }
+
+    /// Decodes one incoming text message.
+    pub fn decode(&self, text: &str) -> Incoming {
+        jsonrpc::decode(text, self.max_batch)
     }
 
     /// The backend this connection is on.
@@ -55,9 +73,10 @@ impl Session {
         &mut self.subscription
     }
 
-    /// Handles one text message; returns the reply, if one is due.
+    /// Handles one text message; returns the reply, if one is due. (The connection loop
+    /// handles a batch entry by entry instead, to deliver notifications in between.)
     pub async fn handle_text(&mut self, text: &str) -> Option<String> {
-        match jsonrpc::decode(text) {
+        match self.decode(text) {
             Incoming::Invalid(reply) => {
                 tracing::debug!(conn = self.peer.id, "invalid message");
                 Some(reply)
@@ -75,7 +94,8 @@ impl Session {
         }
     }
 
-    async fn handle_entry(&mut self, entry: jsonrpc::Entry) -> Option<String> {
+    /// Handles one request of a message; returns the reply, if one is due.
+    pub async fn handle_entry(&mut self, entry: jsonrpc::Entry) -> Option<String> {
         let request = match entry {
             Ok(r) => r,
             Err(reply) => return Some(reply),
@@ -212,7 +232,7 @@ mod tests {
             addr: "test".into(),
             origin: None,
         };
-        Session::new(peer, Arc::new(backends))
+        Session::new(peer, Arc::new(backends), 100)
     }
 
     /// In memory, without sockets: requests in, replies and queued notifications out.
