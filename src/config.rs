@@ -15,6 +15,7 @@ use clap::Args;
 use serde::de::DeserializeOwned;
 use tracing_subscriber::filter::LevelFilter;
 
+use crate::phone::baresip::{BaresipSettings, Mode};
 use crate::phone::sim::SimSettings;
 use crate::phone::{Availability, BackendKind};
 use crate::server::origin::OriginPolicy;
@@ -53,6 +54,8 @@ pub struct Config {
     pub aliases: BTreeMap<String, String>,
     /// The simulated phone.
     pub sim: SimSettings,
+    /// The baresip backend.
+    pub baresip: BaresipSettings,
     /// Level of messages on stderr.
     pub log_level: LevelFilter,
     /// Folder of the daily log file.
@@ -153,6 +156,199 @@ pub struct ServeArgs {
     /// disconnected. [default: 1024]
     #[arg(long, env = "BAPIWS_SEND_QUEUE", value_name = "N")]
     pub send_queue: Option<usize>,
+    /// The baresip backend's settings.
+    #[command(flatten, next_help_heading = "baresip backend (file table [baresip])")]
+    pub baresip: BaresipArgs,
+}
+
+/// Settings of the baresip backend, as flags (each also read from its `BAPIWS_*` variable).
+#[derive(Args, Clone, Debug, Default)]
+pub struct BaresipArgs {
+    /// `managed` (bapiws starts and supervises baresip) or `attach` (connect to a baresip
+    /// you run). [default: managed]
+    #[arg(
+        long = "baresip-mode",
+        env = "BAPIWS_BARESIP_MODE",
+        value_name = "MODE"
+    )]
+    pub mode: Option<String>,
+    /// Address of baresip's ctrl_tcp module. [default: 127.0.0.1:4444]
+    #[arg(
+        long = "baresip-ctrl-address",
+        env = "BAPIWS_BARESIP_CTRL_ADDRESS",
+        value_name = "IP:PORT"
+    )]
+    pub ctrl_address: Option<String>,
+    /// The baresip program (managed). [default: baresip]
+    #[arg(
+        long = "baresip-binary",
+        env = "BAPIWS_BARESIP_BINARY",
+        value_name = "PATH"
+    )]
+    pub binary: Option<String>,
+    /// The SIP account, sip:user@domain (managed). [default: sip:bapiws@127.0.0.1]
+    #[arg(
+        long = "baresip-account",
+        env = "BAPIWS_BARESIP_ACCOUNT",
+        value_name = "URI"
+    )]
+    pub account: Option<String>,
+    /// SIP authentication user (managed).
+    #[arg(
+        long = "baresip-auth-user",
+        env = "BAPIWS_BARESIP_AUTH_USER",
+        value_name = "USER"
+    )]
+    pub auth_user: Option<String>,
+    /// SIP authentication password (managed); prefer the variable or the file to the flag.
+    #[arg(
+        long = "baresip-auth-password",
+        env = "BAPIWS_BARESIP_AUTH_PASSWORD",
+        value_name = "PASSWORD",
+        hide_env_values = true
+    )]
+    pub auth_password: Option<String>,
+    /// Register with the account's registrar (managed). [default: false]
+    #[arg(
+        long = "baresip-register",
+        env = "BAPIWS_BARESIP_REGISTER",
+        value_name = "BOOL"
+    )]
+    pub register: Option<bool>,
+    /// Outbound proxy URI (managed).
+    #[arg(
+        long = "baresip-outbound-proxy",
+        env = "BAPIWS_BARESIP_OUTBOUND_PROXY",
+        value_name = "URI"
+    )]
+    pub outbound_proxy: Option<String>,
+    /// SIP transport: udp, tcp or tls (managed). [default: udp]
+    #[arg(
+        long = "baresip-transport",
+        env = "BAPIWS_BARESIP_TRANSPORT",
+        value_name = "PROTO"
+    )]
+    pub transport: Option<String>,
+    /// Local SIP address, IP:PORT (managed). [default: baresip's]
+    #[arg(
+        long = "baresip-sip-listen",
+        env = "BAPIWS_BARESIP_SIP_LISTEN",
+        value_name = "IP:PORT"
+    )]
+    pub sip_listen: Option<String>,
+    /// RTP port range, FROM-TO (managed). [default: baresip's]
+    #[arg(
+        long = "baresip-rtp-ports",
+        env = "BAPIWS_BARESIP_RTP_PORTS",
+        value_name = "FROM-TO"
+    )]
+    pub rtp_ports: Option<String>,
+    /// Microphone, driver,device (managed). [default: alsa,default]
+    #[arg(
+        long = "baresip-audio-source",
+        env = "BAPIWS_BARESIP_AUDIO_SOURCE",
+        value_name = "DRIVER,DEVICE"
+    )]
+    pub audio_source: Option<String>,
+    /// Speaker, driver,device (managed). [default: alsa,default]
+    #[arg(
+        long = "baresip-audio-player",
+        env = "BAPIWS_BARESIP_AUDIO_PLAYER",
+        value_name = "DRIVER,DEVICE"
+    )]
+    pub audio_player: Option<String>,
+    /// The URI CallOut dials: {number} is the validated number, {domain} the account's
+    /// domain. [default: sip:{number}@{domain}]
+    #[arg(
+        long = "baresip-dial-uri",
+        env = "BAPIWS_BARESIP_DIAL_URI",
+        value_name = "TEMPLATE"
+    )]
+    pub dial_uri: Option<String>,
+    /// DNS server, IP:PORT (managed). [default: the system's]
+    #[arg(
+        long = "baresip-dns-server",
+        env = "BAPIWS_BARESIP_DNS_SERVER",
+        value_name = "IP:PORT"
+    )]
+    pub dns_server: Option<String>,
+    /// Network interface or address for SIP and RTP (managed).
+    #[arg(
+        long = "baresip-net-interface",
+        env = "BAPIWS_BARESIP_NET_INTERFACE",
+        value_name = "NAME"
+    )]
+    pub net_interface: Option<String>,
+    /// Folder of baresip's modules (managed). [default on Linux: /usr/lib/baresip/modules]
+    #[arg(
+        long = "baresip-module-path",
+        env = "BAPIWS_BARESIP_MODULE_PATH",
+        value_name = "DIR"
+    )]
+    pub module_path: Option<String>,
+    /// Availability reported while baresip is online and idle. [default: Available]
+    #[arg(
+        long = "baresip-availability",
+        env = "BAPIWS_BARESIP_AVAILABILITY",
+        value_name = "STATE"
+    )]
+    pub availability: Option<String>,
+    /// How long one command to baresip may take, in ms. [default: 5000]
+    #[arg(
+        long = "baresip-command-timeout-ms",
+        env = "BAPIWS_BARESIP_COMMAND_TIMEOUT_MS",
+        value_name = "MS"
+    )]
+    pub command_timeout_ms: Option<u64>,
+}
+
+/// Every key of the file's `[baresip]` table.
+pub const BARESIP_KEYS: &[&str] = &[
+    "mode",
+    "ctrl_address",
+    "binary",
+    "account",
+    "auth_user",
+    "auth_password",
+    "register",
+    "outbound_proxy",
+    "transport",
+    "sip_listen",
+    "rtp_ports",
+    "audio_source",
+    "audio_player",
+    "dial_uri",
+    "dns_server",
+    "net_interface",
+    "module_path",
+    "availability",
+    "command_timeout_ms",
+];
+
+impl BaresipArgs {
+    /// The string-valued flag of a `[baresip]` key.
+    fn text(&self, key: &str) -> Option<&String> {
+        match key {
+            "mode" => self.mode.as_ref(),
+            "ctrl_address" => self.ctrl_address.as_ref(),
+            "binary" => self.binary.as_ref(),
+            "account" => self.account.as_ref(),
+            "auth_user" => self.auth_user.as_ref(),
+            "auth_password" => self.auth_password.as_ref(),
+            "outbound_proxy" => self.outbound_proxy.as_ref(),
+            "transport" => self.transport.as_ref(),
+            "sip_listen" => self.sip_listen.as_ref(),
+            "rtp_ports" => self.rtp_ports.as_ref(),
+            "audio_source" => self.audio_source.as_ref(),
+            "audio_player" => self.audio_player.as_ref(),
+            "dial_uri" => self.dial_uri.as_ref(),
+            "dns_server" => self.dns_server.as_ref(),
+            "net_interface" => self.net_interface.as_ref(),
+            "module_path" => self.module_path.as_ref(),
+            "availability" => self.availability.as_ref(),
+            _ => None,
+        }
+    }
 }
 
 /// Why the configuration cannot be used.
@@ -212,6 +408,10 @@ struct FileValues {
     max_connections: Option<usize>,
     max_batch: Option<usize>,
     send_queue: Option<usize>,
+    /// `[baresip]` string values by key.
+    baresip_text: BTreeMap<String, String>,
+    baresip_register: Option<bool>,
+    baresip_command_timeout_ms: Option<u64>,
 }
 
 /// Every top-level key of the file.
@@ -224,6 +424,7 @@ pub const FILE_KEYS: &[&str] = &[
     "aliases",
     "extra_backends",
     "sim",
+    "baresip",
     "log_level",
     "log_dir",
     "max_message_bytes",
@@ -289,6 +490,22 @@ fn parse_file(path: &Path, text: &str) -> Result<FileValues, ConfigError> {
                         "availability" => f.sim_availability = Some(value(p, &full, v)?),
                         "max_calls" => f.sim_max_calls = Some(value(p, &full, v)?),
                         _ => return Err(unknown(p, &full, SIM_KEYS)),
+                    }
+                }
+            }
+            "baresip" => {
+                let table: toml::Table = value(p, &key, v)?;
+                for (k, v) in table {
+                    let full = format!("baresip.{k}");
+                    match k.as_str() {
+                        "register" => f.baresip_register = Some(value(p, &full, v)?),
+                        "command_timeout_ms" => {
+                            f.baresip_command_timeout_ms = Some(value(p, &full, v)?)
+                        }
+                        known if BARESIP_KEYS.contains(&known) => {
+                            f.baresip_text.insert(k.clone(), value(p, &full, v)?);
+                        }
+                        _ => return Err(unknown(p, &full, BARESIP_KEYS)),
                     }
                 }
             }
@@ -368,6 +585,7 @@ impl Config {
         file: Option<PathBuf>,
     ) -> Result<Config, ConfigError> {
         let path = file.as_deref();
+        let baresip = resolve_baresip(&args.baresip, &f, path)?;
         let port = pick(args.port, f.port, path).map_or(DEFAULT_PORT, |(p, _)| p);
 
         let listen = match pick(
@@ -533,6 +751,7 @@ impl Config {
             extra_backends,
             aliases,
             sim,
+            baresip,
             log_level,
             log_dir,
             max_message_bytes: in_range(
@@ -575,6 +794,147 @@ fn flag_name(key: &str) -> String {
         "extra_backends" => "extra-backend".to_owned(),
         k => k.replace(['_', '.'], "-"),
     }
+}
+
+/// Characters a baresip setting may never hold: they would break the generated files'
+/// syntax or inject lines.
+fn unsafe_for_baresip(text: &str) -> bool {
+    text.chars()
+        .any(|c| c.is_control() || c.is_whitespace() || matches!(c, '<' | '>' | '"' | ';'))
+}
+
+fn resolve_baresip(
+    args: &BaresipArgs,
+    f: &FileValues,
+    path: Option<&Path>,
+) -> Result<BaresipSettings, ConfigError> {
+    let mut s = BaresipSettings::default();
+    for key in BARESIP_KEYS {
+        let Some((text, src)) = pick(
+            args.text(key).cloned(),
+            f.baresip_text.get(*key).cloned(),
+            path,
+        ) else {
+            continue;
+        };
+        let name = format!("baresip.{key}");
+        let err = |problem: String| src.error(&name, problem);
+        // The account may carry URI parameters (`;transport=tcp`), nothing else may hold
+        // the characters that structure baresip's files.
+        let allowed_semicolons =
+            *key == "account" || *key == "dial_uri" || *key == "outbound_proxy";
+        let bad = if allowed_semicolons {
+            text.chars()
+                .any(|c| c.is_control() || c.is_whitespace() || matches!(c, '<' | '>' | '"'))
+        } else {
+            unsafe_for_baresip(&text)
+        };
+        if bad || text.is_empty() {
+            return Err(err(format!(
+                "{:?} is empty or holds whitespace, control characters or <>\";",
+                jsonrpc_safe(&text)
+            )));
+        }
+        match *key {
+            "mode" => {
+                s.mode = match text.to_ascii_lowercase().as_str() {
+                    "managed" => Mode::Managed,
+                    "attach" => Mode::Attach,
+                    _ => return Err(err(format!("{text:?} is not managed or attach"))),
+                }
+            }
+            "ctrl_address" => {
+                s.ctrl_address = text
+                    .parse()
+                    .map_err(|_| err(format!("{text:?} is not IP:PORT")))?
+            }
+            "binary" => s.binary = PathBuf::from(text),
+            "account" => {
+                let scheme_ok = text.starts_with("sip:") || text.starts_with("sips:");
+                if !scheme_ok || !text.contains('@') {
+                    return Err(err(format!("{text:?} is not sip:user@domain")));
+                }
+                s.account = text;
+            }
+            "auth_user" => s.auth_user = Some(text),
+            "auth_password" => s.auth_password = Some(text),
+            "outbound_proxy" => s.outbound_proxy = Some(text),
+            "transport" => {
+                let t = text.to_ascii_lowercase();
+                if !matches!(t.as_str(), "udp" | "tcp" | "tls") {
+                    return Err(err(format!("{text:?} is not udp, tcp or tls")));
+                }
+                s.transport = t;
+            }
+            "sip_listen" | "dns_server" => {
+                text.parse::<std::net::SocketAddr>()
+                    .map_err(|_| err(format!("{text:?} is not IP:PORT")))?;
+                if *key == "sip_listen" {
+                    s.sip_listen = Some(text);
+                } else {
+                    s.dns_server = Some(text);
+                }
+            }
+            "rtp_ports" => {
+                let ok = text
+                    .split_once('-')
+                    .and_then(|(a, b)| Some((a.parse::<u16>().ok()?, b.parse::<u16>().ok()?)))
+                    .is_some_and(|(a, b)| a <= b);
+                if !ok {
+                    return Err(err(format!("{text:?} is not FROM-TO")));
+                }
+                s.rtp_ports = Some(text);
+            }
+            "audio_source" | "audio_player" => {
+                let driver = text.split(',').next().unwrap_or("");
+                if driver.is_empty()
+                    || !driver
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+                {
+                    return Err(err(format!("{text:?} is not driver,device")));
+                }
+                if *key == "audio_source" {
+                    s.audio_source = text;
+                } else {
+                    s.audio_player = text;
+                }
+            }
+            "dial_uri" => {
+                if !text.contains("{number}") {
+                    return Err(err(format!("{text:?} has no {{number}}")));
+                }
+                s.dial_uri = text;
+            }
+            "net_interface" => s.net_interface = Some(text),
+            "module_path" => s.module_path = Some(PathBuf::from(text)),
+            "availability" => {
+                s.availability = Availability::parse(&text).ok_or_else(|| {
+                    err(format!(
+                        "{text:?} is not one of {}",
+                        Availability::ALL.map(|a| a.as_str()).join(", ")
+                    ))
+                })?
+            }
+            _ => {}
+        }
+    }
+    if let Some((register, _)) = pick(args.register, f.baresip_register, path) {
+        s.register = register;
+    }
+    s.command_timeout = Duration::from_millis(in_range(
+        "baresip.command_timeout_ms",
+        pick(args.command_timeout_ms, f.baresip_command_timeout_ms, path),
+        5000,
+        100,
+        60_000,
+    )?);
+    Ok(s)
+}
+
+/// A value as it may appear in an error message (passwords never do).
+fn jsonrpc_safe(text: &str) -> String {
+    crate::protocol::jsonrpc::truncate(text)
 }
 
 fn kind_names() -> String {
@@ -718,6 +1078,38 @@ mod tests {
             err.to_string().contains("--alias or BAPIWS_ALIASES"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn baresip_table() {
+        let c = from_file(
+            "[baresip]\nmode = \"attach\"\nctrl_address = \"127.0.0.1:4500\"\naccount = \"sip:1001@pbx.example.com\"\nregister = true\ndial_uri = \"sip:{number}@pbx.example.com;user=phone\"\n",
+        )
+        .expect("valid");
+        assert_eq!(c.baresip.mode, Mode::Attach);
+        assert_eq!(c.baresip.ctrl_address.port(), 4500);
+        assert!(c.baresip.register);
+        let bad = [
+            ("[baresip]\nmode = \"remote\"", "baresip.mode"),
+            ("[baresip]\naccount = \"1001\"", "baresip.account"),
+            (
+                "[baresip]\nauth_password = \"a;b\"",
+                "baresip.auth_password",
+            ),
+            (
+                "[baresip]\nauth_user = \"x\\nmodule evil.so\"",
+                "baresip.auth_user",
+            ),
+            ("[baresip]\ndial_uri = \"sip:1@h\"", "baresip.dial_uri"),
+            ("[baresip]\nrtp_ports = \"9-1\"", "baresip.rtp_ports"),
+            ("[baresip]\ntransport = \"sctp\"", "baresip.transport"),
+            ("[baresip]\nregister = \"yes\"", "baresip.register"),
+            ("[baresip]\ncolour = \"x\"", "baresip.colour"),
+        ];
+        for (text, key) in bad {
+            let err = from_file(text).expect_err(text).to_string();
+            assert!(err.contains(&format!("`{key}`")), "{text}: {err}");
+        }
     }
 
     #[test]

@@ -9,6 +9,7 @@
 //! Adding a backend: write a module with a `spawn(settings, events) -> PhoneHandle`
 //! function and add one line to [`BackendKind`] and [`spawn`].
 
+pub mod baresip;
 pub mod number;
 pub mod sim;
 
@@ -278,6 +279,8 @@ pub enum Command {
     GetCalls,
     /// Drive the simulated phone.
     Simulate(SimCommand),
+    /// Stop: the server is shutting down (a backend that runs a program stops it).
+    Shutdown,
 }
 
 /// A backend's successful answer to a [`Command`].
@@ -351,11 +354,14 @@ impl PhoneHandle {
 pub enum BackendKind {
     /// The built-in simulated phone.
     Sim,
+    /// A baresip SIP softphone.
+    Baresip,
 }
 
 impl BackendKind {
     /// Every kind with its canonical name.
-    pub const ALL: [(&'static str, BackendKind); 1] = [("sim", BackendKind::Sim)];
+    pub const ALL: [(&'static str, BackendKind); 2] =
+        [("sim", BackendKind::Sim), ("baresip", BackendKind::Baresip)];
 
     /// Finds a kind by its canonical name (case-insensitive).
     pub fn by_name(name: &str) -> Option<BackendKind> {
@@ -380,11 +386,14 @@ impl BackendKind {
 pub struct BackendSettings {
     /// The simulated phone's settings.
     pub sim: sim::SimSettings,
+    /// The baresip backend's settings.
+    pub baresip: baresip::BaresipSettings,
 }
 
 /// Starts a backend of the given kind on the current tokio runtime.
 pub fn spawn(kind: BackendKind, settings: &BackendSettings, events: Events) -> PhoneHandle {
     match kind {
         BackendKind::Sim => sim::spawn(settings.sim.clone(), events),
+        BackendKind::Baresip => baresip::spawn(settings.baresip.clone(), events),
     }
 }

@@ -166,6 +166,7 @@ impl SimPhone {
                 Ok(Reply::Done)
             }
             Command::Simulate(sim) => self.simulate(sim, now, events),
+            Command::Shutdown => Ok(Reply::Done),
         }
     }
 

@@ -206,7 +206,7 @@ mod tests {
             );
         }
         assert_eq!(r.default_name(), "sim");
-        assert_eq!(r.names(), vec!["agent2", "sim", "lync", "skype"]);
+        assert_eq!(r.names(), vec!["agent2", "baresip", "sim", "lync", "skype"]);
         let err = r.resolve("voice").expect_err("unknown");
         assert_eq!(err.known, r.names());
     }

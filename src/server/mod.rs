@@ -89,6 +89,7 @@ impl Server {
         let backends = Backends::new(RegistryConfig {
             settings: BackendSettings {
                 sim: config.sim.clone(),
+                baresip: config.baresip.clone(),
             },
             extra: config.extra_backends.clone(),
             aliases: config.aliases.clone(),
@@ -167,6 +168,16 @@ impl Server {
             while accepts.join_next().await.is_some() {}
         })
         .await;
+        // Then the backends: one that runs a program (baresip) stops it.
+        for backend in self.shared.backends.running() {
+            let stop = backend.phone.send(crate::phone::Command::Shutdown);
+            if tokio::time::timeout(SHUTDOWN_GRACE * 2, stop)
+                .await
+                .is_err()
+            {
+                tracing::warn!(backend = %backend.name, "backend did not stop in time");
+            }
+        }
     }
 }
 

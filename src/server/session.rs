@@ -220,6 +220,7 @@ mod tests {
                     auto_answer: false,
                     ..SimSettings::default()
                 },
+                ..BackendSettings::default()
             },
             extra: BTreeMap::from([("agent2".to_owned(), "sim".to_owned())]),
             aliases: BTreeMap::new(),

@@ -16,6 +16,8 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async};
 
 /// How long a test waits for any one expected message.
+pub mod baresip;
+
 pub const WAIT: Duration = Duration::from_secs(10);
 
 /// A private temporary folder, removed on drop.
@@ -170,7 +172,15 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        let _ = self.child.kill();
+        // Gracefully, so that a managed baresip is stopped too; then by force.
+        if let Ok(None) = self.child.try_wait() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &self.child.id().to_string()])
+                .status();
+            if wait_exit(&mut self.child, Duration::from_secs(5)).is_none() {
+                let _ = self.child.kill();
+            }
+        }
         let _ = self.child.wait();
     }
 }

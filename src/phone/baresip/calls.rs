@@ -1,0 +1,565 @@
+//! The call list kept from baresip's events: a pure state machine, so it can be tested as
+//! tables. It gives every call its own GUID (baresip's SIP Call-IDs come late for
+//! outgoing calls, and never with the `dial` response) and turns baresip's events into
+//! phone events in the documented order.
+
+use std::time::SystemTime;
+
+use super::ctrl::Event;
+use crate::phone::{Availability, Call, CallId, CallState, Direction, PhoneEvent, PhoneState};
+
+/// The `extraInfo` of calls that ended because baresip went away.
+pub const REASON_CONNECTION_LOST: &str = "phone connection lost";
+
+#[derive(Clone, Debug)]
+struct Tracked {
+    call: Call,
+    /// baresip's SIP Call-ID, once known.
+    sip_id: Option<String>,
+    /// The URI dialled or calling.
+    peer_uri: String,
+    /// Whether the first notification (CallingOut/CallComing) has been sent; events of a
+    /// call not yet announced wait in `deferred`.
+    announced: bool,
+    deferred: Vec<PhoneEvent>,
+    /// Ended before it was announced.
+    closed: bool,
+}
+
+/// The calls and the phone's state as baresip reported them.
+#[derive(Debug)]
+pub struct Calls {
+    calls: Vec<Tracked>,
+    /// Connected to baresip.
+    pub connected: bool,
+    /// Registration: `None` while unknown, `Some(false)` after REGISTER_FAIL.
+    pub registered: Option<bool>,
+    /// Whether the account registers at all (if not, it is never waited for).
+    pub registers: bool,
+    /// The user's availability.
+    pub availability: Availability,
+    reported: PhoneState,
+    out: Vec<PhoneEvent>,
+}
+
+impl Calls {
+    /// No calls, not connected.
+    pub fn new(availability: Availability, registers: bool) -> Self {
+        Calls {
+            calls: Vec::new(),
+            connected: false,
+            registered: None,
+            registers,
+            availability,
+            reported: PhoneState::Offline,
+            out: Vec::new(),
+        }
+    }
+
+    /// Whether commands can go to the phone.
+    pub fn online(&self) -> bool {
+        self.connected && (!self.registers || self.registered == Some(true))
+    }
+
+    /// The state GetState reports.
+    pub fn state(&self) -> PhoneState {
+        if !self.online() {
+            PhoneState::Offline
+        } else if self.calls.iter().any(|t| t.announced) {
+            PhoneState::Online(Availability::Busy)
+        } else {
+            PhoneState::Online(self.availability)
+        }
+    }
+
+    /// The announced calls, oldest first.
+    pub fn list(&self) -> Vec<Call> {
+        self.calls
+            .iter()
+            .filter(|t| t.announced)
+            .map(|t| t.call.clone())
+            .collect()
+    }
+
+    /// Takes the phone events produced so far, adding `StateChanged` if the state moved.
+    pub fn take_events(&mut self) -> Vec<PhoneEvent> {
+        self.sync_state();
+        std::mem::take(&mut self.out)
+    }
+
+    fn sync_state(&mut self) {
+        let now = self.state();
+        if now != self.reported {
+            self.reported = now;
+            self.out.push(PhoneEvent::StateChanged(now));
+        }
+    }
+
+    /// Records a dial about to be sent; returns the call's id. Its events wait until
+    /// [`Calls::dial_confirmed`].
+    pub fn dial_started(&mut self, uri: &str, number: &str, now: SystemTime) -> CallId {
+        let id = CallId::new_guid();
+        self.calls.push(Tracked {
+            call: Call {
+                id: id.clone(),
+                direction: Direction::Outbound,
+                state: CallState::Calling,
+                number: number.to_owned(),
+                started: now,
+            },
+            sip_id: None,
+            peer_uri: uri.to_owned(),
+            announced: false,
+            deferred: Vec::new(),
+            closed: false,
+        });
+        id
+    }
+
+    /// baresip accepted the dial: announce the call, then whatever happened to it since.
+    pub fn dial_confirmed(&mut self, id: &CallId) {
+        let Some(i) = self.index(id) else { return };
+        let t = &mut self.calls[i];
+        t.announced = true;
+        let deferred = std::mem::take(&mut t.deferred);
+        let closed = t.closed;
+        self.out.push(PhoneEvent::CallingOut {
+            id: id.clone(),
+            number: t.call.number.clone(),
+        });
+        self.sync_state();
+        let before = self.out.len();
+        self.out.extend(deferred);
+        if closed {
+            self.calls.remove(i);
+        }
+        if self.out.len() > before {
+            self.sync_state();
+        }
+    }
+
+    /// baresip refused the dial: forget the call.
+    pub fn dial_failed(&mut self, id: &CallId) {
+        if let Some(i) = self.index(id) {
+            self.calls.remove(i);
+        }
+    }
+
+    /// The call HangUp ends: connected, else calling, else ringing, else on hold; newest
+    /// first within each. Returns its id and SIP Call-ID.
+    pub fn hangup_target(&self) -> Option<(CallId, Option<String>)> {
+        [
+            CallState::Connected,
+            CallState::Calling,
+            CallState::Ringing,
+            CallState::OnHold,
+        ]
+        .into_iter()
+        .find_map(|s| {
+            self.calls
+                .iter()
+                .rev()
+                .find(|t| t.announced && t.call.state == s)
+        })
+        .map(|t| (t.call.id.clone(), t.sip_id.clone()))
+    }
+
+    /// The call Answer takes: the newest ringing inbound call, with its SIP Call-ID.
+    pub fn answer_target(&self) -> Option<(CallId, String)> {
+        self.calls
+            .iter()
+            .rev()
+            .find(|t| t.announced && t.call.state == CallState::Ringing)
+            .and_then(|t| Some((t.call.id.clone(), t.sip_id.clone()?)))
+    }
+
+    /// How many calls baresip has that we know of (announced or not).
+    pub fn len(&self) -> usize {
+        self.calls.len()
+    }
+
+    /// Whether there are no calls.
+    pub fn is_empty(&self) -> bool {
+        self.calls.is_empty()
+    }
+
+    /// The connection to baresip is gone: every call ends.
+    pub fn connection_lost(&mut self) {
+        self.connected = false;
+        self.registered = None;
+        for t in std::mem::take(&mut self.calls) {
+            if t.announced {
+                self.out.push(PhoneEvent::CallDisconnected {
+                    id: t.call.id,
+                    reason: REASON_CONNECTION_LOST.to_owned(),
+                });
+            }
+        }
+    }
+
+    /// Applies one baresip event.
+    pub fn on_event(&mut self, e: &Event, now: SystemTime) {
+        match e.kind.as_str() {
+            "REGISTER_OK" => self.registered = Some(true),
+            "REGISTER_FAIL" => self.registered = Some(false),
+            "CALL_INCOMING" => {
+                self.find_or_add(e, now);
+            }
+            "CALL_RINGING" | "CALL_PROGRESS" => {
+                self.find_or_add(e, now);
+            }
+            "CALL_ESTABLISHED" => {
+                let Some(i) = self.find_or_add(e, now) else {
+                    return;
+                };
+                if self.calls[i].call.state != CallState::Connected {
+                    for t in &mut self.calls {
+                        if t.call.state == CallState::Connected {
+                            t.call.state = CallState::OnHold;
+                        }
+                    }
+                    self.calls[i].call.state = CallState::Connected;
+                    let id = self.calls[i].call.id.clone();
+                    self.emit(i, PhoneEvent::CallConnected { id });
+                }
+            }
+            "CALL_CLOSED" => {
+                let Some(i) = self.find_or_add(e, now) else {
+                    return;
+                };
+                let id = self.calls[i].call.id.clone();
+                let was_connected = self.calls[i].call.state == CallState::Connected;
+                self.emit(
+                    i,
+                    PhoneEvent::CallDisconnected {
+                        id,
+                        reason: e.param.clone(),
+                    },
+                );
+                if self.calls[i].announced {
+                    self.calls.remove(i);
+                } else {
+                    self.calls[i].closed = true;
+                }
+                // baresip resumes the held call when the connected one ends.
+                if was_connected
+                    && let Some(held) = self
+                        .calls
+                        .iter_mut()
+                        .rev()
+                        .find(|t| t.call.state == CallState::OnHold)
+                {
+                    held.call.state = CallState::Connected;
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn emit(&mut self, i: usize, event: PhoneEvent) {
+        if self.calls[i].announced {
+            self.out.push(event);
+        } else {
+            self.calls[i].deferred.push(event);
+        }
+    }
+
+    fn index(&self, id: &CallId) -> Option<usize> {
+        self.calls.iter().position(|t| &t.call.id == id)
+    }
+
+    /// The call an event is about: by SIP Call-ID; else an outgoing event binds to our
+    /// pending dial of that URI (or the oldest pending dial); else it is a call we did not
+    /// start (another controller, auto-answer) and is announced now.
+    fn find_or_add(&mut self, e: &Event, now: SystemTime) -> Option<usize> {
+        let sip_id = e.id.as_deref()?;
+        if let Some(i) = self
+            .calls
+            .iter()
+            .position(|t| t.sip_id.as_deref() == Some(sip_id))
+        {
+            return Some(i);
+        }
+        let outgoing = e.direction == "outgoing";
+        if outgoing {
+            let pending =
+                |t: &Tracked| t.sip_id.is_none() && t.call.direction == Direction::Outbound;
+            let i = self
+                .calls
+                .iter()
+                .position(|t| pending(t) && t.peer_uri == e.peer_uri)
+                .or_else(|| self.calls.iter().position(pending));
+            if let Some(i) = i {
+                self.calls[i].sip_id = Some(sip_id.to_owned());
+                return Some(i);
+            }
+        }
+        let number = user_part(&e.peer_uri);
+        let id = CallId::new_guid();
+        let (direction, state, first) = if outgoing {
+            (
+                Direction::Outbound,
+                CallState::Calling,
+                PhoneEvent::CallingOut {
+                    id: id.clone(),
+                    number: number.clone(),
+                },
+            )
+        } else {
+            (
+                Direction::Inbound,
+                CallState::Ringing,
+                PhoneEvent::CallComing {
+                    id: id.clone(),
+                    number: number.clone(),
+                },
+            )
+        };
+        self.calls.push(Tracked {
+            call: Call {
+                id,
+                direction,
+                state,
+                number,
+                started: now,
+            },
+            sip_id: Some(sip_id.to_owned()),
+            peer_uri: e.peer_uri.clone(),
+            announced: true,
+            deferred: Vec::new(),
+            closed: false,
+        });
+        self.out.push(first);
+        self.sync_state();
+        Some(self.calls.len() - 1)
+    }
+}
+
+/// The user part of a SIP URI (`sip:1002@pbx;transport=tcp` → `1002`), or the URI.
+pub fn user_part(uri: &str) -> String {
+    let rest = uri
+        .strip_prefix("sip:")
+        .or_else(|| uri.strip_prefix("sips:"))
+        .or_else(|| uri.strip_prefix("tel:"))
+        .unwrap_or(uri);
+    let end = rest.find(['@', ';', '>']).unwrap_or(rest.len());
+    rest[..end].to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev(kind: &str, dir: &str, peer: &str, id: Option<&str>, param: &str) -> Event {
+        Event {
+            kind: kind.into(),
+            class: "call".into(),
+            direction: dir.into(),
+            peer_uri: peer.into(),
+            id: id.map(str::to_owned),
+            param: param.into(),
+        }
+    }
+
+    fn online() -> Calls {
+        let mut c = Calls::new(Availability::Available, false);
+        c.connected = true;
+        c.take_events();
+        c
+    }
+
+    fn brief(events: &[PhoneEvent], ids: &[&CallId]) -> Vec<String> {
+        let name = |id: &CallId| {
+            ids.iter()
+                .position(|x| *x == id)
+                .map_or("?".to_owned(), |i| format!("c{i}"))
+        };
+        events
+            .iter()
+            .map(|e| match e {
+                PhoneEvent::StateChanged(s) => format!("StateChanged {}", s.as_str()),
+                PhoneEvent::CallComing { id, number } => {
+                    format!("CallComing {} {number}", name(id))
+                }
+                PhoneEvent::CallingOut { id, number } => {
+                    format!("CallingOut {} {number}", name(id))
+                }
+                PhoneEvent::CallConnected { id } => format!("CallConnected {}", name(id)),
+                PhoneEvent::CallDisconnected { id, reason } => {
+                    format!("CallDisconnected {} {reason}", name(id))
+                }
+                PhoneEvent::QueueCallComing { .. } => "QueueCallComing".into(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn outgoing_call_in_documented_order_even_when_events_beat_the_response() {
+        let now = SystemTime::now();
+        let mut c = online();
+        let uri = "sip:1002@127.0.0.1:5080";
+        let id = c.dial_started(uri, "1002", now);
+        // baresip raises events before the dial response arrives.
+        c.on_event(&ev("CALL_RINGING", "outgoing", uri, Some("abc"), uri), now);
+        c.on_event(
+            &ev("CALL_ESTABLISHED", "outgoing", uri, Some("abc"), uri),
+            now,
+        );
+        assert_eq!(
+            c.take_events(),
+            vec![],
+            "nothing before the call is announced"
+        );
+        c.dial_confirmed(&id);
+        assert_eq!(
+            brief(&c.take_events(), &[&id]),
+            [
+                "CallingOut c0 1002",
+                "StateChanged Busy",
+                "CallConnected c0"
+            ]
+        );
+        c.on_event(
+            &ev(
+                "CALL_CLOSED",
+                "outgoing",
+                uri,
+                Some("abc"),
+                "Connection reset by peer",
+            ),
+            now,
+        );
+        assert_eq!(
+            brief(&c.take_events(), &[&id]),
+            [
+                "CallDisconnected c0 Connection reset by peer",
+                "StateChanged Available"
+            ]
+        );
+        assert!(c.is_empty());
+    }
+
+    #[test]
+    fn failed_dial_before_confirmation() {
+        let now = SystemTime::now();
+        let mut c = online();
+        let uri = "sip:9@127.0.0.1:5080";
+        let id = c.dial_started(uri, "9", now);
+        c.on_event(
+            &ev("CALL_CLOSED", "outgoing", uri, Some("x"), "404 Not Found"),
+            now,
+        );
+        c.dial_confirmed(&id);
+        assert_eq!(
+            brief(&c.take_events(), &[&id]),
+            [
+                "CallingOut c0 9",
+                "StateChanged Busy",
+                "CallDisconnected c0 404 Not Found",
+                "StateChanged Available"
+            ]
+        );
+        assert!(c.is_empty());
+        let id2 = c.dial_started(uri, "9", now);
+        c.dial_failed(&id2);
+        assert!(c.is_empty());
+        assert_eq!(c.take_events(), vec![]);
+    }
+
+    #[test]
+    fn two_inbound_calls_hold_and_resume() {
+        let now = SystemTime::now();
+        let mut c = online();
+        let a = "sip:1002@h";
+        c.on_event(&ev("CALL_INCOMING", "incoming", a, Some("s1"), a), now);
+        c.on_event(&ev("CALL_ESTABLISHED", "incoming", a, Some("s1"), a), now);
+        c.on_event(
+            &ev("CALL_INCOMING", "incoming", "sip:1003@h", Some("s2"), ""),
+            now,
+        );
+        let list = c.list();
+        let ids: Vec<&CallId> = list.iter().map(|x| &x.id).collect();
+        assert_eq!(
+            brief(&c.take_events(), &ids),
+            [
+                "CallComing c0 1002",
+                "StateChanged Busy",
+                "CallConnected c0",
+                "CallComing c1 1003"
+            ]
+        );
+        assert_eq!(c.answer_target().map(|(_, s)| s), Some("s2".to_owned()));
+        assert_eq!(
+            c.hangup_target().and_then(|(_, s)| s),
+            Some("s1".to_owned())
+        );
+        c.on_event(
+            &ev("CALL_ESTABLISHED", "incoming", "sip:1003@h", Some("s2"), ""),
+            now,
+        );
+        let states: Vec<CallState> = c.list().iter().map(|x| x.state).collect();
+        assert_eq!(states, [CallState::OnHold, CallState::Connected]);
+        c.on_event(
+            &ev("CALL_CLOSED", "incoming", "sip:1003@h", Some("s2"), "x"),
+            now,
+        );
+        let states: Vec<CallState> = c.list().iter().map(|x| x.state).collect();
+        assert_eq!(states, [CallState::Connected], "the held call resumes");
+    }
+
+    #[test]
+    fn connection_lost_ends_every_call_then_offline() {
+        let now = SystemTime::now();
+        let mut c = online();
+        c.on_event(
+            &ev("CALL_INCOMING", "incoming", "sip:5@h", Some("s1"), ""),
+            now,
+        );
+        let id = c.list()[0].id.clone();
+        c.take_events();
+        c.connection_lost();
+        assert_eq!(
+            brief(&c.take_events(), &[&id]),
+            [
+                "CallDisconnected c0 phone connection lost",
+                "StateChanged Offline"
+            ]
+        );
+        assert_eq!(c.state(), PhoneState::Offline);
+    }
+
+    #[test]
+    fn registration_decides_online() {
+        let mut c = Calls::new(Availability::Dnd, true);
+        c.connected = true;
+        assert_eq!(c.state(), PhoneState::Offline);
+        c.on_event(
+            &Event {
+                kind: "REGISTER_OK".into(),
+                ..Event::default()
+            },
+            SystemTime::now(),
+        );
+        assert_eq!(c.state(), PhoneState::Online(Availability::Dnd));
+        c.on_event(
+            &Event {
+                kind: "REGISTER_FAIL".into(),
+                ..Event::default()
+            },
+            SystemTime::now(),
+        );
+        assert_eq!(c.state(), PhoneState::Offline);
+    }
+
+    #[test]
+    fn user_parts() {
+        for (uri, want) in [
+            ("sip:1002@127.0.0.1:5080", "1002"),
+            ("sips:+358401234567@pbx;transport=tls", "+358401234567"),
+            ("tel:+3581234", "+3581234"),
+            ("weird", "weird"),
+        ] {
+            assert_eq!(user_part(uri), want);
+        }
+    }
+}

@@ -1,0 +1,219 @@
+//! Managed mode: the baresip configuration generated from bapiws's settings, and the
+//! baresip child process.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+use super::BaresipSettings;
+
+/// The `config` file's text.
+pub fn config_text(s: &BaresipSettings) -> String {
+    let mut lines: Vec<String> = Vec::new();
+    let mut set = |k: &str, v: &str| lines.push(format!("{k}\t\t{v}"));
+    if let Some(listen) = &s.sip_listen {
+        set("sip_listen", listen);
+    }
+    set("call_local_timeout", "120");
+    set("call_max_calls", "4");
+    set("audio_player", &s.audio_player);
+    set("audio_source", &s.audio_source);
+    set("audio_alert", &s.audio_player);
+    if driver(&s.audio_source) == "ausine" {
+        // ausine only produces 48 kHz stereo; without these the callee's answer fails.
+        set("ausrc_srate", "48000");
+        set("ausrc_channels", "2");
+    }
+    if let Some(ports) = &s.rtp_ports {
+        set("rtp_ports", ports);
+    }
+    if let Some(ifname) = &s.net_interface {
+        set("net_interface", ifname);
+    }
+    if let Some(dns) = &s.dns_server {
+        set("dns_server", dns);
+    }
+    if let Some(path) = &s.module_path {
+        set("module_path", &path.display().to_string());
+    }
+    set("module", "g711.so");
+    let mut drivers = vec![driver(&s.audio_source), driver(&s.audio_player)];
+    drivers.dedup();
+    for d in drivers {
+        set("module", &format!("{d}.so"));
+    }
+    set("module_tmp", "account.so");
+    set("module_app", "menu.so");
+    set("module_app", "ctrl_tcp.so");
+    set("ctrl_tcp_listen", &s.ctrl_address.to_string());
+    set("statmode_default", "off");
+    set("menu_bell", "no");
+    set("ringback_disabled", "yes");
+    lines.join("\n") + "\n"
+}
+
+/// The `accounts` file's text: one account, answered by hand (Answer).
+pub fn accounts_text(s: &BaresipSettings) -> String {
+    let mut uri = s.account.clone();
+    if s.transport != "udp" {
+        uri.push_str(";transport=");
+        uri.push_str(&s.transport);
+    }
+    let mut line = format!("<{uri}>");
+    if let Some(user) = &s.auth_user {
+        line.push_str(&format!(";auth_user={user}"));
+    }
+    if let Some(pass) = &s.auth_password {
+        line.push_str(&format!(";auth_pass={pass}"));
+    }
+    if let Some(proxy) = &s.outbound_proxy {
+        line.push_str(&format!(";outbound=\"{proxy}\""));
+    }
+    line.push_str(if s.register {
+        ";regint=3600"
+    } else {
+        ";regint=0"
+    });
+    line.push_str(";answermode=manual;audio_codecs=PCMU,PCMA");
+    line + "\n"
+}
+
+/// The audio driver of a device setting (`alsa,default` → `alsa`).
+fn driver(device: &str) -> &str {
+    device.split(',').next().unwrap_or(device).trim()
+}
+
+/// Writes the configuration into `dir`, readable by this user only (it holds the SIP
+/// password).
+pub fn write_config(dir: &Path, s: &BaresipSettings) -> std::io::Result<()> {
+    create_private_dir(dir)?;
+    write_private(&dir.join("config"), &config_text(s))?;
+    write_private(&dir.join("accounts"), &accounts_text(s))
+}
+
+#[cfg(unix)]
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+}
+
+#[cfg(not(unix))]
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)
+}
+
+#[cfg(unix)]
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(text.as_bytes())
+}
+
+#[cfg(not(unix))]
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    std::fs::write(path, text)
+}
+
+/// The private folder of one managed backend's configuration.
+pub fn config_dir(instance: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("bapiws-baresip-{}-{instance}", std::process::id()))
+}
+
+/// Starts `baresip -f DIR`; its output goes to the log at debug level. The child is
+/// killed when dropped and, on Linux, also when this process dies without cleaning up.
+pub fn start(binary: &Path, dir: &Path) -> std::io::Result<Child> {
+    let mut command = Command::new(binary);
+    command
+        .arg("-f")
+        .arg(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    die_with_parent(&mut command);
+    let mut child = command.spawn()?;
+    if let Some(out) = child.stdout.take() {
+        tokio::spawn(forward(BufReader::new(out)));
+    }
+    if let Some(err) = child.stderr.take() {
+        tokio::spawn(forward(BufReader::new(err)));
+    }
+    Ok(child)
+}
+
+/// Asks the kernel to stop the child when its parent dies (even by SIGKILL), so a
+/// crashed server never leaves a phone holding the SIP port.
+#[cfg(target_os = "linux")]
+fn die_with_parent(command: &mut Command) {
+    // SAFETY: prctl with PR_SET_PDEATHSIG is async-signal-safe and touches no memory of
+    // the parent; it is the only call made between fork and exec.
+    unsafe {
+        command.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn die_with_parent(_command: &mut Command) {}
+
+async fn forward<R: tokio::io::AsyncRead + Unpin>(reader: BufReader<R>) {
+    let mut lines = reader.lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        tracing::debug!(target: "baresip", "{line}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_files() {
+        let s = BaresipSettings {
+            account: "sip:1001@pbx.example.com".into(),
+            auth_user: Some("1001".into()),
+            auth_password: Some("secret".into()),
+            register: true,
+            transport: "tcp".into(),
+            audio_source: "ausine,440".into(),
+            audio_player: "aubridge,nil".into(),
+            dns_server: Some("127.0.0.1:53".into()),
+            ..BaresipSettings::default()
+        };
+        assert_eq!(
+            accounts_text(&s),
+            "<sip:1001@pbx.example.com;transport=tcp>;auth_user=1001;auth_pass=secret;regint=3600;answermode=manual;audio_codecs=PCMU,PCMA\n"
+        );
+        let config = config_text(&s);
+        for line in [
+            "module_app\t\tctrl_tcp.so",
+            "module_app\t\tmenu.so",
+            "module\t\tausine.so",
+            "module\t\taubridge.so",
+            "ausrc_srate\t\t48000",
+            "dns_server\t\t127.0.0.1:53",
+            "ctrl_tcp_listen\t\t127.0.0.1:4444",
+        ] {
+            assert!(
+                config.lines().any(|l| l == line),
+                "missing {line:?} in\n{config}"
+            );
+        }
+    }
+}

@@ -1,0 +1,259 @@
+//! End-to-end tests of the baresip backend with real processes: the bapiws server managing
+//! a baresip phone, and a second baresip as the remote party, both on loopback only.
+
+mod common;
+
+use std::time::Duration;
+
+use common::baresip::{Ports, Remote, managed_baresip_pid, require_baresip};
+use common::{Server, Ws};
+use serde_json::json;
+
+const EVENT_WAIT: Duration = Duration::from_secs(10);
+
+fn start(ports: &Ports) -> Server {
+    require_baresip();
+    let flags = ports.serve_flags();
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    Server::start(&flags)
+}
+
+/// Connects once baresip is up: a probe connection polls GetState until the phone is
+/// Available, so the returned connection sees no notification from start-up.
+async fn connect_when_ready(server: &Server) -> Ws {
+    let mut probe = Ws::connect(&server.url).await;
+    let deadline = tokio::time::Instant::now() + EVENT_WAIT;
+    while probe.control("GetState", json!([])).await != json!("Available") {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the phone did not become Available within {EVENT_WAIT:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ws::connect(&server.url).await
+}
+
+/// Runs a blocking remote-party step without stalling the WebSocket client.
+async fn remote<T: Send + 'static>(
+    r: Remote,
+    f: impl FnOnce(&mut Remote) -> T + Send + 'static,
+) -> (Remote, T) {
+    tokio::task::spawn_blocking(move || {
+        let mut r = r;
+        let out = f(&mut r);
+        (r, out)
+    })
+    .await
+    .expect("remote step")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn call_out_connect_and_remote_hang_up() {
+    let ports = Ports::next();
+    let r = Remote::start(&ports);
+    let server = start(&ports);
+    let mut c = connect_when_ready(&server).await;
+
+    c.send(r#"{"jsonrpc":"2.0","id":1455629182045,"params":["1002"],"method":"CallOut"}"#)
+        .await;
+    assert_eq!(
+        c.recv_text().await,
+        r#"{"jsonrpc":"2.0","result":0,"id":1455629182045}"#
+    );
+    let out = c.expect_notification("CallingOut").await;
+    assert_eq!(out[1], "1002");
+    let id = out[0].clone();
+    assert_eq!(c.expect_notification("StateChanged").await, ["Busy"]);
+
+    // The remote party rings, then answers.
+    let (r, incoming) = remote(r, |r| r.wait_event("CALL_INCOMING", EVENT_WAIT)).await;
+    assert_eq!(incoming.peer_uri, ports.phone_uri());
+    let (r, _) = remote(r, |r| r.accept()).await;
+    assert_eq!(c.expect_notification("CallConnected").await, [id.as_str()]);
+
+    let calls = c.call("GetActiveCalls", json!([])).await;
+    let calls: Vec<&str> = calls
+        .as_array()
+        .expect("array")
+        .iter()
+        .filter_map(|v| v.as_str())
+        .collect();
+    assert_eq!(calls.len(), 6, "{calls:?}");
+    assert_eq!(
+        &calls[..5],
+        ["1", "Outbound", "Connected", "1002", id.as_str()]
+    );
+
+    // The remote hangs up.
+    let sip_id = incoming.id.clone();
+    let (_r, _) = remote(r, move |r| r.hangup(sip_id.as_deref())).await;
+    let ended = c.expect_notification("CallDisconnected").await;
+    assert_eq!(ended[0], id);
+    assert!(!ended[1].is_empty(), "baresip's reason: {ended:?}");
+    assert_eq!(c.expect_notification("StateChanged").await, ["Available"]);
+    assert_eq!(c.call("GetActiveCalls", json!([])).await, json!([]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn call_in_answer_and_hang_up() {
+    let ports = Ports::next();
+    let r = Remote::start(&ports);
+    let server = start(&ports);
+    let mut c = connect_when_ready(&server).await;
+    assert_eq!(c.error_code("Answer", json!([])).await, -32002);
+    assert_eq!(c.error_code("HangUp", json!([])).await, -32002);
+    assert_eq!(c.error_code("Sim.IncomingCall", json!(["1"])).await, -32601);
+
+    let uri = ports.phone_uri();
+    let (r, _) = remote(r, move |r| r.dial(&uri)).await;
+    let coming = c.expect_notification("CallComing").await;
+    assert_eq!(coming[1], "1002", "the caller's number");
+    let id = coming[0].clone();
+    assert_eq!(c.expect_notification("StateChanged").await, ["Busy"]);
+    let calls = c.call("GetActiveCalls", json!([])).await;
+    assert_eq!(calls[1], "Inbound");
+    assert_eq!(calls[2], "Ringing");
+
+    assert_eq!(c.call("Answer", json!([])).await, json!(0));
+    assert_eq!(c.expect_notification("CallConnected").await, [id.as_str()]);
+    // The remote party's own events confirm the call really was answered …
+    let (r, established) = remote(r, |r| r.wait_event("CALL_ESTABLISHED", EVENT_WAIT)).await;
+    assert_eq!(established.direction, "outgoing");
+
+    assert_eq!(c.call("HangUp", json!([])).await, json!(0));
+    assert_eq!(c.expect_notification("CallDisconnected").await[0], id);
+    assert_eq!(c.expect_notification("StateChanged").await, ["Available"]);
+    // … and really ended.
+    let (_r, closed) = remote(r, |r| r.wait_event("CALL_CLOSED", EVENT_WAIT)).await;
+    assert_eq!(closed.id, established.id);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn second_inbound_call_and_hang_up_ends_the_right_one() {
+    let ports = Ports::next();
+    let r = Remote::start(&ports);
+    let server = start(&ports);
+    let mut c = connect_when_ready(&server).await;
+
+    let uri = ports.phone_uri();
+    let (r, _) = remote(r, move |r| r.dial(&uri)).await;
+    let first = c.expect_notification("CallComing").await[0].clone();
+    c.expect_notification("StateChanged").await;
+    c.call("Answer", json!([])).await;
+    assert_eq!(
+        c.expect_notification("CallConnected").await,
+        [first.as_str()]
+    );
+    let (r, first_est) = remote(r, |r| r.wait_event("CALL_ESTABLISHED", EVENT_WAIT)).await;
+
+    // A second call while the first is connected.
+    let uri = ports.phone_uri();
+    let (r, _) = remote(r, move |r| r.dial(&uri)).await;
+    let second = c.expect_notification("CallComing").await[0].clone();
+    assert_ne!(first, second);
+    let calls = c.call("GetActiveCalls", json!([])).await;
+    assert_eq!(calls.as_array().map(Vec::len), Some(12));
+    assert_eq!(
+        (calls[2].clone(), calls[8].clone()),
+        (json!("Connected"), json!("Ringing"))
+    );
+
+    // HangUp ends the connected call, not the ringing one.
+    c.call("HangUp", json!([])).await;
+    assert_eq!(c.expect_notification("CallDisconnected").await[0], first);
+    let (r, closed) = remote(r, |r| r.wait_event("CALL_CLOSED", EVENT_WAIT)).await;
+    assert_eq!(closed.id, first_est.id, "the remote saw the first call end");
+    let calls = c.call("GetActiveCalls", json!([])).await;
+    assert_eq!(calls.as_array().map(Vec::len), Some(6));
+    assert_eq!(calls[4], json!(second));
+
+    // Now Answer takes the second one; HangUp ends it.
+    c.call("Answer", json!([])).await;
+    assert_eq!(
+        c.expect_notification("CallConnected").await,
+        [second.as_str()]
+    );
+    c.call("HangUp", json!([])).await;
+    assert_eq!(c.expect_notification("CallDisconnected").await[0], second);
+    assert_eq!(c.expect_notification("StateChanged").await, ["Available"]);
+    drop(r);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn baresip_killed_mid_call_is_restarted() {
+    let ports = Ports::next();
+    let r = Remote::start(&ports);
+    let server = start(&ports);
+    let mut c = connect_when_ready(&server).await;
+
+    c.call("CallOut", json!(["1002"])).await;
+    let id = c.expect_notification("CallingOut").await[0].clone();
+    c.expect_notification("StateChanged").await;
+    let (r, _) = remote(r, |r| {
+        r.wait_event("CALL_INCOMING", EVENT_WAIT);
+        r.accept();
+    })
+    .await;
+    c.expect_notification("CallConnected").await;
+
+    let pid = managed_baresip_pid(server.child.id()).expect("the managed baresip runs");
+    let killed = std::process::Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let started = tokio::time::Instant::now();
+    let ended = c.expect_notification("CallDisconnected").await;
+    assert_eq!(ended[0], id);
+    assert_eq!(c.expect_notification("StateChanged").await, ["Offline"]);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(c.call("GetState", json!([])).await, json!("Offline"));
+    assert_eq!(c.error_code("CallOut", json!(["1002"])).await, -32001);
+
+    // Restarted by the server; the same WebSocket sees the phone come back.
+    assert_eq!(c.expect_notification("StateChanged").await, ["Available"]);
+    let new_pid = managed_baresip_pid(server.child.id()).expect("restarted");
+    assert_ne!(new_pid, pid);
+    // And it works again.
+    c.call("CallOut", json!(["1002"])).await;
+    c.expect_notification("CallingOut").await;
+    drop(r);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn call_out_to_nobody_ends_with_the_reason() {
+    let ports = Ports::next();
+    let _r = Remote::start(&ports);
+    let server = start(&ports);
+    let mut c = connect_when_ready(&server).await;
+    assert_eq!(c.call("CallOut", json!(["999"])).await, json!(0));
+    let id = c.expect_notification("CallingOut").await[0].clone();
+    assert_eq!(c.expect_notification("StateChanged").await, ["Busy"]);
+    let ended = c.expect_notification("CallDisconnected").await;
+    assert_eq!(ended, [id.as_str(), "404 Not Found"]);
+    assert_eq!(c.expect_notification("StateChanged").await, ["Available"]);
+    assert_eq!(c.call("GetActiveCalls", json!([])).await, json!([]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_stops_the_managed_baresip() {
+    let ports = Ports::next();
+    let server = start(&ports);
+    let _c = connect_when_ready(&server).await;
+    let server_pid = server.child.id();
+    let pid = managed_baresip_pid(server_pid).expect("the managed baresip runs");
+    let (status, _, _) = tokio::task::spawn_blocking(move || server.terminate())
+        .await
+        .expect("join");
+    assert!(status.success());
+    assert!(
+        !std::path::Path::new(&format!("/proc/{pid}")).exists()
+            || std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .is_ok_and(|s| s.contains(") Z")),
+        "baresip {pid} still runs after the server stopped"
+    );
+}
