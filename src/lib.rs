@@ -12,8 +12,9 @@
 //!   error mapping). It knows the phone abstraction, never a particular phone.
 //! - [`phone`]: the phone abstraction ([`phone::Command`] in, [`phone::PhoneEvent`] out,
 //!   through a [`phone::PhoneHandle`]) and one module per backend: [`phone::sim`] is the
-//!   built-in simulated phone. A backend knows nothing of WebSockets or JSON-RPC. Adding
-//!   one is a module plus a line in [`phone::BackendKind`].
+//!   built-in simulated phone, [`phone::baresip`] drives the baresip SIP softphone over
+//!   its ctrl_tcp protocol (managed or attached). A backend knows nothing of WebSockets or
+//!   JSON-RPC. Adding one is a module plus a line in [`phone::BackendKind`].
 //! - [`server`]: the WebSocket server. [`server::Server`] binds and runs the accept loop
 //!   with graceful shutdown; [`server::connection`] runs one connection (handshake,
 //!   Origin check, idle timeout, limits); [`server::session`] is one connection's protocol

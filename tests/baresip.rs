@@ -257,3 +257,61 @@ async fn shutdown_stops_the_managed_baresip() {
         "baresip {pid} still runs after the server stopped"
     );
 }
+
+/// Attach mode: bapiws connects to a baresip the user runs, and reconnects when that
+/// baresip goes away and comes back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attach_mode_reconnects_to_a_user_run_baresip() {
+    let phone_ports = Ports::next();
+    let far_ports = Ports::next();
+    // The user's own baresip (its control port is taken over by bapiws) and a far end.
+    let phone = Remote::start(&phone_ports);
+    let far = Remote::start(&far_ports);
+    let flags = [
+        "--default-backend".to_owned(),
+        "baresip".to_owned(),
+        "--baresip-mode".to_owned(),
+        "attach".to_owned(),
+        "--baresip-ctrl-address".to_owned(),
+        format!("127.0.0.1:{}", phone_ports.remote_ctrl),
+        "--baresip-dial-uri".to_owned(),
+        format!("sip:{{number}}@127.0.0.1:{}", far_ports.remote_sip),
+    ];
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let server = Server::start(&flags);
+    let mut c = connect_when_ready(&server).await;
+
+    c.call("CallOut", json!(["1002"])).await;
+    let id = c.expect_notification("CallingOut").await[0].clone();
+    c.expect_notification("StateChanged").await;
+    let (far, _) = remote(far, |r| {
+        r.wait_event("CALL_INCOMING", EVENT_WAIT);
+        r.accept();
+    })
+    .await;
+    assert_eq!(c.expect_notification("CallConnected").await, [id.as_str()]);
+
+    // The user's baresip dies: the call ends and the phone is offline.
+    drop(phone);
+    assert_eq!(c.expect_notification("CallDisconnected").await[0], id);
+    assert_eq!(c.expect_notification("StateChanged").await, ["Offline"]);
+
+    // It comes back: bapiws reconnects by itself (it may have to take the control port
+    // back from the helper that started it, so Offline may flap once).
+    let _phone = tokio::task::spawn_blocking(move || Remote::start(&phone_ports))
+        .await
+        .expect("restart");
+    let back = async {
+        loop {
+            let n = c.recv().await;
+            if n["method"] == "StateChanged" && n["params"][0] == "Available" {
+                return;
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(20), back)
+        .await
+        .expect("reconnected and Available again");
+    assert_eq!(c.call("GetActiveCalls", json!([])).await, json!([]));
+    drop(far);
+}
