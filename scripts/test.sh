@@ -3,9 +3,10 @@
 # including the end-to-end tests with real baresip processes.
 # Usage: scripts/test.sh   (from anywhere; needs Rust's cargo on PATH)
 #
-# The baresip tests need Debian's baresip-core. As root with apt-get, this script
-# installs it when it is missing; otherwise it says what to install. Those tests fail,
-# never skip, when baresip is missing.
+# The baresip tests need Debian's baresip-core and the browser tests Debian's chromium;
+# the JavaScript client's tests need Node 20 and npm. As root with apt-get, this script
+# installs the Debian packages when they are missing; otherwise it says what to install.
+# Those tests fail, never skip, when what they need is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,6 +24,7 @@ need_package() { # command package
 }
 
 need_package baresip baresip-core
+need_package chromium chromium
 
 step "cargo fmt --check"
 cargo fmt --all -- --check
@@ -32,3 +34,16 @@ cargo clippy --locked --all-targets -- -D warnings
 
 step "cargo test"
 cargo test --locked --all-targets
+
+step "JavaScript client: build (the committed dist/ must match src/), unit and browser tests"
+cd clients/js
+npm ci --no-audit --no-fund --loglevel=error
+npm run --silent build
+if ! git diff --quiet -- dist; then
+  echo "clients/js/dist is out of date: run 'npm run build' in clients/js and commit it" >&2
+  git --no-pager diff --stat -- dist >&2
+  exit 1
+fi
+export BAPIWS_BIN="$PWD/../../target/debug/bapiws"
+npm test
+npm run test:e2e

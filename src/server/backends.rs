@@ -99,6 +99,19 @@ impl Backends {
             .collect()
     }
 
+    /// Every backend instance with its kind's name.
+    pub fn instances(&self) -> Vec<(String, &'static str)> {
+        self.instances
+            .iter()
+            .map(|(n, k)| (n.clone(), k.name()))
+            .collect()
+    }
+
+    /// The aliases: alias → backend.
+    pub fn aliases(&self) -> &BTreeMap<String, String> {
+        &self.aliases
+    }
+
     /// Finds a backend by name or alias, case-insensitively; returns its instance name.
     pub fn resolve(&self, name: &str) -> Result<String, UnknownBackend> {
         let lower = name.to_ascii_lowercase();

@@ -11,17 +11,16 @@ use tokio::sync::{OwnedSemaphorePermit, watch};
 use tokio::time::{Instant, sleep_until, timeout};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::error::ProtocolError;
-use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
-use tokio_tungstenite::tungstenite::http::{HeaderValue, StatusCode};
-use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
 
 use super::Shared;
+use super::http::{self, HeadError};
 use super::session::{Peer, Session};
 use crate::protocol::jsonrpc::{Incoming, encode_batch, truncate};
 
-/// How long a client has to complete the HTTP handshake.
+/// How long a client has to send its HTTP request head.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long one write may wait for a client that does not read.
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -30,12 +29,11 @@ const CLOSE_LINGER: Duration = Duration::from_secs(2);
 
 type Ws = WebSocketStream<TcpStream>;
 
-/// Serves one accepted TCP connection until it closes. `permit` is `None` when the server
-/// is at its connection limit: the handshake is then refused with 503.
-// The handshake callback's error type is tungstenite's, not ours to shrink.
-#[allow(clippy::result_large_err)]
+/// Serves one accepted TCP connection until it closes: a WebSocket connection, or one
+/// plain HTTP request. `permit` is `None` when the server is at its connection limit: the
+/// request is then refused with 503.
 pub async fn serve(
-    stream: TcpStream,
+    mut stream: TcpStream,
     addr: SocketAddr,
     shared: Arc<Shared>,
     permit: Option<OwnedSemaphorePermit>,
@@ -43,84 +41,66 @@ pub async fn serve(
 ) {
     let _ = stream.set_nodelay(true);
     let id = shared.next_connection_id();
-    // Subscribe before the handshake completes, so that no notification that happens
-    // after the client sees its connection open is missed.
-    let at_limit = permit.is_none();
-    let session = (!at_limit).then(|| {
-        let peer = Peer {
-            id,
-            addr: addr.to_string(),
-            origin: None,
-        };
-        Session::new(peer, Arc::clone(&shared.backends), shared.max_batch)
-    });
-    let mut origin: Option<String> = None;
-    let callback = |req: &Request, resp: Response| -> Result<Response, ErrorResponse> {
-        origin = req
-            .headers()
-            .get("origin")
-            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
-        if at_limit {
-            return Err(refusal(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "too many connections; try again later\n",
-            ));
+    let head = match timeout(HANDSHAKE_TIMEOUT, http::read_head(&mut stream)).await {
+        Ok(Ok(head)) => head,
+        Ok(Err(HeadError::Closed)) => return,
+        Ok(Err(HeadError::Malformed)) => {
+            return http::respond_text(&mut stream, 400, "malformed HTTP request\n").await;
         }
-        if !shared.origins.allows(origin.as_deref()) {
-            return Err(refusal(
-                StatusCode::FORBIDDEN,
-                "origin not allowed; see AllowedOrigins in the bapiws configuration\n",
-            ));
-        }
-        Ok(resp)
-    };
-    let handshake =
-        tokio_tungstenite::accept_hdr_async_with_config(stream, callback, Some(shared.ws_config));
-    let ws = match timeout(HANDSHAKE_TIMEOUT, handshake).await {
-        Ok(Ok(ws)) => ws,
-        Ok(Err(e)) => {
-            let origin_text = origin
-                .as_deref()
-                .map(truncate)
-                .unwrap_or_else(|| "-".into());
-            if at_limit {
-                tracing::warn!(conn = id, peer = %addr, "connection refused: at the connection limit");
-            } else if !shared.origins.allows(origin.as_deref()) {
-                tracing::warn!(conn = id, peer = %addr, origin = %origin_text, "connection refused: origin not allowed");
-            } else {
-                tracing::info!(conn = id, peer = %addr, error = %e, "handshake failed");
-            }
-            return;
+        Ok(Err(HeadError::TooLarge)) => {
+            return http::respond_text(&mut stream, 431, "request head too large\n").await;
         }
         Err(_) => {
             tracing::info!(conn = id, peer = %addr, "handshake timed out");
             return;
         }
     };
-    let Some(mut session) = session else {
-        return;
+    let origin = head.header("origin").map(str::to_owned);
+    let origin_text = origin
+        .as_deref()
+        .map(truncate)
+        .unwrap_or_else(|| "-".into());
+    if permit.is_none() {
+        tracing::warn!(conn = id, peer = %addr, "connection refused: at the connection limit");
+        return http::respond_text(&mut stream, 503, "too many connections; try again later\n")
+            .await;
+    }
+    if !shared.origins.allows(origin.as_deref()) {
+        tracing::warn!(conn = id, peer = %addr, origin = %origin_text, path = %truncate(&head.path), "connection refused: origin not allowed");
+        return http::respond_text(
+            &mut stream,
+            403,
+            "origin not allowed; see allowed_origins in the bapiws configuration\n",
+        )
+        .await;
+    }
+    if !head.wants_websocket() {
+        tracing::debug!(conn = id, peer = %addr, method = %truncate(&head.method), path = %truncate(&head.path), "http request");
+        return http::serve(&mut stream, &head, &shared).await;
+    }
+    // Subscribe before the handshake completes, so that no notification that happens
+    // after the client sees its connection open is missed.
+    let peer = Peer {
+        id,
+        addr: addr.to_string(),
+        origin,
     };
-    tracing::info!(
-        conn = id,
-        peer = %addr,
-        origin = origin.as_deref().map(truncate).unwrap_or_else(|| "-".into()),
-        "connection opened"
-    );
-    session.set_origin(origin);
+    let session = Session::new(peer, Arc::clone(&shared.backends), shared.max_batch);
+    if let Err((status, text)) = http::accept_websocket(&mut stream, &head).await {
+        tracing::info!(conn = id, peer = %addr, status, "websocket handshake refused");
+        return http::respond_text(&mut stream, status, text).await;
+    }
+    let ws = WebSocketStream::from_partially_read(
+        stream,
+        head.leftover,
+        Role::Server,
+        Some(shared.ws_config),
+    )
+    .await;
+    tracing::info!(conn = id, peer = %addr, origin = %origin_text, "connection opened");
     let why = run(ws, session, &shared, &mut shutdown).await;
     tracing::info!(conn = id, reason = %why, "connection closed");
     drop(permit);
-}
-
-#[allow(clippy::result_large_err)]
-fn refusal(status: StatusCode, body: &str) -> ErrorResponse {
-    let mut resp = ErrorResponse::new(Some(body.to_owned()));
-    *resp.status_mut() = status;
-    resp.headers_mut().insert(
-        "content-type",
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    resp
 }
 
 /// Why a connection ended.

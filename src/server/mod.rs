@@ -8,6 +8,7 @@
 
 pub mod backends;
 pub mod connection;
+pub mod http;
 pub mod hub;
 pub mod origin;
 pub mod session;
@@ -48,10 +49,19 @@ pub struct Shared {
     pub max_batch: usize,
     /// The backends.
     pub backends: Arc<Backends>,
+    /// When the server started.
+    pub started: std::time::Instant,
+    /// Connections open now (WebSocket and HTTP).
+    open: AtomicUsize,
     next_id: AtomicU64,
 }
 
 impl Shared {
+    /// How many connections are open.
+    pub fn connection_count(&self) -> usize {
+        self.open.load(Ordering::Relaxed)
+    }
+
     fn next_connection_id(&self) -> u64 {
         self.next_id.fetch_add(1, Ordering::Relaxed) + 1
     }
@@ -121,6 +131,13 @@ impl Server {
             return Err(last_error
                 .unwrap_or_else(|| StartError::Config("no listen address is configured".into())));
         }
+        // Pages this server serves itself (the dialer) may always connect back to it.
+        let mut origins = origins;
+        for l in &listeners {
+            if let Ok(a) = l.local_addr() {
+                origins.allow_loopback_port(a.port());
+            }
+        }
         Ok(Server {
             listeners,
             shared: Arc::new(Shared {
@@ -130,6 +147,8 @@ impl Server {
                 send_queue: config.send_queue,
                 max_batch: config.max_batch,
                 backends: Arc::new(backends),
+                started: std::time::Instant::now(),
+                open: AtomicUsize::new(0),
                 next_id: AtomicU64::new(0),
             }),
             max_connections: config.max_connections,
@@ -216,7 +235,9 @@ async fn accept_loop(
                 let shared = Arc::clone(&shared);
                 let stop = stop.clone();
                 connections.spawn(async move {
-                    connection::serve(stream, addr, shared, permit, stop).await;
+                    shared.open.fetch_add(1, Ordering::Relaxed);
+                    connection::serve(stream, addr, Arc::clone(&shared), permit, stop).await;
+                    shared.open.fetch_sub(1, Ordering::Relaxed);
                     drop(refusal_guard);
                 });
             }

@@ -48,6 +48,21 @@ impl OriginPolicy {
         Ok(OriginPolicy { rules })
     }
 
+    /// Also allows this server's own pages: `http://` on a loopback name or address with
+    /// this port.
+    pub fn allow_loopback_port(&mut self, port: u16) {
+        for host in ["127.0.0.1", "localhost", "[::1]"] {
+            let rule = Rule::Exact(Origin {
+                scheme: "http".into(),
+                host: host.into(),
+                port: Some(port),
+            });
+            if !self.rules.contains(&rule) {
+                self.rules.push(rule);
+            }
+        }
+    }
+
     /// Whether a handshake with this Origin header (if any) is allowed.
     pub fn allows(&self, origin: Option<&str>) -> bool {
         let Some(origin) = origin else { return true };
@@ -243,6 +258,27 @@ mod tests {
         let v6 = OriginPolicy::parse(&["http://[::1]:8080"]).expect("valid");
         assert!(v6.allows(Some("http://[::1]:8080")));
         assert!(!v6.allows(Some("http://[::2]:8080")));
+    }
+
+    #[test]
+    fn own_loopback_pages_can_be_allowed() {
+        let mut policy = OriginPolicy::parse(&["company.com"]).expect("valid");
+        assert!(!policy.allows(Some("http://127.0.0.1:9898")));
+        policy.allow_loopback_port(9898);
+        for o in [
+            "http://127.0.0.1:9898",
+            "http://localhost:9898",
+            "http://[::1]:9898",
+        ] {
+            assert!(policy.allows(Some(o)), "{o}");
+        }
+        for o in [
+            "http://127.0.0.1:9899",
+            "https://127.0.0.1:9898",
+            "http://localhost.evil.net:9898",
+        ] {
+            assert!(!policy.allows(Some(o)), "{o}");
+        }
     }
 
     #[test]
