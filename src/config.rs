@@ -90,7 +90,7 @@ pub struct ServeArgs {
     )]
     pub listen: Option<Vec<IpAddr>>,
     /// Origins allowed to connect, comma-separated: `*`, bare domains (allow subdomains,
-    /// any scheme and port) or full origins (scheme://host[:port]). [default: *]
+    /// any scheme and port) or full origins (scheme://host:port, port optional). [default: *]
     #[arg(
         long,
         env = "BAPIWS_ALLOWED_ORIGINS",
@@ -186,7 +186,7 @@ pub struct BaresipArgs {
         value_name = "PATH"
     )]
     pub binary: Option<String>,
-    /// The SIP account, sip:user@domain (managed). [default: sip:bapiws@127.0.0.1]
+    /// The SIP account, sip:user@domain (managed; default sip:bapiws@127.0.0.1).
     #[arg(
         long = "baresip-account",
         env = "BAPIWS_BARESIP_ACCOUNT",
@@ -258,7 +258,7 @@ pub struct BaresipArgs {
     )]
     pub audio_player: Option<String>,
     /// The URI CallOut dials: {number} is the validated number, {domain} the account's
-    /// domain. [default: sip:{number}@{domain}]
+    /// domain (default sip:{number}@{domain}).
     #[arg(
         long = "baresip-dial-uri",
         env = "BAPIWS_BARESIP_DIAL_URI",

@@ -16,8 +16,9 @@
 //!   its ctrl_tcp protocol (managed or attached). A backend knows nothing of WebSockets or
 //!   JSON-RPC. Adding one is a module plus a line in [`phone::BackendKind`].
 //! - [`server`]: the WebSocket server. [`server::Server`] binds and runs the accept loop
-//!   with graceful shutdown; [`server::connection`] runs one connection (handshake,
-//!   Origin check, idle timeout, limits); [`server::session`] is one connection's protocol
+//!   with graceful shutdown; [`server::http`] reads each request head and serves the
+//!   WebSocket upgrade, the dialer page (`src/server/assets/`) and `/health`;
+//!   [`server::connection`] runs one connection (Origin check, limits, idle timeout); [`server::session`] is one connection's protocol
 //!   state (its backend, its subscription); [`server::backends`] is the registry of
 //!   backends and aliases; [`server::hub`] fans a backend's notifications out to its
 //!   connections; [`server::origin`] holds the Origin rules.
@@ -26,7 +27,10 @@
 //! - [`logging`]: stderr and the daily file `BAPIWS_yyyymmdd.log`.
 //! - [`client`]: the command-line client used by `bapiws state`, `call`, `calls`, ….
 //! - `src/main.rs`: the `bapiws` command line (clap) only.
-//! - `tests/`: integration tests against the real binary on real sockets.
+//! - `tests/`: integration tests against the real binary on real sockets (and real
+//!   baresip processes in `tests/baresip.rs`).
+//! - `clients/js/`: the TypeScript client library (its `dist/` is embedded in the binary)
+//!   with its Node and headless-Chromium tests.
 
 #![warn(missing_docs)]
 

@@ -14,7 +14,7 @@ use crate::phone::{Command, Reply};
 /// The largest request head accepted.
 pub const MAX_HEAD: usize = 8 * 1024;
 /// The most headers in a request head.
-const MAX_HEADERS: usize = 64;
+pub const MAX_HEADERS: usize = 64;
 
 /// The dialer page.
 const INDEX_HTML: &str = include_str!("assets/index.html");
