@@ -38,9 +38,9 @@ test("call out, see the events and the call, hang up; answer a simulated incomin
     await p.locator("#connection", { hasText: "open" }).waitFor();
     await p.locator("#phone-state", { hasText: "Available" }).waitFor();
 
-    // Type a number and press Enter (the Call button's form).
+    // Type a number and press Call.
     await p.locator("#number").fill("+358 40 123 4567");
-    await p.keyboard.press("Enter");
+    await p.locator("#call").click();
     await p.locator("#log li", { hasText: "CallingOut" }).waitFor();
     await p.locator("#log li", { hasText: "CallConnected" }).waitFor();
     const row = p.locator("#calls tbody tr");
