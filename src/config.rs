@@ -648,11 +648,21 @@ impl Config {
                     format!("{name:?} is empty or a built-in backend's name"),
                 ));
             }
-            if BackendKind::by_name(&kind).is_none() {
-                return Err(src.error(
-                    &key,
-                    format!("unknown backend kind {kind:?}; kinds: {}", kind_names()),
-                ));
+            match BackendKind::by_name(&kind) {
+                None => {
+                    return Err(src.error(
+                        &key,
+                        format!("unknown backend kind {kind:?}; kinds: {}", kind_names()),
+                    ));
+                }
+                // Its settings (control port, SIP ports) are per server, not per instance.
+                Some(BackendKind::Baresip) => {
+                    return Err(src.error(
+                        &key,
+                        "only one baresip backend per server is supported; use an alias",
+                    ));
+                }
+                Some(_) => {}
             }
             extra_backends.insert(name.to_ascii_lowercase(), kind.to_ascii_lowercase());
         }
@@ -830,9 +840,14 @@ fn resolve_baresip(
             unsafe_for_baresip(&text)
         };
         if bad || text.is_empty() {
+            // Never repeat a password in a message.
+            let shown = if *key == "auth_password" {
+                "the value".to_owned()
+            } else {
+                format!("{:?}", jsonrpc_safe(&text))
+            };
             return Err(err(format!(
-                "{:?} is empty or holds whitespace, control characters or <>\";",
-                jsonrpc_safe(&text)
+                "{shown} is empty or holds whitespace, control characters or <>\";"
             )));
         }
         match *key {
@@ -921,6 +936,37 @@ fn resolve_baresip(
     }
     if let Some((register, _)) = pick(args.register, f.baresip_register, path) {
         s.register = register;
+    }
+    if s.mode == Mode::Managed {
+        // ctrl_tcp has no authentication: it must not be reachable from elsewhere, and
+        // it must not collide with the SIP ports (SIP, and TLS on SIP + 1).
+        let where_from = pick(
+            args.text("ctrl_address").cloned(),
+            f.baresip_text.get("ctrl_address").cloned(),
+            path,
+        );
+        let err = |problem: String| match &where_from {
+            Some((_, src)) => src.error("baresip.ctrl_address", problem),
+            None => Source::Setting.error("baresip.ctrl_address", problem),
+        };
+        if !s.ctrl_address.ip().is_loopback() {
+            return Err(err(format!(
+                "{} is not a loopback address; baresip's control port has no authentication",
+                s.ctrl_address
+            )));
+        }
+        let sip_port = s
+            .sip_listen
+            .as_deref()
+            .and_then(|l| l.parse::<std::net::SocketAddr>().ok())
+            .map_or(5060, |a| a.port());
+        let ctrl = s.ctrl_address.port();
+        if ctrl == sip_port || ctrl == sip_port.wrapping_add(1) {
+            return Err(err(format!(
+                "port {ctrl} collides with SIP on {sip_port} (and TLS on {})",
+                sip_port.wrapping_add(1)
+            )));
+        }
     }
     s.command_timeout = Duration::from_millis(in_range(
         "baresip.command_timeout_ms",
@@ -1105,11 +1151,29 @@ mod tests {
             ("[baresip]\ntransport = \"sctp\"", "baresip.transport"),
             ("[baresip]\nregister = \"yes\"", "baresip.register"),
             ("[baresip]\ncolour = \"x\"", "baresip.colour"),
+            (
+                "[baresip]\nctrl_address = \"0.0.0.0:4444\"",
+                "baresip.ctrl_address",
+            ),
+            (
+                "[baresip]\nctrl_address = \"127.0.0.1:5061\"",
+                "baresip.ctrl_address",
+            ),
+            (
+                "[baresip]\nsip_listen = \"127.0.0.1:7000\"\nctrl_address = \"127.0.0.1:7000\"",
+                "baresip.ctrl_address",
+            ),
         ];
         for (text, key) in bad {
             let err = from_file(text).expect_err(text).to_string();
             assert!(err.contains(&format!("`{key}`")), "{text}: {err}");
         }
+        let err = from_file("[baresip]\nauth_password = \"Secr3t;pw\"").expect_err("bad");
+        assert!(!err.to_string().contains("Secr3t"), "{err}");
+        // Attach mode may point anywhere the user runs baresip.
+        assert!(
+            from_file("[baresip]\nmode = \"attach\"\nctrl_address = \"127.0.0.1:5061\"").is_ok()
+        );
     }
 
     #[test]
@@ -1134,6 +1198,7 @@ mod tests {
         for (text, key) in [
             ("[extra_backends]\nsim = \"sim\"", "extra_backends.sim"),
             ("[extra_backends]\nx = \"phone\"", "extra_backends.x"),
+            ("[extra_backends]\nx = \"baresip\"", "extra_backends.x"),
         ] {
             let err = from_file(text).expect_err(text).to_string();
             assert!(err.contains(key), "{err}");

@@ -291,10 +291,11 @@ async fn attach_mode_reconnects_to_a_user_run_baresip() {
     .await;
     assert_eq!(c.expect_notification("CallConnected").await, [id.as_str()]);
 
-    // The user's baresip dies: the call ends and the phone is offline.
+    // The user's baresip dies: the phone is offline at once, and the call ends when
+    // the reconnect shows baresip is gone (not merely the connection).
     drop(phone);
-    assert_eq!(c.expect_notification("CallDisconnected").await[0], id);
     assert_eq!(c.expect_notification("StateChanged").await, ["Offline"]);
+    assert_eq!(c.expect_notification("CallDisconnected").await[0], id);
 
     // It comes back: bapiws reconnects by itself (it may have to take the control port
     // back from the helper that started it, so Offline may flap once).
@@ -312,6 +313,84 @@ async fn attach_mode_reconnects_to_a_user_run_baresip() {
     tokio::time::timeout(Duration::from_secs(20), back)
         .await
         .expect("reconnected and Available again");
-    assert_eq!(c.call("GetActiveCalls", json!([])).await, json!([]));
+    // (Another Offline/Available flap may still be on its way: skip notifications.)
+    assert_eq!(c.control("GetActiveCalls", json!([])).await, json!([]));
     drop(far);
+}
+
+/// The control connection drops during a live call while baresip keeps running: the
+/// call survives the reconnect under the same id, and can still be hung up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_control_connection_keeps_live_calls() {
+    let ports = Ports::next();
+    let r = Remote::start(&ports);
+    let server = start(&ports);
+    let mut c = connect_when_ready(&server).await;
+    c.call("CallOut", json!(["1002"])).await;
+    let id = c.expect_notification("CallingOut").await[0].clone();
+    c.expect_notification("StateChanged").await;
+    let (r, _) = remote(r, |r| {
+        r.wait_event("CALL_INCOMING", EVENT_WAIT);
+        r.accept();
+    })
+    .await;
+    assert_eq!(c.expect_notification("CallConnected").await, [id.as_str()]);
+
+    // Someone else connects to the phone's control port: baresip drops bapiws.
+    let thief = std::net::TcpStream::connect(("127.0.0.1", ports.phone_ctrl)).expect("connect");
+    assert_eq!(c.expect_notification("StateChanged").await, ["Offline"]);
+    drop(thief);
+    // bapiws reconnects and finds the call still there: Busy, no CallDisconnected.
+    assert_eq!(c.expect_notification("StateChanged").await, ["Busy"]);
+    let calls = c.call("GetActiveCalls", json!([])).await;
+    assert_eq!(calls[4], json!(id));
+    assert_eq!(calls[2], json!("Connected"));
+    c.call("HangUp", json!([])).await;
+    assert_eq!(c.expect_notification("CallDisconnected").await[0], id);
+    assert_eq!(c.expect_notification("StateChanged").await, ["Available"]);
+    let (_r, closed) = remote(r, |r| r.wait_event("CALL_CLOSED", EVENT_WAIT)).await;
+    assert!(closed.id.is_some());
+}
+
+/// baresip 1.0 answers `ok` but answers nothing when two inbound calls ring: Answer
+/// must say it failed rather than claim success.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answer_with_two_calls_ringing_never_claims_success_falsely() {
+    let ports = Ports::next();
+    let r = Remote::start(&ports);
+    let server = start(&ports);
+    let mut c = connect_when_ready(&server).await;
+    let uri = ports.phone_uri();
+    let (_r, _) = remote(r, move |r| {
+        r.dial(&uri);
+        r.dial(&uri);
+    })
+    .await;
+    let first = c.expect_notification("CallComing").await[0].clone();
+    c.expect_notification("StateChanged").await;
+    let second = c.expect_notification("CallComing").await[0].clone();
+    let resp = c.request("Answer", json!([])).await;
+    if resp.get("error").is_some() {
+        assert_eq!(resp["error"]["code"], -32004, "{resp}");
+    } else {
+        // If baresip did answer, it must have been the newest ringing call.
+        assert_eq!(
+            c.expect_notification("CallConnected").await,
+            [second.as_str()]
+        );
+    }
+    let calls = c.call("GetActiveCalls", json!([])).await;
+    let states: Vec<(&str, &str)> = calls
+        .as_array()
+        .expect("array")
+        .chunks(6)
+        .map(|f| (f[4].as_str().unwrap_or(""), f[2].as_str().unwrap_or("")))
+        .collect();
+    assert!(states.iter().any(|(i, _)| *i == first), "{states:?}");
+    assert!(
+        states
+            .iter()
+            .all(|(_, s)| *s == "Ringing" || *s == "Connected"),
+        "{states:?}"
+    );
 }

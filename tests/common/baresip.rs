@@ -30,11 +30,20 @@ pub struct Ports {
 }
 
 impl Ports {
-    /// A block of 40 ports no other test in this process uses.
+    /// A block of 40 ports no other test in this process uses, below the kernel's
+    /// ephemeral range (32768 and up), spread by process id and time so that concurrent
+    /// test runs rarely meet (the managed backend refuses a taken control port).
     pub fn next() -> Ports {
         static NEXT: AtomicU16 = AtomicU16::new(0);
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let base = 20000 + (std::process::id() % 50) as u16 * 400 + n * 40;
+        static RUN: std::sync::OnceLock<u16> = std::sync::OnceLock::new();
+        let run = *RUN.get_or_init(|| {
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.subsec_nanos());
+            ((std::process::id() ^ nanos) % 40) as u16
+        });
+        let n = NEXT.fetch_add(1, Ordering::Relaxed) % 12;
+        let base = 12000 + run * 500 + n * 40;
         Ports {
             phone_sip: base,
             phone_ctrl: base + 2,

@@ -183,18 +183,53 @@ impl Calls {
         self.calls.is_empty()
     }
 
-    /// The connection to baresip is gone: every call ends.
-    pub fn connection_lost(&mut self) {
+    /// The control connection dropped but baresip may still run: the phone is offline
+    /// for now, its calls are kept until [`Calls::reconcile`] or [`Calls::end_all`].
+    pub fn suspend(&mut self) {
         self.connected = false;
         self.registered = None;
+        self.calls.retain(|t| t.announced);
+    }
+
+    /// baresip is gone: every call ends.
+    pub fn end_all(&mut self) {
+        self.suspend();
         for t in std::mem::take(&mut self.calls) {
-            if t.announced {
+            self.out.push(PhoneEvent::CallDisconnected {
+                id: t.call.id,
+                reason: REASON_CONNECTION_LOST.to_owned(),
+            });
+        }
+    }
+
+    /// After a reconnect: keeps the calls baresip still lists (matched by peer URI) and
+    /// ends the others.
+    pub fn reconcile(&mut self, mut listed_peers: Vec<String>) {
+        let mut kept = Vec::new();
+        for t in std::mem::take(&mut self.calls) {
+            if let Some(i) = listed_peers.iter().position(|p| *p == t.peer_uri) {
+                listed_peers.remove(i);
+                kept.push(t);
+            } else {
                 self.out.push(PhoneEvent::CallDisconnected {
                     id: t.call.id,
                     reason: REASON_CONNECTION_LOST.to_owned(),
                 });
             }
         }
+        self.calls = kept;
+        if !listed_peers.is_empty() {
+            tracing::warn!(
+                calls = listed_peers.len(),
+                "baresip has calls this server did not see start; they are not reported"
+            );
+        }
+    }
+
+    /// Whether the call is connected now.
+    pub fn is_connected(&self, id: &CallId) -> bool {
+        self.index(id)
+            .is_some_and(|i| self.calls[i].call.state == CallState::Connected)
     }
 
     /// Applies one baresip event.
@@ -269,8 +304,9 @@ impl Calls {
     }
 
     /// The call an event is about: by SIP Call-ID; else an outgoing event binds to our
-    /// pending dial of that URI (or the oldest pending dial); else it is a call we did not
-    /// start (another controller, auto-answer) and is announced now.
+    /// oldest pending dial of that URI (or to the only pending dial); else, for an event
+    /// that can start a call, it is a call we did not start (another controller,
+    /// auto-answer) and is announced now. A `CALL_CLOSED` never creates a call.
     fn find_or_add(&mut self, e: &Event, now: SystemTime) -> Option<usize> {
         let sip_id = e.id.as_deref()?;
         if let Some(i) = self
@@ -284,15 +320,21 @@ impl Calls {
         if outgoing {
             let pending =
                 |t: &Tracked| t.sip_id.is_none() && t.call.direction == Direction::Outbound;
+            let only_pending = (self.calls.iter().filter(|t| pending(t)).count() == 1)
+                .then(|| self.calls.iter().position(pending))
+                .flatten();
             let i = self
                 .calls
                 .iter()
                 .position(|t| pending(t) && t.peer_uri == e.peer_uri)
-                .or_else(|| self.calls.iter().position(pending));
+                .or(only_pending);
             if let Some(i) = i {
                 self.calls[i].sip_id = Some(sip_id.to_owned());
                 return Some(i);
             }
+        }
+        if e.kind == "CALL_CLOSED" {
+            return None;
         }
         let number = user_part(&e.peer_uri);
         let id = CallId::new_guid();
@@ -517,7 +559,7 @@ mod tests {
         );
         let id = c.list()[0].id.clone();
         c.take_events();
-        c.connection_lost();
+        c.end_all();
         assert_eq!(
             brief(&c.take_events(), &[&id]),
             [
@@ -526,6 +568,52 @@ mod tests {
             ]
         );
         assert_eq!(c.state(), PhoneState::Offline);
+    }
+
+    #[test]
+    fn reconnect_keeps_listed_calls_and_ends_the_others() {
+        let now = SystemTime::now();
+        let mut c = online();
+        c.on_event(
+            &ev("CALL_INCOMING", "incoming", "sip:5@h", Some("s1"), ""),
+            now,
+        );
+        c.on_event(
+            &ev("CALL_INCOMING", "incoming", "sip:6@h", Some("s2"), ""),
+            now,
+        );
+        let ids: Vec<CallId> = c.list().into_iter().map(|x| x.id).collect();
+        c.take_events();
+        c.suspend();
+        assert_eq!(
+            brief(&c.take_events(), &[&ids[0], &ids[1]]),
+            ["StateChanged Offline"]
+        );
+        c.connected = true;
+        c.reconcile(vec!["sip:6@h".into()]);
+        assert_eq!(
+            brief(&c.take_events(), &[&ids[0], &ids[1]]),
+            [
+                "CallDisconnected c0 phone connection lost",
+                "StateChanged Busy"
+            ]
+        );
+        assert_eq!(c.list().len(), 1);
+        // Events of the kept call still find it.
+        c.on_event(
+            &ev("CALL_CLOSED", "incoming", "sip:6@h", Some("s2"), "bye"),
+            now,
+        );
+        assert_eq!(
+            brief(&c.take_events(), &[&ids[0], &ids[1]]),
+            ["CallDisconnected c1 bye", "StateChanged Available"]
+        );
+        // A CALL_CLOSED for a call never seen creates nothing.
+        c.on_event(
+            &ev("CALL_CLOSED", "incoming", "sip:7@h", Some("s9"), "bye"),
+            now,
+        );
+        assert_eq!(c.take_events(), vec![]);
     }
 
     #[test]

@@ -136,6 +136,12 @@ const BACKOFF_MAX: Duration = Duration::from_secs(30);
 const START_WAIT: Duration = Duration::from_secs(5);
 /// A connection that lasted this long resets the backoff.
 const STABLE: Duration = Duration::from_secs(10);
+/// How long one connection attempt to the control port may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long to wait, when the control connection closes, for our baresip's exit.
+const EXIT_GRACE: Duration = Duration::from_millis(300);
+/// How long an answered call may take to connect.
+const ANSWER_WAIT: Duration = Duration::from_secs(3);
 
 /// Starts the backend task.
 pub fn spawn(settings: BaresipSettings, events: Events) -> PhoneHandle {
@@ -216,12 +222,12 @@ impl Actor {
                     Some(Frame::Response(r)) => {
                         tracing::debug!(token = %r.token, "late response from baresip ignored");
                     }
-                    None => self.lost("baresip closed the control connection"),
+                    None => self.control_closed().await,
                 },
                 status = child_exit(&mut self.child) => {
                     tracing::warn!(%status, "baresip exited");
                     self.child = None;
-                    self.lost("baresip exited");
+                    self.gone();
                 }
                 _ = retry_at(disconnected, self.next_attempt) => self.attempt().await,
             }
@@ -238,6 +244,13 @@ impl Actor {
     /// Connects, starting baresip first in managed mode.
     async fn attempt(&mut self) {
         if self.s.mode == Mode::Managed && self.child.is_none() {
+            // baresip starts even when it cannot open its control port, and we would then
+            // talk to whatever holds it: make sure the port is free first.
+            if let Err(e) = std::net::TcpListener::bind(self.s.ctrl_address) {
+                tracing::error!(address = %self.s.ctrl_address, error = %e, "baresip's control port is taken by another program");
+                self.gone();
+                return;
+            }
             let started = process::write_config(&self.config_dir, &self.s)
                 .and_then(|()| process::start(&self.s.binary, &self.config_dir));
             match started {
@@ -251,30 +264,17 @@ impl Actor {
                 }
                 Err(e) => {
                     tracing::error!(binary = %self.s.binary.display(), error = %e, "cannot start baresip");
-                    self.schedule_retry();
+                    self.gone();
                     return;
                 }
             }
         }
-        let deadline = Instant::now() + START_WAIT;
-        let conn = loop {
-            match Connection::connect(self.s.ctrl_address).await {
-                Ok(c) => break Some(c),
-                Err(_) if Instant::now() < deadline && self.s.mode == Mode::Managed => {
-                    sleep(Duration::from_millis(20)).await;
-                }
-                Err(e) => {
-                    tracing::warn!(address = %self.s.ctrl_address, error = %e, "cannot reach baresip's control port");
-                    break None;
-                }
-            }
-        };
-        let Some(conn) = conn else {
+        let Some(conn) = self.connect().await else {
             if let Some(mut child) = self.child.take() {
                 let _ = child.start_kill();
                 let _ = child.wait().await;
             }
-            self.schedule_retry();
+            self.gone();
             return;
         };
         tracing::info!(address = %self.s.ctrl_address, "connected to baresip");
@@ -282,16 +282,38 @@ impl Actor {
         self.connected_at = Some(Instant::now());
         self.calls.connected = true;
         // Resynchronise: baresip does not replay what happened while nobody listened.
+        if self.s.register
+            && let Ok(r) = self.request("reginfo", None).await
+        {
+            self.calls.registered = registration(&r.data, &self.s.account);
+        }
         if let Ok(r) = self.request("listcalls", None).await {
-            let known = self.calls.len();
-            let active = count_calls(&r.data);
-            if active > known {
-                tracing::warn!(
-                    active,
-                    known,
-                    "baresip has calls this server did not see start; they are not reported"
-                );
+            self.calls.reconcile(listed_peers(&r.data));
+        }
+    }
+
+    /// Connects to the control port: once in attach mode; in managed mode, retrying while
+    /// the child starts up.
+    async fn connect(&mut self) -> Option<Connection> {
+        let deadline = Instant::now() + START_WAIT;
+        loop {
+            let tried =
+                tokio::time::timeout(CONNECT_TIMEOUT, Connection::connect(self.s.ctrl_address))
+                    .await;
+            let error = match tried {
+                Ok(Ok(c)) => return Some(c),
+                Ok(Err(e)) => e.to_string(),
+                Err(_) => "timed out".to_owned(),
+            };
+            let child_running = match self.child.as_mut() {
+                Some(c) => matches!(c.try_wait(), Ok(None)),
+                None => false,
+            };
+            if !child_running || Instant::now() >= deadline {
+                tracing::warn!(address = %self.s.ctrl_address, %error, "cannot reach baresip's control port");
+                return None;
             }
+            sleep(Duration::from_millis(20)).await;
         }
     }
 
@@ -300,12 +322,14 @@ impl Actor {
         self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
     }
 
-    /// The connection is gone: every call ends, the phone is offline, retry later.
-    fn lost(&mut self, why: &str) {
-        if self.conn.take().is_some() || self.calls.connected {
-            tracing::warn!(reason = why, "lost baresip");
+    /// The control connection dropped: offline until reconnected; calls are kept until
+    /// then, since baresip may still have them.
+    fn disconnected(&mut self, why: &str) {
+        if self.conn.take().is_none() {
+            return;
         }
-        self.calls.connection_lost();
+        tracing::warn!(reason = why, "lost the connection to baresip");
+        self.calls.suspend();
         if self
             .connected_at
             .take()
@@ -316,23 +340,54 @@ impl Actor {
         self.schedule_retry();
     }
 
+    /// The control connection closed: if our baresip exited (killed, crashed), its calls
+    /// have ended; otherwise (another client took the connection) they may live on.
+    async fn control_closed(&mut self) {
+        if let Some(child) = self.child.as_mut()
+            && let Ok(Ok(status)) = tokio::time::timeout(EXIT_GRACE, child.wait()).await
+        {
+            tracing::warn!(%status, "baresip exited");
+            self.child = None;
+            self.gone();
+            return;
+        }
+        self.disconnected("baresip closed the control connection");
+    }
+
+    /// baresip is gone (exited, or unreachable): its calls have ended.
+    fn gone(&mut self) {
+        if self.conn.is_some() {
+            self.disconnected("baresip is gone");
+        } else if Instant::now() >= self.next_attempt {
+            self.schedule_retry();
+        }
+        self.calls.end_all();
+    }
+
     /// Sends a command and waits for its response, applying events that come meanwhile.
     async fn request(
         &mut self,
         command: &str,
         params: Option<&str>,
     ) -> Result<Response, PhoneError> {
-        let unavailable = |why: &str| PhoneError::Unavailable(why.to_owned());
         let Some(conn) = self.conn.as_mut() else {
-            return Err(unavailable("baresip is not connected"));
+            return Err(PhoneError::Unavailable("baresip is not connected".into()));
         };
         let token = match conn.send(command, params).await {
             Ok(t) => t,
             Err(e) => {
-                self.lost(&format!("write failed: {e}"));
-                return Err(unavailable("the connection to baresip broke"));
+                self.disconnected(&format!("write failed: {e}"));
+                return Err(PhoneError::Unavailable(
+                    "the connection to baresip broke".into(),
+                ));
             }
         };
+        self.response(&token, command).await
+    }
+
+    /// Waits for the response with this token, applying events that come meanwhile.
+    async fn response(&mut self, token: &str, command: &str) -> Result<Response, PhoneError> {
+        let unavailable = |why: &str| PhoneError::Unavailable(why.to_owned());
         let deadline = Instant::now() + self.s.command_timeout;
         loop {
             let Some(conn) = self.conn.as_mut() else {
@@ -342,18 +397,26 @@ impl Actor {
                 Err(_) => {
                     tracing::warn!(command, "baresip did not answer in time");
                     return Err(unavailable(&format!(
-                        "baresip did not answer {command} within {} s",
-                        self.s.command_timeout.as_secs()
+                        "baresip did not answer {command} within {} ms",
+                        self.s.command_timeout.as_millis()
                     )));
                 }
                 Ok(None) => {
-                    self.lost("baresip closed the control connection");
+                    self.disconnected("baresip closed the control connection");
                     return Err(unavailable("the connection to baresip broke"));
                 }
                 Ok(Some(Frame::Event(e))) => self.calls.on_event(&e, SystemTime::now()),
                 Ok(Some(Frame::Response(r))) if r.token == token => return Ok(r),
                 Ok(Some(Frame::Response(_))) => {}
             }
+        }
+    }
+
+    fn require_connected(&self) -> Result<(), PhoneError> {
+        if self.calls.connected {
+            Ok(())
+        } else {
+            Err(PhoneError::Unavailable("baresip is not reachable".into()))
         }
     }
 
@@ -395,47 +458,96 @@ impl Actor {
                 }
             }
             Command::Answer => {
-                self.require_online()?;
-                let (_, sip_id) = self
+                // Ending or answering calls needs the connection, not the registration.
+                self.require_connected()?;
+                let (id, sip_id) = self
                     .calls
                     .answer_target()
                     .ok_or_else(|| PhoneError::NoSuchCall("no ringing inbound call".into()))?;
-                self.select_call(&sip_id).await?;
-                self.simple("accept").await
+                self.on_call(&sip_id, "accept").await?;
+                // baresip says ok even when it did not answer (two calls ringing): wait
+                // for the call to connect.
+                let deadline = Instant::now() + ANSWER_WAIT;
+                while !self.calls.is_connected(&id) {
+                    if !self.next_event_until(deadline).await {
+                        return Err(PhoneError::Refused(
+                            "the phone did not answer the call".into(),
+                        ));
+                    }
+                }
+                Ok(Reply::Done)
             }
             Command::HangUp => {
-                self.require_online()?;
+                self.require_connected()?;
                 let (_, sip_id) = self
                     .calls
                     .hangup_target()
                     .ok_or_else(|| PhoneError::NoSuchCall("no active call".into()))?;
                 match sip_id {
-                    Some(sip_id) => self.select_call(&sip_id).await?,
+                    Some(sip_id) => self.on_call(&sip_id, "hangup").await.map(|()| Reply::Done),
                     // A call not yet identified by baresip can only be told apart when it
                     // is the only one, as baresip's current call.
-                    None if self.calls.len() > 1 => {
-                        return Err(PhoneError::Refused(
-                            "the phone has not identified the call yet; try again".into(),
-                        ));
-                    }
-                    None => {}
+                    None if self.calls.len() > 1 => Err(PhoneError::Refused(
+                        "the phone has not identified the call yet; try again".into(),
+                    )),
+                    None => self.simple("hangup").await,
                 }
-                self.simple("hangup").await
             }
             Command::Simulate(_) => Err(PhoneError::Unsupported),
             Command::Shutdown => Ok(Reply::Done),
         }
     }
 
-    /// Makes the call with this SIP Call-ID baresip's current call.
-    async fn select_call(&mut self, sip_id: &str) -> Result<(), PhoneError> {
-        let r = self.request("callfind", Some(sip_id)).await?;
-        if r.ok && !r.data.contains("not found") {
+    /// Runs `command` on the call with this SIP Call-ID: `callfind` and the command are
+    /// written together, so baresip runs them back to back and no other call can become
+    /// current in between.
+    async fn on_call(&mut self, sip_id: &str, command: &str) -> Result<(), PhoneError> {
+        let unavailable = || PhoneError::Unavailable("baresip is not connected".into());
+        let conn = self.conn.as_mut().ok_or_else(unavailable)?;
+        let sent = async {
+            let find = conn.send("callfind", Some(sip_id)).await?;
+            let act = conn.send(command, None).await?;
+            Ok::<_, std::io::Error>((find, act))
+        }
+        .await;
+        let (find, act) = match sent {
+            Ok(tokens) => tokens,
+            Err(e) => {
+                self.disconnected(&format!("write failed: {e}"));
+                return Err(unavailable());
+            }
+        };
+        let found = self.response(&find, "callfind").await?;
+        let done = self.response(&act, command).await?;
+        if !found.ok || found.data.contains("not found") {
+            return Err(PhoneError::NoSuchCall(
+                "the phone no longer has this call".into(),
+            ));
+        }
+        if done.ok {
             Ok(())
         } else {
-            Err(PhoneError::NoSuchCall(
-                "the phone no longer has this call".into(),
-            ))
+            Err(PhoneError::Refused(clean(&done.data)))
+        }
+    }
+
+    /// Reads frames (applying events) until the next event or `deadline`; false when
+    /// the deadline passed or the connection broke.
+    async fn next_event_until(&mut self, deadline: Instant) -> bool {
+        let Some(conn) = self.conn.as_mut() else {
+            return false;
+        };
+        match timeout_at(deadline, conn.frames.recv()).await {
+            Ok(Some(Frame::Event(e))) => {
+                self.calls.on_event(&e, SystemTime::now());
+                true
+            }
+            Ok(Some(Frame::Response(_))) => true,
+            Ok(None) => {
+                self.disconnected("baresip closed the control connection");
+                false
+            }
+            Err(_) => false,
         }
     }
 
@@ -462,7 +574,7 @@ impl Actor {
             }
             tracing::info!("stopped baresip");
         }
-        self.calls.connection_lost();
+        self.calls.end_all();
         if self.s.mode == Mode::Managed {
             let _ = std::fs::remove_dir_all(&self.config_dir);
         }
@@ -495,13 +607,29 @@ fn clean(data: &str) -> String {
     }
 }
 
-/// The number in `listcalls`' "--- Active calls (N) ---".
-fn count_calls(data: &str) -> usize {
-    data.split("Active calls (")
-        .nth(1)
-        .and_then(|rest| rest.split(')').next())
-        .and_then(|n| n.trim().parse().ok())
-        .unwrap_or(0)
+/// The peer URIs of the calls in `listcalls`' output (one `[line N]` row per call, the
+/// URI last).
+fn listed_peers(data: &str) -> Vec<String> {
+    clean_lines(data)
+        .filter(|l| l.contains("[line"))
+        .filter_map(|l| l.split_whitespace().last().map(str::to_owned))
+        .collect()
+}
+
+/// The account's registration in `reginfo`'s output: its row says `OK` once
+/// registered, `ERR` when registration failed (`zzz` while it is still going on).
+fn registration(data: &str, account: &str) -> Option<bool> {
+    let aor = account.split(';').next().unwrap_or(account);
+    let row = clean_lines(data).find(|l| l.contains(aor))?;
+    let mut tokens = row.split_whitespace();
+    if tokens.any(|t| t == "OK") {
+        return Some(true);
+    }
+    row.split_whitespace().any(|t| t == "ERR").then_some(false)
+}
+
+fn clean_lines(data: &str) -> impl Iterator<Item = String> + '_ {
+    data.lines().map(clean)
 }
 
 #[cfg(test)]
@@ -530,8 +658,21 @@ mod tests {
             "call not found"
         );
         assert_eq!(clean(""), "baresip refused the command");
-        assert_eq!(count_calls("\n--- Active calls (2) ---\n> [line 1]"), 2);
-        assert_eq!(count_calls("\n--- Active calls (0) ---\n\n"), 0);
-        assert_eq!(count_calls("garbage"), 0);
+        let calls = "\n--- Active calls (2) ---\n  [line 1]  0:00:03  ESTABLISHED             sip:b@127.0.0.1:5080\n> [line 2]  0:00:00   INCOMING             sip:c@127.0.0.1:5080\n\n";
+        assert_eq!(
+            listed_peers(calls),
+            ["sip:b@127.0.0.1:5080", "sip:c@127.0.0.1:5080"]
+        );
+        assert!(listed_peers("\n--- Active calls (0) ---\n\n").is_empty());
+        let reg = |status: &str| {
+            format!(
+                "\n--- User Agents (1) ---\n> sip:1001@pbx.example.com             \u{1b}[32m{status}\u{1b}[;m pbx.example.com\n\n"
+            )
+        };
+        let acct = "sip:1001@pbx.example.com;transport=tcp";
+        assert_eq!(registration(&reg("OK "), acct), Some(true));
+        assert_eq!(registration(&reg("ERR"), acct), Some(false));
+        assert_eq!(registration(&reg("zzz"), acct), None);
+        assert_eq!(registration("\n--- User Agents (0) ---\n", acct), None);
     }
 }
