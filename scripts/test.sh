@@ -29,11 +29,14 @@ need_package chromium chromium
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
-step "cargo clippy --all-targets -- -D warnings"
-cargo clippy --locked --all-targets -- -D warnings
+step "cargo clippy --workspace --all-targets -- -D warnings"
+cargo clippy --locked --workspace --all-targets -- -D warnings
 
-step "cargo test"
-cargo test --locked --all-targets
+step "cargo test --workspace"
+cargo test --locked --workspace --all-targets
+
+step "benchmark harness, smoke mode (seconds; no targets asserted)"
+target/debug/bapiws-bench smoke --bapiws target/debug/bapiws
 
 step "JavaScript client: build (the committed dist/ must match src/), unit and browser tests"
 cd clients/js

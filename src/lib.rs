@@ -25,6 +25,7 @@
 //! - [`config`]: every setting with its default, from flags, `BAPIWS_*` variables, the
 //!   TOML file and defaults, in that order.
 //! - [`logging`]: stderr and the daily file `BAPIWS_yyyymmdd.log`.
+//! - [`platform`]: what differs between operating systems (the open-file limit).
 //! - [`client`]: the command-line client used by `bapiws state`, `call`, `calls`, ….
 //! - `src/main.rs`: the `bapiws` command line (clap) only.
 //! - `tests/`: integration tests against the real binary on real sockets (and real
@@ -38,5 +39,6 @@ pub mod client;
 pub mod config;
 pub mod logging;
 pub mod phone;
+pub mod platform;
 pub mod protocol;
 pub mod server;

@@ -132,6 +132,13 @@ fn serve(args: &ServeArgs) -> ExitCode {
         }
     };
     let log_path = bapiws::logging::init(config.log_level, &config.log_dir);
+    if let Some((before, after)) = bapiws::platform::raise_open_file_limit() {
+        tracing::info!(
+            before,
+            after,
+            "raised the open-file limit to the hard limit"
+        );
+    }
     let rt = match runtime() {
         Ok(rt) => rt,
         Err(e) => {
