@@ -79,7 +79,7 @@ fn main() {
         }
         _ => {
             eprintln!(
-                "usage: bapiws-bench all|smoke [--bapiws PATH]\n  all    every measurement, repeated, as a Markdown table (several minutes)\n  smoke  every measurement briefly, no targets"
+                "usage: bapiws-bench all|smoke [--bapiws PATH] [--only latency,throughput,fanout,memory,startup,idle]\n  all    every measurement, repeated, as a Markdown table (several minutes)\n  smoke  every measurement briefly, no targets"
             );
             std::process::exit(2);
         }
@@ -161,244 +161,260 @@ async fn run(plan: Plan, args: &[String]) {
         p.bapiws.display(),
         p.server_cpu
     ));
+    let only: Vec<&str> = args
+        .iter()
+        .position(|a| a == "--only")
+        .and_then(|i| args.get(i + 1))
+        .map(|v| v.split(',').collect())
+        .unwrap_or_default();
+    let want = |name: &str| only.is_empty() || only.contains(&name);
     let mut rows = Vec::new();
 
-    // 1. Latency, interleaved: echo, bapiws, jsonrpsee per repetition.
-    let mut lat: std::collections::HashMap<&str, Vec<[f64; 3]>> = Default::default();
-    for rep in 0..plan.reps {
-        for kind in [Kind::Echo, Kind::Bapiws, Kind::Jsonrpsee] {
-            progress(&format!("latency {} (rep {})", kind.name(), rep + 1));
-            let s = Server::start(kind, &p);
-            let mut d = load::latency(&s.url(), plan.latency_warmup, plan.latency_count).await;
-            d.sort();
-            lat.entry(kind.name()).or_default().push([
-                us(pct(&d, 0.5)),
-                us(pct(&d, 0.99)),
-                us(pct(&d, 0.999)),
-            ]);
+    if want("latency") {
+        // 1. Latency, interleaved: echo, bapiws, jsonrpsee per repetition.
+        let mut lat: std::collections::HashMap<&str, Vec<[f64; 3]>> = Default::default();
+        for rep in 0..plan.reps {
+            for kind in [Kind::Echo, Kind::Bapiws, Kind::Jsonrpsee] {
+                progress(&format!("latency {} (rep {})", kind.name(), rep + 1));
+                let s = Server::start(kind, &p);
+                let mut d = load::latency(&s.url(), plan.latency_warmup, plan.latency_count).await;
+                d.sort();
+                lat.entry(kind.name()).or_default().push([
+                    us(pct(&d, 0.5)),
+                    us(pct(&d, 0.99)),
+                    us(pct(&d, 0.999)),
+                ]);
+            }
+        }
+        let lat_med = |k: &str, i: usize| median(lat[k].iter().map(|v| v[i]).collect());
+        for (i, label, target) in [
+            (0, "p50", "≤ 1.10 × echo"),
+            (1, "p99", "≤ 1.20 × echo"),
+            (2, "p99.9", ""),
+        ] {
+            rows.push(Row {
+                what: format!("Latency {label}, 1 client, sequential GetState"),
+                bapiws: lat_med("bapiws", i),
+                base: lat_med("echo", i),
+                base_name: "echo",
+                unit: "µs",
+                target: target.into(),
+            });
+            rows.push(Row {
+                what: format!("Latency {label} (vs jsonrpsee)"),
+                bapiws: lat_med("bapiws", i),
+                base: lat_med("jsonrpsee", i),
+                base_name: "jsonrpsee",
+                unit: "µs",
+                target: String::new(),
+            });
         }
     }
-    let lat_med = |k: &str, i: usize| median(lat[k].iter().map(|v| v[i]).collect());
-    for (i, label, target) in [
-        (0, "p50", "≤ 1.10 × echo"),
-        (1, "p99", "≤ 1.20 × echo"),
-        (2, "p99.9", ""),
-    ] {
+    if want("throughput") {
+        // 2. Throughput with the server's CPU use.
+        let mut tp: std::collections::HashMap<&str, Vec<(f64, f64)>> = Default::default();
+        for rep in 0..plan.reps {
+            for kind in [Kind::Echo, Kind::Bapiws, Kind::Jsonrpsee] {
+                progress(&format!("throughput {} (rep {})", kind.name(), rep + 1));
+                let s = Server::start(kind, &p);
+                let cpu0 = s.cpu_time();
+                let t0 = Instant::now();
+                let rate = load::throughput(&s.url(), plan.tp_conns, 16, plan.tp_time).await;
+                let cpu = (s.cpu_time() - cpu0).as_secs_f64() / t0.elapsed().as_secs_f64();
+                tp.entry(kind.name()).or_default().push((rate, cpu * 100.0));
+            }
+        }
+        let tp_med = |k: &str| median(tp[k].iter().map(|v| v.0).collect());
+        let cpu_med = |k: &str| median(tp[k].iter().map(|v| v.1).collect());
         rows.push(Row {
-            what: format!("Latency {label}, 1 client, sequential GetState"),
-            bapiws: lat_med("bapiws", i),
-            base: lat_med("echo", i),
+            what: format!("Throughput, {} connections × 16 in flight", plan.tp_conns),
+            bapiws: tp_med("bapiws"),
+            base: tp_med("echo"),
             base_name: "echo",
-            unit: "µs",
-            target: target.into(),
+            unit: "replies/s",
+            target: "≥ 0.90 × echo".into(),
         });
         rows.push(Row {
-            what: format!("Latency {label} (vs jsonrpsee)"),
-            bapiws: lat_med("bapiws", i),
-            base: lat_med("jsonrpsee", i),
+            what: "Throughput (vs jsonrpsee)".into(),
+            bapiws: tp_med("bapiws"),
+            base: tp_med("jsonrpsee"),
             base_name: "jsonrpsee",
-            unit: "µs",
+            unit: "replies/s",
+            target: "≥ 1.30 × jsonrpsee".into(),
+        });
+        rows.push(Row {
+            what: "Server CPU during throughput (100% = one core)".into(),
+            bapiws: cpu_med("bapiws"),
+            base: cpu_med("echo"),
+            base_name: "echo",
+            unit: "%",
+            target: format!("jsonrpsee: {:.0}%", cpu_med("jsonrpsee")),
+        });
+    }
+    if want("fanout") {
+        // 3. Fan-out.
+        let mut fan: std::collections::HashMap<&str, Vec<[f64; 4]>> = Default::default();
+        for rep in 0..plan.reps {
+            for kind in [Kind::Broadcast, Kind::Bapiws] {
+                progress(&format!(
+                    "fan-out to {} clients, {} (rep {})",
+                    plan.fan_clients,
+                    kind.name(),
+                    rep + 1
+                ));
+                let s = Server::start(kind, &p);
+                let trigger: fn(usize) -> String = if kind == Kind::Bapiws {
+                    |round| {
+                        format!(
+                            r#"{{"jsonrpc":"2.0","id":{round},"method":"Sim.SetAvailability","params":["{}"]}}"#,
+                            if round.is_multiple_of(2) {
+                                "Away"
+                            } else {
+                                "Available"
+                            }
+                        )
+                    }
+                } else {
+                    |_| "go".to_owned()
+                };
+                let rounds =
+                    load::fanout(&s.url(), plan.fan_clients, plan.fan_rounds, trigger).await;
+                let mut all: Vec<Duration> = rounds.iter().flatten().copied().collect();
+                all.sort();
+                let mut last: Vec<Duration> = rounds
+                    .iter()
+                    .filter_map(|r| r.iter().max().copied())
+                    .collect();
+                last.sort();
+                fan.entry(kind.name()).or_default().push([
+                    us(pct(&all, 0.5)),
+                    us(pct(&all, 0.99)),
+                    us(pct(&last, 0.99)),
+                    us(last.last().copied().unwrap_or_default()),
+                ]);
+            }
+        }
+        let fan_med = |k: &str, i: usize| median(fan[k].iter().map(|v| v[i]).collect());
+        for (i, label, target) in [
+            (0, "per-client p50", ""),
+            (1, "per-client p99", ""),
+            (2, "time to last client, p99", "≤ 1.0 × broadcast"),
+            (3, "time to last client, max", ""),
+        ] {
+            rows.push(Row {
+                what: format!("Fan-out to {} clients, {label}", plan.fan_clients),
+                bapiws: fan_med("bapiws", i),
+                base: fan_med("broadcast", i),
+                base_name: "broadcast",
+                unit: "µs",
+                target: target.into(),
+            });
+        }
+    }
+    if want("memory") {
+        // 4. Memory: at rest and per idle connection.
+        let mut mem: std::collections::HashMap<&str, Vec<(f64, f64)>> = Default::default();
+        for rep in 0..plan.reps {
+            for kind in [Kind::Echo, Kind::Bapiws] {
+                progress(&format!(
+                    "memory with {} idle connections, {} (rep {})",
+                    plan.idle_conns,
+                    kind.name(),
+                    rep + 1
+                ));
+                let s = Server::start(kind, &p);
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                let rest = s.rss() as f64;
+                let held = load::hold(&s.url(), plan.idle_conns, 64).await;
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                let loaded = s.rss() as f64;
+                // Still serving with all of them open.
+                let check = load::latency(&s.url(), 0, 1).await;
+                assert_eq!(check.len(), 1);
+                mem.entry(kind.name()).or_default().push((
+                    rest / 1024.0,
+                    (loaded - rest) / plan.idle_conns as f64 / 1024.0,
+                ));
+                drop(held);
+            }
+        }
+        let mem_med = |k: &str, i: usize| {
+            median(
+                mem[k]
+                    .iter()
+                    .map(|v| if i == 0 { v.0 } else { v.1 })
+                    .collect(),
+            )
+        };
+        rows.push(Row {
+            what: "Resident memory at rest".into(),
+            bapiws: mem_med("bapiws", 0),
+            base: mem_med("echo", 0),
+            base_name: "echo",
+            unit: "KiB",
             target: String::new(),
         });
-    }
-
-    // 2. Throughput with the server's CPU use.
-    let mut tp: std::collections::HashMap<&str, Vec<(f64, f64)>> = Default::default();
-    for rep in 0..plan.reps {
-        for kind in [Kind::Echo, Kind::Bapiws, Kind::Jsonrpsee] {
-            progress(&format!("throughput {} (rep {})", kind.name(), rep + 1));
-            let s = Server::start(kind, &p);
-            let cpu0 = s.cpu_time();
-            let t0 = Instant::now();
-            let rate = load::throughput(&s.url(), plan.tp_conns, 16, plan.tp_time).await;
-            let cpu = (s.cpu_time() - cpu0).as_secs_f64() / t0.elapsed().as_secs_f64();
-            tp.entry(kind.name()).or_default().push((rate, cpu * 100.0));
-        }
-    }
-    let tp_med = |k: &str| median(tp[k].iter().map(|v| v.0).collect());
-    let cpu_med = |k: &str| median(tp[k].iter().map(|v| v.1).collect());
-    rows.push(Row {
-        what: format!("Throughput, {} connections × 16 in flight", plan.tp_conns),
-        bapiws: tp_med("bapiws"),
-        base: tp_med("echo"),
-        base_name: "echo",
-        unit: "replies/s",
-        target: "≥ 0.90 × echo".into(),
-    });
-    rows.push(Row {
-        what: "Throughput (vs jsonrpsee)".into(),
-        bapiws: tp_med("bapiws"),
-        base: tp_med("jsonrpsee"),
-        base_name: "jsonrpsee",
-        unit: "replies/s",
-        target: "≥ 1.30 × jsonrpsee".into(),
-    });
-    rows.push(Row {
-        what: "Server CPU during throughput (100% = one core)".into(),
-        bapiws: cpu_med("bapiws"),
-        base: cpu_med("echo"),
-        base_name: "echo",
-        unit: "%",
-        target: format!("jsonrpsee: {:.0}%", cpu_med("jsonrpsee")),
-    });
-
-    // 3. Fan-out.
-    let mut fan: std::collections::HashMap<&str, Vec<[f64; 4]>> = Default::default();
-    for rep in 0..plan.reps {
-        for kind in [Kind::Broadcast, Kind::Bapiws] {
-            progress(&format!(
-                "fan-out to {} clients, {} (rep {})",
-                plan.fan_clients,
-                kind.name(),
-                rep + 1
-            ));
-            let s = Server::start(kind, &p);
-            let trigger: fn(usize) -> String = if kind == Kind::Bapiws {
-                |round| {
-                    format!(
-                        r#"{{"jsonrpc":"2.0","id":{round},"method":"Sim.SetAvailability","params":["{}"]}}"#,
-                        if round.is_multiple_of(2) {
-                            "Away"
-                        } else {
-                            "Available"
-                        }
-                    )
-                }
-            } else {
-                |_| "go".to_owned()
-            };
-            let rounds = load::fanout(&s.url(), plan.fan_clients, plan.fan_rounds, trigger).await;
-            let mut all: Vec<Duration> = rounds.iter().flatten().copied().collect();
-            all.sort();
-            let mut last: Vec<Duration> = rounds
-                .iter()
-                .filter_map(|r| r.iter().max().copied())
-                .collect();
-            last.sort();
-            fan.entry(kind.name()).or_default().push([
-                us(pct(&all, 0.5)),
-                us(pct(&all, 0.99)),
-                us(pct(&last, 0.99)),
-                us(last.last().copied().unwrap_or_default()),
-            ]);
-        }
-    }
-    let fan_med = |k: &str, i: usize| median(fan[k].iter().map(|v| v[i]).collect());
-    for (i, label, target) in [
-        (0, "per-client p50", ""),
-        (1, "per-client p99", ""),
-        (2, "time to last client, p99", "≤ 1.0 × broadcast"),
-        (3, "time to last client, max", ""),
-    ] {
         rows.push(Row {
-            what: format!("Fan-out to {} clients, {label}", plan.fan_clients),
-            bapiws: fan_med("bapiws", i),
-            base: fan_med("broadcast", i),
-            base_name: "broadcast",
-            unit: "µs",
-            target: target.into(),
+            what: format!("Memory per idle connection ({} held)", plan.idle_conns),
+            bapiws: mem_med("bapiws", 1),
+            base: mem_med("echo", 1),
+            base_name: "echo",
+            unit: "KiB",
+            target: "≤ 8 KiB".into(),
         });
     }
-
-    // 4. Memory: at rest and per idle connection.
-    let mut mem: std::collections::HashMap<&str, Vec<(f64, f64)>> = Default::default();
-    for rep in 0..plan.reps {
+    if want("startup") {
+        // 5. Start-up and idle CPU.
+        let mut startup: std::collections::HashMap<&str, Vec<f64>> = Default::default();
+        for _ in 0..plan.startups {
+            for kind in [Kind::Echo, Kind::Bapiws] {
+                let s = Server::start(kind, &p);
+                let t = load::first_connection(&s.url(), s.started).await;
+                startup
+                    .entry(kind.name())
+                    .or_default()
+                    .push(t.as_secs_f64() * 1000.0);
+            }
+        }
+        progress("start-up measured");
+        rows.push(Row {
+            what: "Start-up to first accepted connection".into(),
+            bapiws: median(startup["bapiws"].clone()),
+            base: median(startup["echo"].clone()),
+            base_name: "echo",
+            unit: "ms",
+            target: "≤ 15 ms".into(),
+        });
+    }
+    if want("idle") {
+        let mut idle: std::collections::HashMap<&str, f64> = Default::default();
         for kind in [Kind::Echo, Kind::Bapiws] {
             progress(&format!(
-                "memory with {} idle connections, {} (rep {})",
-                plan.idle_conns,
-                kind.name(),
-                rep + 1
+                "idle CPU, {} connections for {:?}, {}",
+                plan.idle_cpu_conns,
+                plan.idle_cpu_time,
+                kind.name()
             ));
             let s = Server::start(kind, &p);
-            tokio::time::sleep(Duration::from_millis(300)).await;
-            let rest = s.rss() as f64;
-            let held = load::hold(&s.url(), plan.idle_conns, 64).await;
-            tokio::time::sleep(Duration::from_millis(500)).await;
-            let loaded = s.rss() as f64;
-            // Still serving with all of them open.
-            let check = load::latency(&s.url(), 0, 1).await;
-            assert_eq!(check.len(), 1);
-            mem.entry(kind.name()).or_default().push((
-                rest / 1024.0,
-                (loaded - rest) / plan.idle_conns as f64 / 1024.0,
-            ));
+            let held = load::hold(&s.url(), plan.idle_cpu_conns, 16).await;
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let cpu0 = s.cpu_time();
+            tokio::time::sleep(plan.idle_cpu_time).await;
+            idle.insert(kind.name(), (s.cpu_time() - cpu0).as_secs_f64() * 1000.0);
             drop(held);
         }
+        rows.push(Row {
+            what: format!(
+                "CPU used holding {} idle connections for {:?}",
+                plan.idle_cpu_conns, plan.idle_cpu_time
+            ),
+            bapiws: idle["bapiws"],
+            base: idle["echo"],
+            base_name: "echo",
+            unit: "ms",
+            target: "≤ 10 ms (for 60 s)".into(),
+        });
     }
-    let mem_med = |k: &str, i: usize| {
-        median(
-            mem[k]
-                .iter()
-                .map(|v| if i == 0 { v.0 } else { v.1 })
-                .collect(),
-        )
-    };
-    rows.push(Row {
-        what: "Resident memory at rest".into(),
-        bapiws: mem_med("bapiws", 0),
-        base: mem_med("echo", 0),
-        base_name: "echo",
-        unit: "KiB",
-        target: String::new(),
-    });
-    rows.push(Row {
-        what: format!("Memory per idle connection ({} held)", plan.idle_conns),
-        bapiws: mem_med("bapiws", 1),
-        base: mem_med("echo", 1),
-        base_name: "echo",
-        unit: "KiB",
-        target: "≤ 8 KiB".into(),
-    });
-
-    // 5. Start-up and idle CPU.
-    let mut startup: std::collections::HashMap<&str, Vec<f64>> = Default::default();
-    for _ in 0..plan.startups {
-        for kind in [Kind::Echo, Kind::Bapiws] {
-            let s = Server::start(kind, &p);
-            let t = load::first_connection(&s.url(), s.started).await;
-            startup
-                .entry(kind.name())
-                .or_default()
-                .push(t.as_secs_f64() * 1000.0);
-        }
-    }
-    progress("start-up measured");
-    rows.push(Row {
-        what: "Start-up to first accepted connection".into(),
-        bapiws: median(startup["bapiws"].clone()),
-        base: median(startup["echo"].clone()),
-        base_name: "echo",
-        unit: "ms",
-        target: "≤ 15 ms".into(),
-    });
-    let mut idle: std::collections::HashMap<&str, f64> = Default::default();
-    for kind in [Kind::Echo, Kind::Bapiws] {
-        progress(&format!(
-            "idle CPU, {} connections for {:?}, {}",
-            plan.idle_cpu_conns,
-            plan.idle_cpu_time,
-            kind.name()
-        ));
-        let s = Server::start(kind, &p);
-        let held = load::hold(&s.url(), plan.idle_cpu_conns, 16).await;
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        let cpu0 = s.cpu_time();
-        tokio::time::sleep(plan.idle_cpu_time).await;
-        idle.insert(kind.name(), (s.cpu_time() - cpu0).as_secs_f64() * 1000.0);
-        drop(held);
-    }
-    rows.push(Row {
-        what: format!(
-            "CPU used holding {} idle connections for {:?}",
-            plan.idle_cpu_conns, plan.idle_cpu_time
-        ),
-        bapiws: idle["bapiws"],
-        base: idle["echo"],
-        base_name: "echo",
-        unit: "ms",
-        target: "≤ 10 ms (for 60 s)".into(),
-    });
 
     println!("| Measurement | bapiws | baseline | bapiws ÷ baseline | target |");
     println!("|---|---:|---:|---:|---|");

@@ -329,13 +329,89 @@ pub type Events = Arc<dyn EventSink>;
 #[derive(Clone, Debug)]
 pub struct PhoneHandle {
     commands: mpsc::Sender<Envelope>,
+    snapshot: Arc<Snapshot>,
+}
+
+/// The phone's state and calls as its backend last published them, readable without a
+/// round trip to the backend task. A backend publishes before it emits the events of a
+/// change, so a reader never sees an older state than the notifications it has.
+#[derive(Debug)]
+pub struct Snapshot {
+    inner: std::sync::RwLock<(PhoneState, Vec<Call>)>,
+}
+
+impl Snapshot {
+    fn new() -> Self {
+        Snapshot {
+            inner: std::sync::RwLock::new((PhoneState::Offline, Vec::new())),
+        }
+    }
+
+    /// Replaces the state and the calls.
+    pub fn publish(&self, state: PhoneState, calls: Vec<Call>) {
+        let mut guard = self
+            .inner
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *guard = (state, calls);
+    }
+
+    /// Replaces the state and the calls if the state or the calls' ids and states moved.
+    pub fn publish_if_changed(&self, state: PhoneState, calls: &[Call]) {
+        let same = {
+            let guard = self
+                .inner
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            guard.0 == state && guard.1 == calls
+        };
+        if !same {
+            self.publish(state, calls.to_vec());
+        }
+    }
+
+    /// The state GetState reports.
+    pub fn state(&self) -> PhoneState {
+        self.inner
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .0
+    }
+
+    /// The active calls, oldest first.
+    pub fn calls(&self) -> Vec<Call> {
+        self.inner
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .1
+            .clone()
+    }
 }
 
 impl PhoneHandle {
-    /// Creates a handle and the receiving end a backend task reads.
-    pub fn channel() -> (PhoneHandle, mpsc::Receiver<Envelope>) {
+    /// Creates a handle, the receiving end a backend task reads, and the snapshot the
+    /// backend publishes its state to.
+    pub fn channel() -> (PhoneHandle, mpsc::Receiver<Envelope>, Arc<Snapshot>) {
         let (tx, rx) = mpsc::channel(COMMAND_CHANNEL_CAPACITY);
-        (PhoneHandle { commands: tx }, rx)
+        let snapshot = Arc::new(Snapshot::new());
+        (
+            PhoneHandle {
+                commands: tx,
+                snapshot: Arc::clone(&snapshot),
+            },
+            rx,
+            snapshot,
+        )
+    }
+
+    /// The phone's state, as last published (no round trip).
+    pub fn state(&self) -> PhoneState {
+        self.snapshot.state()
+    }
+
+    /// The active calls, as last published (no round trip).
+    pub fn calls(&self) -> Vec<Call> {
+        self.snapshot.calls()
     }
 
     /// Sends a command and waits for the backend's answer.

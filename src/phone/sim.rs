@@ -333,12 +333,19 @@ impl SimPhone {
 
 /// Starts the simulated phone as a backend task.
 pub fn spawn(settings: SimSettings, events: Events) -> PhoneHandle {
-    let (handle, commands) = PhoneHandle::channel();
-    tokio::spawn(run(SimPhone::new(settings), commands, events));
+    let (handle, commands, snapshot) = PhoneHandle::channel();
+    let phone = SimPhone::new(settings);
+    snapshot.publish(phone.state(), Vec::new());
+    tokio::spawn(run(phone, commands, events, snapshot));
     handle
 }
 
-async fn run(mut phone: SimPhone, mut commands: mpsc::Receiver<super::Envelope>, events: Events) {
+async fn run(
+    mut phone: SimPhone,
+    mut commands: mpsc::Receiver<super::Envelope>,
+    events: Events,
+    snapshot: std::sync::Arc<super::Snapshot>,
+) {
     // Pending far-end answers, one per outbound call still calling; cancelled when the
     // call is answered or ends, so at most `max_calls` exist at once.
     let mut timers: HashMap<CallId, AbortHandle> = HashMap::new();
@@ -348,6 +355,7 @@ async fn run(mut phone: SimPhone, mut commands: mpsc::Receiver<super::Envelope>,
             cmd = commands.recv() => {
                 let Some((command, reply_to)) = cmd else { break };
                 let outcome = phone.handle(command, SystemTime::now());
+                snapshot.publish_if_changed(phone.state(), &phone.calls);
                 emit(&events, &mut timers, outcome.events);
                 if let Some(id) = outcome.schedule_answer {
                     let tx = timer_tx.clone();
@@ -365,6 +373,7 @@ async fn run(mut phone: SimPhone, mut commands: mpsc::Receiver<super::Envelope>,
             Some(id) = timer_rx.recv() => {
                 timers.remove(&id);
                 let fired = phone.answer_timer_fired(&id);
+                snapshot.publish_if_changed(phone.state(), &phone.calls);
                 emit(&events, &mut timers, fired);
             }
         }

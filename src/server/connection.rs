@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{FutureExt, SinkExt, StreamExt};
 use tokio::net::TcpStream;
 use tokio::sync::{OwnedSemaphorePermit, watch};
 use tokio::time::{Instant, sleep_until, timeout};
@@ -24,6 +24,8 @@ use crate::protocol::jsonrpc::{Incoming, encode_batch, truncate};
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long one write may wait for a client that does not read.
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Most messages handled before the replies are written out.
+const BURST: usize = 64;
 /// How long to wait for the client's reply to our close frame.
 const CLOSE_LINGER: Duration = Duration::from_secs(2);
 
@@ -90,9 +92,10 @@ pub async fn serve(
         tracing::info!(conn = id, peer = %addr, status, "websocket handshake refused");
         return http::respond_text(&mut stream, status, text).await;
     }
+    let leftover = head.into_leftover();
     let ws = WebSocketStream::from_partially_read(
         stream,
-        head.leftover,
+        leftover,
         Role::Server,
         Some(shared.ws_config),
     )
@@ -144,7 +147,11 @@ async fn run(
                 let Some(text) = event else {
                     break End::Dropped(overflow_reason(shared));
                 };
-                if let Err(e) = send(&mut ws, &mut session, text).await {
+                // Everything queued goes out in one write.
+                if let Err(e) = feed_events(&mut ws, &mut session, Some(text)).await {
+                    break e;
+                }
+                if let Err(e) = flush(&mut ws, &mut session).await {
                     break e;
                 }
             }
@@ -156,22 +163,30 @@ async fn run(
             }
             incoming = ws.next() => {
                 deadline = Instant::now() + idle;
-                match incoming {
-                    None => break End::ClientClosed,
-                    Some(Err(e)) => break read_error(e, shared),
-                    Some(Ok(Message::Text(text))) => {
-                        if let Err(e) = handle_text(&mut ws, &mut session, &text).await {
-                            break e;
+                // Handle every message that is already here, then write the replies in
+                // one go: pipelining clients get one write per burst, not per reply.
+                let mut next = incoming;
+                let mut budget = BURST;
+                let ended = loop {
+                    if let Err(e) = on_message(&mut ws, &mut session, shared, next).await {
+                        break Some(e);
+                    }
+                    budget -= 1;
+                    match ws.next().now_or_never() {
+                        Some(more) if budget > 0 => next = more,
+                        Some(more) => {
+                            // Over budget: handle this one, flush, and let the loop
+                            // come back for the rest.
+                            break on_message(&mut ws, &mut session, shared, more).await.err();
                         }
+                        None => break None,
                     }
-                    Some(Ok(Message::Binary(_))) => {
-                        break End::Closed(
-                            CloseCode::Unsupported,
-                            "binary frames are not supported; send JSON-RPC as text".into(),
-                        );
-                    }
-                    Some(Ok(Message::Close(_))) => break End::ClientClosed,
-                    Some(Ok(_)) => {} // ping (answered by the library), pong
+                };
+                if let Some(e) = ended {
+                    break e;
+                }
+                if let Err(e) = flush(&mut ws, &mut session).await {
+                    break e;
                 }
             }
         }
@@ -182,8 +197,43 @@ async fn run(
     end.to_string()
 }
 
-/// Handles one text message and writes its reply. A batch is carried out entry by entry,
-/// writing the notifications it causes in between, so that a large batch cannot fill the
+/// Handles one incoming frame (or the end of the stream); replies are fed, not flushed.
+async fn on_message(
+    ws: &mut Ws,
+    session: &mut Session,
+    shared: &Shared,
+    incoming: Option<Result<Message, WsError>>,
+) -> Result<(), End> {
+    match incoming {
+        None => Err(End::ClientClosed),
+        Some(Err(e)) => Err(read_error(e, shared)),
+        Some(Ok(Message::Text(text))) => handle_text(ws, session, &text).await,
+        Some(Ok(Message::Binary(_))) => Err(End::Closed(
+            CloseCode::Unsupported,
+            "binary frames are not supported; send JSON-RPC as text".into(),
+        )),
+        Some(Ok(Message::Close(_))) => Err(End::ClientClosed),
+        Some(Ok(_)) => Ok(()), // ping (answered by the library), pong
+    }
+}
+
+/// Feeds `first` and every notification already queued.
+async fn feed_events(
+    ws: &mut Ws,
+    session: &mut Session,
+    first: Option<Utf8Bytes>,
+) -> Result<(), End> {
+    if let Some(text) = first {
+        feed(ws, session, text).await?;
+    }
+    while let Ok(event) = session.subscription().queue.try_recv() {
+        feed(ws, session, event).await?;
+    }
+    Ok(())
+}
+
+/// Handles one text message and feeds its reply. A batch is carried out entry by entry,
+/// feeding the notifications it causes in between, so that a large batch cannot fill the
 /// connection's own notification queue.
 async fn handle_text(ws: &mut Ws, session: &mut Session, text: &str) -> Result<(), End> {
     let reply = match session.decode(text) {
@@ -195,15 +245,13 @@ async fn handle_text(ws: &mut Ws, session: &mut Session, text: &str) -> Result<(
                 if let Some(r) = session.handle_entry(entry).await {
                     replies.push(r);
                 }
-                while let Ok(event) = session.subscription().queue.try_recv() {
-                    send(ws, session, event).await?;
-                }
+                feed_events(ws, session, None).await?;
             }
             (!replies.is_empty()).then(|| encode_batch(&replies))
         }
     };
     match reply {
-        Some(r) => send(ws, session, Utf8Bytes::from(r)).await,
+        Some(r) => feed(ws, session, Utf8Bytes::from(r)).await,
         None => Ok(()),
     }
 }
@@ -215,12 +263,23 @@ fn overflow_reason(shared: &Shared) -> String {
     )
 }
 
-/// Writes one message, giving up if the client stops reading for too long or its
-/// notification queue overflows meanwhile.
-async fn send(ws: &mut Ws, session: &mut Session, text: Utf8Bytes) -> Result<(), End> {
+/// Queues one message for writing (written when the buffer fills or at [`flush`]),
+/// giving up if the client stops reading for too long or its notification queue
+/// overflows meanwhile.
+async fn feed(ws: &mut Ws, session: &mut Session, text: Utf8Bytes) -> Result<(), End> {
     let overflow = Arc::clone(&session.subscription().overflow);
     tokio::select! {
-        r = ws.send(Message::Text(text)) => r.map_err(|e| End::Dropped(format!("write failed: {e}"))),
+        r = ws.feed(Message::Text(text)) => r.map_err(|e| End::Dropped(format!("write failed: {e}"))),
+        _ = overflow.notified() => Err(End::Dropped("too slow: notification queue overflowed".into())),
+        _ = tokio::time::sleep(WRITE_TIMEOUT) => Err(End::Dropped("too slow: a write did not complete in 30 s".into())),
+    }
+}
+
+/// Writes everything fed so far, with the same limits as [`feed`].
+async fn flush(ws: &mut Ws, session: &mut Session) -> Result<(), End> {
+    let overflow = Arc::clone(&session.subscription().overflow);
+    tokio::select! {
+        r = ws.flush() => r.map_err(|e| End::Dropped(format!("write failed: {e}"))),
         _ = overflow.notified() => Err(End::Dropped("too slow: notification queue overflowed".into())),
         _ = tokio::time::sleep(WRITE_TIMEOUT) => Err(End::Dropped("too slow: a write did not complete in 30 s".into())),
     }

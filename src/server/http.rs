@@ -9,7 +9,6 @@ use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 
 use super::Shared;
-use crate::phone::{Command, Reply};
 
 /// The largest request head accepted.
 pub const MAX_HEAD: usize = 8 * 1024;
@@ -61,6 +60,11 @@ impl Head {
             .filter(|(n, _)| n.eq_ignore_ascii_case(name))
             .flat_map(|(_, v)| v.split(','))
             .any(|t| t.trim().eq_ignore_ascii_case(token))
+    }
+
+    /// The bytes after the head; the rest of the head is freed.
+    pub fn into_leftover(self) -> Vec<u8> {
+        self.leftover
     }
 
     /// Whether this asks for a WebSocket upgrade.
@@ -256,7 +260,7 @@ pub async fn serve(stream: &mut TcpStream, head: &Head, shared: &Shared) {
             .await
         }
         "/health" => {
-            let body = health(shared).await.to_string();
+            let body = health(shared).to_string();
             respond(
                 stream,
                 200,
@@ -274,21 +278,12 @@ pub async fn serve(stream: &mut TcpStream, head: &Head, shared: &Shared) {
 /// The dialer page may load only its own script and connect only back to this server.
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; connect-src 'self' ws://127.0.0.1:* ws://localhost:* ws://[::1]:*; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
-async fn health(shared: &Shared) -> serde_json::Value {
+fn health(shared: &Shared) -> serde_json::Value {
     let mut backends = Vec::new();
     let running = shared.backends.running();
     for (name, kind) in shared.backends.instances() {
         let backend = running.iter().find(|b| *b.name == *name);
-        let state = match backend {
-            None => None,
-            Some(b) => {
-                let asked = b.phone.send(Command::GetState);
-                match tokio::time::timeout(std::time::Duration::from_secs(1), asked).await {
-                    Ok(Ok(Reply::State(s))) => Some(s.as_str()),
-                    _ => Some("Unknown"),
-                }
-            }
-        };
+        let state = backend.map(|b| b.phone.state().as_str());
         backends.push(json!({
             "name": name,
             "kind": kind,

@@ -110,8 +110,10 @@ impl Server {
         let ws_config = WebSocketConfig::default()
             .max_message_size(Some(config.max_message_bytes))
             .max_frame_size(Some(config.max_message_bytes))
-            .read_buffer_size(4096)
-            .write_buffer_size(0)
+            // Small, so that idle connections cost little; it grows for large messages.
+            .read_buffer_size(1024)
+            // Replies and notifications are fed and flushed in bursts.
+            .write_buffer_size(8 * 1024)
             // Replies are written one at a time and awaited, so the buffer holds at most
             // one message; replies are bounded by max_batch and max_calls.
             .max_write_buffer_size(usize::MAX);

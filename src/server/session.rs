@@ -7,7 +7,7 @@ use serde_json::json;
 
 use super::backends::{Backend, Backends};
 use super::hub::Subscription;
-use crate::phone::{Command, PhoneError, Reply};
+use crate::phone::{Command, Reply};
 use crate::protocol::api::{self, Method};
 use crate::protocol::jsonrpc::{
     self, ErrorCode, Incoming, Request, RpcError, encode_batch, encode_error, encode_success,
@@ -120,14 +120,9 @@ impl Session {
         });
         let result = match method {
             Method::Init(name) => self.init(name.as_deref()),
-            Method::GetState => match self.backend.phone.send(Command::GetState).await {
-                Ok(Reply::State(s)) => Ok(json!(s.as_str())),
-                other => Err(unexpected(other)),
-            },
-            Method::GetActiveCalls => match self.backend.phone.send(Command::GetCalls).await {
-                Ok(Reply::Calls(calls)) => Ok(json!(api::active_calls(&calls))),
-                other => Err(unexpected(other)),
-            },
+            // Reads come from the backend's published snapshot: no round trip.
+            Method::GetState => Ok(json!(self.backend.phone.state().as_str())),
+            Method::GetActiveCalls => Ok(json!(api::active_calls(&self.backend.phone.calls()))),
             Method::CallOut(n) => self.simple(Command::CallOut(n)).await,
             Method::HangUp => self.simple(Command::HangUp).await,
             Method::Answer => self.simple(Command::Answer).await,
@@ -192,16 +187,6 @@ impl Session {
             tracing::info!(conn = self.peer.id, backend = %instance, "connection switched backend");
         }
         Ok(json!(0))
-    }
-}
-
-fn unexpected(reply: Result<Reply, PhoneError>) -> RpcError {
-    match reply {
-        Err(e) => api::phone_error(&e),
-        Ok(other) => RpcError::new(
-            ErrorCode::InternalError,
-            format!("Internal error: unexpected reply from the phone: {other:?}"),
-        ),
     }
 }
 
@@ -293,14 +278,5 @@ mod tests {
             assert_eq!(got, *want_events, "{request}");
         }
         assert_eq!(s.backend_name(), "agent2");
-    }
-
-    #[test]
-    fn unexpected_replies_are_internal_errors() {
-        let e = unexpected(Ok(Reply::Done));
-        assert_eq!(e.code, ErrorCode::InternalError);
-        assert_eq!(e.code.code(), -32603);
-        let e = unexpected(Err(PhoneError::Unavailable("x".into())));
-        assert_eq!(e.code.code(), -32001);
     }
 }

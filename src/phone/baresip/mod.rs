@@ -145,8 +145,9 @@ const ANSWER_WAIT: Duration = Duration::from_secs(3);
 
 /// Starts the backend task.
 pub fn spawn(settings: BaresipSettings, events: Events) -> PhoneHandle {
-    let (handle, commands) = PhoneHandle::channel();
+    let (handle, commands, snapshot) = PhoneHandle::channel();
     let actor = Actor {
+        snapshot,
         calls: Calls::new(settings.availability, settings.register),
         config_dir: process::config_dir(&settings.ctrl_address.port().to_string()),
         s: settings,
@@ -162,6 +163,7 @@ pub fn spawn(settings: BaresipSettings, events: Events) -> PhoneHandle {
 }
 
 struct Actor {
+    snapshot: std::sync::Arc<super::Snapshot>,
     s: BaresipSettings,
     events: Events,
     calls: Calls,
@@ -236,7 +238,10 @@ impl Actor {
     }
 
     fn flush(&mut self) {
-        for e in self.calls.take_events() {
+        let events = self.calls.take_events();
+        self.snapshot
+            .publish_if_changed(self.calls.state(), &self.calls.list());
+        for e in events {
             self.events.emit(e);
         }
     }
