@@ -419,13 +419,14 @@ async fn run(plan: Plan, args: &[String]) {
     println!("| Measurement | bapiws | baseline | bapiws ÷ baseline | target |");
     println!("|---|---:|---:|---:|---|");
     for r in rows {
+        // CPU times come in clock ticks (10 ms): 0 means "under one tick".
         let ratio = if r.base > 0.0 {
-            r.bapiws / r.base
+            format!("{:.2}", r.bapiws / r.base)
         } else {
-            f64::NAN
+            "—".to_owned()
         };
         println!(
-            "| {} | {:.1} {} | {:.1} {} ({}) | {:.2} | {} |",
+            "| {} | {:.1} {} | {:.1} {} ({}) | {} | {} |",
             r.what, r.bapiws, r.unit, r.base, r.unit, r.base_name, ratio, r.target
         );
     }
