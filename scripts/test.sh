@@ -36,6 +36,7 @@ step "cargo test --workspace"
 cargo test --locked --workspace --all-targets
 
 step "benchmark harness, smoke mode (seconds; no targets asserted)"
+cargo build --locked --workspace --bins
 target/debug/bapiws-bench smoke --bapiws target/debug/bapiws
 
 step "JavaScript client: build (the committed dist/ must match src/), unit and browser tests"

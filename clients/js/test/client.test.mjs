@@ -2,6 +2,7 @@
 // reconnecting and re-Init after a server restart.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
 import { BapiwsClient, RpcError, TimeoutError, parseActiveCalls } from "../dist/index.js";
 import { startServer, next, raw, freePort, collect } from "./server.mjs";
 
@@ -97,6 +98,12 @@ test("a request times out when the server does not answer", async () => {
   const c = await connected({ requestTimeoutMs: 300 });
   try {
     server.child.kill("SIGSTOP");
+    // Wait until the kernel has really stopped it (state T in /proc).
+    for (let i = 0; i < 200; i++) {
+      const stat = readFileSync(`/proc/${server.child.pid}/stat`, "utf8");
+      if (stat.slice(stat.lastIndexOf(")") + 2).startsWith("T")) break;
+      await new Promise((ok) => setTimeout(ok, 10));
+    }
     const started = Date.now();
     await assert.rejects(c.getState(), (e) => e instanceof TimeoutError);
     assert.ok(Date.now() - started >= 250);
