@@ -44,6 +44,10 @@ pub struct Config {
     pub listen: Vec<IpAddr>,
     /// Allowed origins (`*`, bare domains, or full origins).
     pub allowed_origins: Vec<String>,
+    /// Host names accepted in the Host header besides loopback names and addresses.
+    pub allowed_hosts: Vec<String>,
+    /// Whether listening on a non-loopback address is allowed.
+    pub allow_remote: bool,
     /// Close a connection after this long without a message or ping.
     pub idle_timeout: Duration,
     /// Backend of a connection that has not called Init.
@@ -98,6 +102,19 @@ pub struct ServeArgs {
         value_name = "ORIGIN,..."
     )]
     pub allowed_origins: Option<Vec<String>>,
+    /// Host names accepted in requests' Host header besides loopback names and addresses
+    /// (a defence against DNS rebinding), comma-separated. [default: none]
+    #[arg(
+        long,
+        env = "BAPIWS_ALLOWED_HOSTS",
+        value_delimiter = ',',
+        value_name = "HOST,..."
+    )]
+    pub allowed_hosts: Option<Vec<String>>,
+    /// Allow listening on addresses other than loopback: anyone who can reach them can
+    /// drive this phone. [default: false]
+    #[arg(long, env = "BAPIWS_ALLOW_REMOTE", value_name = "BOOL")]
+    pub allow_remote: Option<bool>,
     /// Close a connection after this many seconds without a message or ping. [default: 180]
     #[arg(long, env = "BAPIWS_IDLE_TIMEOUT_SECS", value_name = "SECS")]
     pub idle_timeout_secs: Option<u64>,
@@ -394,6 +411,8 @@ struct FileValues {
     port: Option<u16>,
     listen: Option<Vec<String>>,
     allowed_origins: Option<Vec<String>>,
+    allowed_hosts: Option<Vec<String>>,
+    allow_remote: Option<bool>,
     idle_timeout_secs: Option<u64>,
     default_backend: Option<String>,
     aliases: BTreeMap<String, String>,
@@ -419,6 +438,8 @@ pub const FILE_KEYS: &[&str] = &[
     "port",
     "listen",
     "allowed_origins",
+    "allowed_hosts",
+    "allow_remote",
     "idle_timeout_secs",
     "default_backend",
     "aliases",
@@ -470,6 +491,8 @@ fn parse_file(path: &Path, text: &str) -> Result<FileValues, ConfigError> {
             "port" => f.port = Some(value(p, &key, v)?),
             "listen" => f.listen = Some(value(p, &key, v)?),
             "allowed_origins" => f.allowed_origins = Some(value(p, &key, v)?),
+            "allowed_hosts" => f.allowed_hosts = Some(value(p, &key, v)?),
+            "allow_remote" => f.allow_remote = Some(value(p, &key, v)?),
             "idle_timeout_secs" => f.idle_timeout_secs = Some(value(p, &key, v)?),
             "default_backend" => f.default_backend = Some(value(p, &key, v)?),
             "aliases" => f.aliases = value(p, &key, v)?,
@@ -588,6 +611,7 @@ impl Config {
         let baresip = resolve_baresip(&args.baresip, &f, path)?;
         let port = pick(args.port, f.port, path).map_or(DEFAULT_PORT, |(p, _)| p);
 
+        let listen_from_file = args.listen.is_none() && f.listen.is_some();
         let listen = match pick(
             args.listen
                 .clone()
@@ -610,6 +634,37 @@ impl Config {
                             .map_err(|_| src.error("listen", format!("{s:?} is not an IP address")))
                     })
                     .collect::<Result<_, _>>()?
+            }
+        };
+
+        let allow_remote = pick(args.allow_remote, f.allow_remote, path).is_some_and(|(v, _)| v);
+        if !allow_remote && let Some(ip) = listen.iter().find(|ip| !ip.is_loopback()) {
+            let src = match (listen_from_file, path) {
+                (true, Some(p)) => Source::File(p),
+                _ => Source::Setting,
+            };
+            return Err(src.error(
+                "listen",
+                format!(
+                    "{ip} is not a loopback address; anyone who can reach it could drive this phone. Set allow_remote = true to listen on it anyway"
+                ),
+            ));
+        }
+        let allowed_hosts = match pick(args.allowed_hosts.clone(), f.allowed_hosts, path) {
+            None => Vec::new(),
+            Some((list, src)) => {
+                for h in &list {
+                    let ok = !h.is_empty()
+                        && h.bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b));
+                    if !ok {
+                        return Err(src.error(
+                            "allowed_hosts",
+                            format!("{h:?} is not a host name or address"),
+                        ));
+                    }
+                }
+                list.iter().map(|h| h.to_ascii_lowercase()).collect()
             }
         };
 
@@ -756,6 +811,8 @@ impl Config {
             port,
             listen,
             allowed_origins,
+            allowed_hosts,
+            allow_remote,
             idle_timeout: Duration::from_secs(idle_secs),
             default_backend,
             extra_backends,
@@ -1104,6 +1161,24 @@ mod tests {
             assert!(err.contains(key), "{text}: {err}");
             assert!(err.contains(problem), "{text}: {err}");
         }
+    }
+
+    #[test]
+    fn remote_listening_needs_allow_remote() {
+        let err = from_file("listen = [\"0.0.0.0\"]")
+            .expect_err("refused")
+            .to_string();
+        assert!(
+            err.contains("key `listen`") && err.contains("allow_remote"),
+            "{err}"
+        );
+        let c = from_file(
+            "listen = [\"0.0.0.0\"]\nallow_remote = true\nallowed_hosts = [\"phone.example.lan\"]",
+        )
+        .expect("allowed explicitly");
+        assert!(c.allow_remote);
+        assert_eq!(c.allowed_hosts, vec!["phone.example.lan"]);
+        assert!(from_file("allowed_hosts = [\"a b\"]").is_err());
     }
 
     #[test]

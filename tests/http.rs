@@ -85,13 +85,29 @@ fn pages_health_and_refusals() {
     );
 
     assert_eq!(get(port, "/nope", None).0, 404);
+    // DNS rebinding: a page on a name pointed at 127.0.0.1 sends that name as Host.
+    for host in ["evil.example:9898", "127.0.0.1.evil.example", ""] {
+        let req = format!("GET /health HTTP/1.1\r\nHost: {host}\r\n\r\n");
+        let (status, text) = exchange(port, req.as_bytes());
+        assert_eq!(status, 403, "{host}");
+        assert!(text.contains("host not allowed"), "{text}");
+    }
+    assert_eq!(
+        exchange(port, b"GET /health HTTP/1.1\r\n\r\n").0,
+        403,
+        "no Host at all"
+    );
+    assert_eq!(
+        exchange(port, b"GET /health HTTP/1.1\r\nHost: localhost\r\n\r\n").0,
+        200
+    );
     let (status, text) = exchange(
         port,
-        b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n",
+        b"POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n\r\n",
     );
     assert_eq!(status, 405);
     assert!(text.contains("Allow: GET, HEAD"));
-    let (status, text) = exchange(port, b"HEAD / HTTP/1.1\r\nHost: x\r\n\r\n");
+    let (status, text) = exchange(port, b"HEAD / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
     assert_eq!(status, 200);
     assert!(text.ends_with("\r\n\r\n"), "HEAD has no body");
     assert_eq!(exchange(port, b"NOT HTTP\r\n\r\n").0, 400);
@@ -103,13 +119,13 @@ fn pages_health_and_refusals() {
         431
     );
     // A WebSocket handshake with the wrong version or no key.
-    let bad_ws = b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 8\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n";
+    let bad_ws = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 8\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n";
     assert_eq!(exchange(port, bad_ws).0, 426);
-    let no_key = b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n\r\n";
+    let no_key = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n\r\n";
     assert_eq!(exchange(port, no_key).0, 400);
     // A correct one gets 101 with the accept key from RFC 6455's example.
     let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: keep-alive, Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
+    s.write_all(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: keep-alive, Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
         .expect("write");
     s.set_read_timeout(Some(Duration::from_secs(5)))
         .expect("timeout");

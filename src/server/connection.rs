@@ -67,6 +67,19 @@ pub async fn serve(
         return http::respond_text(&mut stream, 503, "too many connections; try again later\n")
             .await;
     }
+    if !http::host_allowed(head.header("host"), &shared.allowed_hosts) {
+        let host = head
+            .header("host")
+            .map(truncate)
+            .unwrap_or_else(|| "-".into());
+        tracing::warn!(conn = id, peer = %addr, host = %host, "connection refused: host not allowed (DNS rebinding?)");
+        return http::respond_text(
+            &mut stream,
+            403,
+            "host not allowed; see allowed_hosts in the bapiws configuration\n",
+        )
+        .await;
+    }
     if !shared.origins.allows(origin.as_deref()) {
         tracing::warn!(conn = id, peer = %addr, origin = %origin_text, path = %truncate(&head.path), "connection refused: origin not allowed");
         return http::respond_text(

@@ -73,6 +73,36 @@ impl Head {
     }
 }
 
+/// Whether the Host header names this machine by a loopback name or address, or one of
+/// the configured `allowed` hosts. Refusing other names defeats DNS rebinding: a page on
+/// a name that an attacker points at 127.0.0.1 still sends its own name as Host.
+pub fn host_allowed(host: Option<&str>, allowed: &[String]) -> bool {
+    let Some(host) = host else { return false };
+    let host = host.trim();
+    let name = if host.starts_with('[') {
+        match host.find(']') {
+            Some(end) => &host[..=end],
+            None => return false,
+        }
+    } else {
+        match host.rsplit_once(':') {
+            Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
+            _ => host,
+        }
+    };
+    let name = name.strip_suffix('.').unwrap_or(name).to_ascii_lowercase();
+    if name == "localhost" || name.ends_with(".localhost") || name == "[::1]" {
+        return true;
+    }
+    if name
+        .parse::<std::net::Ipv4Addr>()
+        .is_ok_and(|ip| ip.is_loopback())
+    {
+        return true;
+    }
+    allowed.contains(&name)
+}
+
 /// Reads one request head.
 pub async fn read_head(stream: &mut TcpStream) -> Result<Head, HeadError> {
     let mut buf = Vec::with_capacity(1024);
@@ -300,4 +330,39 @@ fn health(shared: &Shared) -> serde_json::Value {
         "aliases": shared.backends.aliases(),
         "connections": shared.connection_count(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_table() {
+        let allowed = vec!["phone.example.lan".to_owned(), "192.0.2.7".to_owned()];
+        let cases: &[(Option<&str>, bool)] = &[
+            (Some("127.0.0.1:9898"), true),
+            (Some("127.0.0.1"), true),
+            (Some("127.8.9.10:9898"), true),
+            (Some("localhost:9898"), true),
+            (Some("LOCALHOST"), true),
+            (Some("localhost.:9898"), true),
+            (Some("app.localhost:9898"), true),
+            (Some("[::1]:9898"), true),
+            (Some("[::1]"), true),
+            (Some("phone.example.lan:9898"), true),
+            (Some("192.0.2.7:9898"), true),
+            (None, false),
+            (Some(""), false),
+            (Some("evil.example:9898"), false),
+            (Some("localhost.evil.example"), false),
+            (Some("127.0.0.1.evil.example"), false),
+            (Some("[::2]:9898"), false),
+            (Some("10.0.0.1:9898"), false),
+            (Some("[::1"), false),
+            (Some("0.0.0.0:9898"), false),
+        ];
+        for (host, want) in cases {
+            assert_eq!(host_allowed(*host, &allowed), *want, "{host:?}");
+        }
+    }
 }

@@ -39,6 +39,8 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 pub struct Shared {
     /// The allowed origins.
     pub origins: OriginPolicy,
+    /// Host header names accepted besides loopback names and addresses.
+    pub allowed_hosts: Vec<String>,
     /// Close a connection after this long without a message.
     pub idle_timeout: Duration,
     /// Limits of the WebSocket layer (message and frame size, buffers).
@@ -117,6 +119,12 @@ impl Server {
             // Replies are written one at a time and awaited, so the buffer holds at most
             // one message; replies are bounded by max_batch and max_calls.
             .max_write_buffer_size(usize::MAX);
+        if config.allow_remote && config.listen.iter().any(|ip| !ip.is_loopback()) {
+            tracing::warn!(
+                listen = ?config.listen,
+                "LISTENING BEYOND LOOPBACK (allow_remote): anyone who can reach these addresses and passes the origin and host checks can drive this phone"
+            );
+        }
         let mut listeners = Vec::new();
         let mut last_error = None;
         for ip in &config.listen {
@@ -144,6 +152,7 @@ impl Server {
             listeners,
             shared: Arc::new(Shared {
                 origins,
+                allowed_hosts: config.allowed_hosts.clone(),
                 idle_timeout: config.idle_timeout,
                 ws_config,
                 send_queue: config.send_queue,
