@@ -185,6 +185,10 @@ struct RawRequest<'a> {
 }
 
 fn decode_one(raw: &RawValue) -> Entry {
+    // serde would also read a struct from an array; a request must be an object.
+    if raw.get().as_bytes().first() != Some(&b'{') {
+        return Err(invalid_request(None, "a request must be a JSON object"));
+    }
     let Ok(req) = serde_json::from_str::<RawRequest>(raw.get()) else {
         return Err(invalid_request(
             None,
@@ -486,6 +490,11 @@ mod tests {
         assert!(entries[0].is_ok());
         assert!(entries[1].is_err());
         assert!(entries[2].as_ref().is_ok_and(|r| r.id.is_none()));
+        // serde would read a struct from an array; a request must be an object.
+        let Incoming::Batch(entries) = decode(r#"[["2.0","GetState",[],1]]"#, 3) else {
+            panic!("expected a batch")
+        };
+        assert!(entries[0].is_err());
     }
 
     #[test]
