@@ -132,4 +132,57 @@ mod tests {
             assert_eq!(n.masked(), want, "{input}");
         }
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            /// Any input either fails or gives an optional + and 1 to 32 ASCII digits.
+            #[test]
+            fn parse_is_total_and_strict(input in any::<String>()) {
+                if let Ok(n) = PhoneNumber::parse(&input) {
+                    let digits = n.as_str().strip_prefix('+').unwrap_or(n.as_str());
+                    prop_assert!((1..=MAX_DIGITS).contains(&digits.len()));
+                    prop_assert!(digits.bytes().all(|b| b.is_ascii_digit()));
+                }
+            }
+
+            /// Separators anywhere are ignored.
+            #[test]
+            fn separators_are_removed(digits in "[0-9]{1,32}", seps in prop::collection::vec("[ .()-]{0,2}", 33)) {
+                let mut input = String::new();
+                for (i, d) in digits.chars().enumerate() {
+                    input.push_str(&seps[i]);
+                    input.push(d);
+                }
+                input.push_str(&seps[32]);
+                prop_assert_eq!(PhoneNumber::parse(&input).map(|n| n.as_str().to_owned()), Ok(digits));
+            }
+
+            /// One character outside digits, a leading + and the separators makes it fail.
+            #[test]
+            fn any_other_character_fails(
+                digits in "[0-9]{1,10}",
+                bad in any::<char>().prop_filter("not allowed", |c| !c.is_ascii_digit() && !" .()-+".contains(*c)),
+                at in 0usize..=10,
+            ) {
+                let mut input: Vec<char> = digits.chars().collect();
+                input.insert(at.min(input.len()), bad);
+                let input: String = input.into_iter().collect();
+                prop_assert_eq!(PhoneNumber::parse(&input), Err(NumberError::InvalidCharacter));
+            }
+
+            /// Masking keeps the length and never shows the middle.
+            #[test]
+            fn masking_keeps_length(digits in "[0-9]{1,32}") {
+                let n = PhoneNumber::parse(&digits).expect("valid");
+                let masked = n.masked();
+                prop_assert_eq!(masked.chars().count(), digits.len());
+                if digits.len() > 4 {
+                    prop_assert!(masked.contains('*'));
+                }
+            }
+        }
+    }
 }

@@ -517,4 +517,97 @@ mod tests {
         let t = truncate(&long);
         assert!(t.chars().count() <= MAX_ECHO_CHARS + 1);
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        const CODES: [i64; 5] = [-32700, -32600, -32601, -32602, -32603];
+
+        proptest! {
+            /// Any text decodes without panicking, and a whole-message error is a
+            /// standard JSON-RPC error object with id null.
+            #[test]
+            fn any_text_decodes(text in any::<String>()) {
+                match decode(&text, 100) {
+                    Incoming::Invalid(reply) => {
+                        let v: Value = serde_json::from_str(&reply).expect("reply is JSON");
+                        prop_assert!(CODES.contains(&v["error"]["code"].as_i64().unwrap_or(0)));
+                        prop_assert_eq!(&v["id"], &Value::Null);
+                    }
+                    Incoming::Single(_) | Incoming::Batch(_) => {}
+                }
+            }
+
+            /// Any JSON value decodes without panicking.
+            #[test]
+            fn any_json_decodes(v in arb_json()) {
+                let _ = decode(&v.to_string(), 100);
+            }
+
+            /// Integer and string ids of any size come back byte for byte.
+            #[test]
+            fn ids_echo_exactly(digits in "-?[1-9][0-9]{0,40}", s in "[ -~]{0,40}") {
+                let string_id = serde_json::to_string(&s).expect("string");
+                for id in [digits.as_str(), string_id.as_str()] {
+                    let text = format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"GetState"}}"#);
+                    let Incoming::Single(Ok(req)) = decode(&text, 100) else {
+                        return Err(TestCaseError::fail(format!("{text} did not decode")));
+                    };
+                    let got = req.id.expect("id");
+                    prop_assert_eq!(got.as_json(), id);
+                    let tail = format!(r#""id":{id}}}"#);
+                    let encoded = encode_success(&got, &0);
+                    prop_assert!(encoded.ends_with(&tail), "{} does not end with {}", encoded, tail);
+                }
+            }
+
+            /// A batch of n requests decodes to n entries, in order.
+            #[test]
+            fn batches_keep_order(n in 1usize..=100) {
+                let items: Vec<String> = (0..n)
+                    .map(|i| format!(r#"{{"jsonrpc":"2.0","id":{i},"method":"M{i}"}}"#))
+                    .collect();
+                let Incoming::Batch(entries) = decode(&format!("[{}]", items.join(",")), 100) else {
+                    return Err(TestCaseError::fail("not a batch"));
+                };
+                prop_assert_eq!(entries.len(), n);
+                for (i, e) in entries.iter().enumerate() {
+                    let req = e.as_ref().expect("valid");
+                    prop_assert_eq!(req.method.clone(), format!("M{i}"));
+                }
+            }
+        }
+
+        fn arb_json() -> impl Strategy<Value = Value> {
+            let leaf = prop_oneof![
+                Just(Value::Null),
+                any::<bool>().prop_map(Value::Bool),
+                any::<i64>().prop_map(Value::from),
+                any::<f64>()
+                    .prop_filter("finite", |f| f.is_finite())
+                    .prop_map(Value::from),
+                "[ -~]{0,12}".prop_map(Value::String),
+                Just(Value::String("jsonrpc".into())),
+                Just(Value::String("2.0".into())),
+            ];
+            leaf.prop_recursive(4, 32, 6, |inner| {
+                prop_oneof![
+                    prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                    prop::collection::btree_map(
+                        prop_oneof![
+                            Just("jsonrpc".to_owned()),
+                            Just("id".to_owned()),
+                            Just("method".to_owned()),
+                            Just("params".to_owned()),
+                            "[a-z]{1,6}",
+                        ],
+                        inner,
+                        0..5
+                    )
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+                ]
+            })
+        }
+    }
 }
