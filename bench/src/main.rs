@@ -8,6 +8,7 @@
 mod load;
 mod process;
 mod servers;
+mod soak;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -75,11 +76,42 @@ fn main() {
         }
         Some("smoke") => {
             rt.block_on(run(SMOKE, &args[1..]));
+            let ok = rt.block_on(async {
+                let p = programs(&args[1..]);
+                soak::run(&p, 20, Duration::from_secs(3)).await
+            });
+            if !ok {
+                eprintln!("bapiws-bench: the short soak failed its checks");
+                std::process::exit(1);
+            }
+            Ok(())
+        }
+        Some("soak") => {
+            let num = |flag: &str, default: u64| {
+                args.iter()
+                    .position(|a| a == flag)
+                    .and_then(|i| args.get(i + 1))
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(default)
+            };
+            let ok = rt.block_on(async {
+                let p = programs(&args[1..]);
+                soak::run(
+                    &p,
+                    num("--clients", 200) as usize,
+                    Duration::from_secs(num("--seconds", 600)),
+                )
+                .await
+            });
+            if !ok {
+                eprintln!("bapiws-bench: the soak failed its checks");
+                std::process::exit(1);
+            }
             Ok(())
         }
         _ => {
             eprintln!(
-                "usage: bapiws-bench all|smoke [--bapiws PATH] [--only latency,throughput,fanout,memory,startup,idle]\n  all    every measurement, repeated, as a Markdown table (several minutes)\n  smoke  every measurement briefly, no targets"
+                "usage: bapiws-bench all|smoke|soak [--bapiws PATH] [--only latency,throughput,fanout,memory,startup,idle] [--clients N --seconds N]\n  all    every measurement, repeated, as a Markdown table (several minutes)\n  smoke  every measurement briefly, no targets"
             );
             std::process::exit(2);
         }

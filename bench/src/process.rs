@@ -49,6 +49,11 @@ pub struct Server {
 
 impl Server {
     pub fn start(kind: Kind, p: &Programs) -> Server {
+        Server::start_with(kind, p, &[])
+    }
+
+    /// Starts a server with extra arguments.
+    pub fn start_with(kind: Kind, p: &Programs, extra: &[&str]) -> Server {
         let mut cmd = match p.server_cpu {
             Some(cpu) if which("taskset") => {
                 let mut c = Command::new("taskset");
@@ -88,6 +93,7 @@ impl Server {
                 cmd.args(["serve-jsonrpsee", "0"]);
             }
         }
+        cmd.args(extra);
         let started = Instant::now();
         let mut child = cmd
             .stdin(Stdio::null())
