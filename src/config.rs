@@ -70,6 +70,8 @@ pub struct Config {
     pub max_connections: usize,
     /// Most requests in one batch.
     pub max_batch: usize,
+    /// Whether the audit log shows dialled numbers in full (masked by default).
+    pub log_full_numbers: bool,
     /// Notifications queued per connection before it counts as too slow.
     pub send_queue: usize,
     /// The configuration file that was read, if any.
@@ -155,6 +157,10 @@ pub struct ServeArgs {
     /// records info and above, or more when this is debug or trace. [default: info]
     #[arg(long, env = "BAPIWS_LOG_LEVEL", value_name = "LEVEL")]
     pub log_level: Option<String>,
+    /// Show dialled numbers in full in the log's call-control lines (they are masked in
+    /// the middle by default). [default: false]
+    #[arg(long, env = "BAPIWS_LOG_FULL_NUMBERS", value_name = "BOOL")]
+    pub log_full_numbers: Option<bool>,
     /// Folder of the daily log file BAPIWS_yyyymmdd.log. [default: the temp directory]
     #[arg(long, env = "BAPIWS_LOG_DIR", value_name = "DIR")]
     pub log_dir: Option<PathBuf>,
@@ -423,6 +429,7 @@ struct FileValues {
     sim_max_calls: Option<usize>,
     log_level: Option<String>,
     log_dir: Option<PathBuf>,
+    log_full_numbers: Option<bool>,
     max_message_bytes: Option<usize>,
     max_connections: Option<usize>,
     max_batch: Option<usize>,
@@ -448,6 +455,7 @@ pub const FILE_KEYS: &[&str] = &[
     "baresip",
     "log_level",
     "log_dir",
+    "log_full_numbers",
     "max_message_bytes",
     "max_connections",
     "max_batch",
@@ -499,6 +507,7 @@ fn parse_file(path: &Path, text: &str) -> Result<FileValues, ConfigError> {
             "extra_backends" => f.extra_backends = value(p, &key, v)?,
             "log_level" => f.log_level = Some(value(p, &key, v)?),
             "log_dir" => f.log_dir = Some(value(p, &key, v)?),
+            "log_full_numbers" => f.log_full_numbers = Some(value(p, &key, v)?),
             "max_message_bytes" => f.max_message_bytes = Some(value(p, &key, v)?),
             "max_connections" => f.max_connections = Some(value(p, &key, v)?),
             "max_batch" => f.max_batch = Some(value(p, &key, v)?),
@@ -804,6 +813,8 @@ impl Config {
                 )
             })?,
         };
+        let log_full_numbers =
+            pick(args.log_full_numbers, f.log_full_numbers, path).is_some_and(|(v, _)| v);
         let log_dir =
             pick(args.log_dir.clone(), f.log_dir, path).map_or_else(std::env::temp_dir, |(d, _)| d);
 
@@ -835,6 +846,7 @@ impl Config {
                 1,
                 1_000_000,
             )?,
+            log_full_numbers,
             max_batch: in_range(
                 "max_batch",
                 pick(args.max_batch, f.max_batch, path),

@@ -100,7 +100,12 @@ pub async fn serve(
         addr: addr.to_string(),
         origin,
     };
-    let session = Session::new(peer, Arc::clone(&shared.backends), shared.max_batch);
+    let session = Session::new(
+        peer,
+        Arc::clone(&shared.backends),
+        shared.max_batch,
+        shared.log_full_numbers,
+    );
     if let Err((status, text)) = http::accept_websocket(&mut stream, &head).await {
         tracing::info!(conn = id, peer = %addr, status, "websocket handshake refused");
         return http::respond_text(&mut stream, status, text).await;

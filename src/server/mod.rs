@@ -49,6 +49,8 @@ pub struct Shared {
     pub send_queue: usize,
     /// Most requests in one batch.
     pub max_batch: usize,
+    /// Whether the audit log shows dialled numbers in full.
+    pub log_full_numbers: bool,
     /// The backends.
     pub backends: Arc<Backends>,
     /// When the server started.
@@ -157,6 +159,7 @@ impl Server {
                 ws_config,
                 send_queue: config.send_queue,
                 max_batch: config.max_batch,
+                log_full_numbers: config.log_full_numbers,
                 backends: Arc::new(backends),
                 started: std::time::Instant::now(),
                 open: AtomicUsize::new(0),

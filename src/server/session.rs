@@ -28,6 +28,7 @@ pub struct Peer {
 pub struct Session {
     peer: Peer,
     max_batch: usize,
+    full_numbers: bool,
     backends: Arc<Backends>,
     backend: Arc<Backend>,
     subscription: Subscription,
@@ -36,12 +37,19 @@ pub struct Session {
 impl Session {
     /// A session on the default backend, already subscribed to its notifications.
     /// Batches may hold at most `max_batch` requests.
-    pub fn new(peer: Peer, backends: Arc<Backends>, max_batch: usize) -> Session {
+    /// The audit log masks dialled numbers unless `full_numbers`.
+    pub fn new(
+        peer: Peer,
+        backends: Arc<Backends>,
+        max_batch: usize,
+        full_numbers: bool,
+    ) -> Session {
         let backend = backends.get_default();
         let subscription = backend.hub.subscribe();
         Session {
             peer,
             max_batch,
+            full_numbers,
             backends,
             backend,
             subscription,
@@ -115,6 +123,7 @@ impl Session {
     async fn execute(&mut self, method: Method) -> Result<serde_json::Value, RpcError> {
         let name = method.name();
         let audit = method.is_call_control().then(|| match &method {
+            Method::CallOut(n) if self.full_numbers => n.as_str().to_owned(),
             Method::CallOut(n) => n.masked(),
             _ => "-".to_owned(),
         });
@@ -218,7 +227,7 @@ mod tests {
             addr: "test".into(),
             origin: None,
         };
-        Session::new(peer, Arc::new(backends), 100)
+        Session::new(peer, Arc::new(backends), 100, false)
     }
 
     /// In memory, without sockets: requests in, replies and queued notifications out.

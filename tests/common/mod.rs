@@ -93,13 +93,14 @@ impl Server {
             "127.0.0.1",
             "--log-level",
             "debug",
-        ])
-        .arg("--log-dir")
-        .arg(&log_dir)
-        .args(["--sim-answer-delay-ms", "200"])
-        .args(extra)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+        ]);
+        if !extra.contains(&"--log-dir") {
+            cmd.arg("--log-dir").arg(&log_dir);
+        }
+        cmd.args(["--sim-answer-delay-ms", "200"])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("start bapiws");
         let stdout = child.stdout.take().expect("stdout");
         let stderr = child.stderr.take().expect("stderr");
