@@ -216,6 +216,66 @@ async fn a_client_that_stops_reading_does_not_delay_others() {
     );
 }
 
+/// While one client does not read, 100 others receive every notification, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hundred_clients_get_every_notification_beside_a_stalled_one() {
+    let server = Server::start(&["--send-queue", "64"]);
+    let mut stalled = Ws::connect_small_buffer(&server.url).await;
+    stalled.call("GetState", json!([])).await; // subscribed; from now on it never reads
+    let rounds = 50;
+    let per_round = 40;
+    // 100 readers, each checking the order of everything it receives.
+    let (ready_tx, mut ready_rx) = tokio::sync::mpsc::channel::<()>(100);
+    let mut readers = Vec::new();
+    for _ in 0..100 {
+        let mut r = Ws::connect(&server.url).await;
+        r.call("GetState", json!([])).await;
+        let ready = ready_tx.clone();
+        readers.push(tokio::spawn(async move {
+            let expect = [
+                "CallComing",
+                "StateChanged",
+                "CallDisconnected",
+                "StateChanged",
+            ];
+            for i in 0..rounds * per_round {
+                let n = r.recv().await;
+                assert_eq!(n["method"], expect[i % 4], "notification {i}");
+                if i % per_round == per_round - 1 {
+                    let _ = ready.send(()).await;
+                }
+            }
+        }));
+    }
+    drop(ready_tx);
+    let mut driver = Ws::connect(&server.url).await;
+    let batch: Vec<_> = (0..per_round / 4)
+        .flat_map(|_| {
+            [
+                json!({"jsonrpc":"2.0","method":"Sim.IncomingCall","params":["+358401234567"]}),
+                json!({"jsonrpc":"2.0","method":"Sim.RemoteHangUp","params":[]}),
+            ]
+        })
+        .collect();
+    let batch = serde_json::Value::Array(batch).to_string();
+    for _ in 0..rounds {
+        driver.send(&batch).await;
+        for _ in 0..per_round {
+            driver.recv().await; // the driver is on the same phone
+        }
+        // Every reader has the whole round before the next one starts.
+        for _ in 0..100 {
+            ready_rx.recv().await.expect("readers alive");
+        }
+    }
+    for r in readers {
+        r.await.expect("reader saw every notification in order");
+    }
+    // (That the stalled client is then disconnected is shown by the test above, which
+    // runs long enough to fill its socket buffers.)
+    drop(stalled);
+}
+
 #[tokio::test]
 async fn oversized_and_binary_messages_close_with_the_right_codes() {
     let server = Server::start(&["--max-message-bytes", "1024"]);
