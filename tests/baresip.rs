@@ -47,6 +47,20 @@ async fn remote<T: Send + 'static>(
     .expect("remote step")
 }
 
+/// Calls the far end and has it answer; returns the call id once connected.
+async fn connected_outbound_call(c: &mut Ws, far: Remote) -> (Remote, String) {
+    c.call("CallOut", json!(["1002"])).await;
+    let id = c.expect_notification("CallingOut").await[0].clone();
+    assert_eq!(c.expect_notification("StateChanged").await, ["Busy"]);
+    let (far, _) = remote(far, |r| {
+        r.wait_event("CALL_INCOMING", EVENT_WAIT);
+        r.accept();
+    })
+    .await;
+    assert_eq!(c.expect_notification("CallConnected").await, [id.as_str()]);
+    (far, id)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn call_out_connect_and_remote_hang_up() {
     let ports = Ports::next();
@@ -185,16 +199,7 @@ async fn baresip_killed_mid_call_is_restarted() {
     let r = Remote::start(&ports);
     let server = start(&ports);
     let mut c = connect_when_ready(&server).await;
-
-    c.call("CallOut", json!(["1002"])).await;
-    let id = c.expect_notification("CallingOut").await[0].clone();
-    c.expect_notification("StateChanged").await;
-    let (r, _) = remote(r, |r| {
-        r.wait_event("CALL_INCOMING", EVENT_WAIT);
-        r.accept();
-    })
-    .await;
-    c.expect_notification("CallConnected").await;
+    let (r, id) = connected_outbound_call(&mut c, r).await;
 
     let pid = managed_baresip_pid(server.child.id()).expect("the managed baresip runs");
     let killed = std::process::Command::new("kill")
@@ -326,15 +331,7 @@ async fn a_dropped_control_connection_keeps_live_calls() {
     let r = Remote::start(&ports);
     let server = start(&ports);
     let mut c = connect_when_ready(&server).await;
-    c.call("CallOut", json!(["1002"])).await;
-    let id = c.expect_notification("CallingOut").await[0].clone();
-    c.expect_notification("StateChanged").await;
-    let (r, _) = remote(r, |r| {
-        r.wait_event("CALL_INCOMING", EVENT_WAIT);
-        r.accept();
-    })
-    .await;
-    assert_eq!(c.expect_notification("CallConnected").await, [id.as_str()]);
+    let (r, id) = connected_outbound_call(&mut c, r).await;
 
     // Someone else connects to the phone's control port: baresip drops bapiws.
     let thief = std::net::TcpStream::connect(("127.0.0.1", ports.phone_ctrl)).expect("connect");

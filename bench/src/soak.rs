@@ -107,8 +107,9 @@ async fn client(url: String, n: usize, until: Instant, period: Duration) -> Seen
         }
         id += 1;
         let number = format!("+35840{:07}", rng.next() % 10_000_000);
-        // As many ways to end calls as to start them, so the call list stays small.
-        match rng.next() % 8 {
+        // More ways to end calls than to start them, so the call list stays small, as
+        // on a real phone (a random walk would let it, and the largest reply, grow).
+        match rng.next() % 9 {
             0 => call(&mut ws, &mut seen, id, "GetState", json!([])).await,
             1 => call(&mut ws, &mut seen, id, "GetActiveCalls", json!([])).await,
             2 => call(&mut ws, &mut seen, id, "CallOut", json!([number])).await,
