@@ -18,7 +18,9 @@
 //! - [`server`]: the WebSocket server. [`server::Server`] binds and runs the accept loop
 //!   with graceful shutdown; [`server::http`] reads each request head and serves the
 //!   WebSocket upgrade, the dialer page (`src/server/assets/`) and `/health`;
-//!   [`server::connection`] runs one connection (Origin check, limits, idle timeout); [`server::session`] is one connection's protocol
+//!   [`server::connection`] runs one connection (Origin check, limits, idle timeout, the
+//!   closing handshake); [`server::ws`] is the WebSocket framing (RFC 6455 frames in and
+//!   out, close codes), without I/O; [`server::session`] is one connection's protocol
 //!   state (its backend, its subscription); [`server::backends`] is the registry of
 //!   backends and aliases; [`server::hub`] fans a backend's notifications out to its
 //!   connections; [`server::origin`] holds the Origin rules.

@@ -238,3 +238,64 @@ async fn named_params_work_like_positional_ones() {
     c.expect_notification("StateChanged").await;
     assert_eq!(c.error_code("CallOut", json!({"phone": "1"})).await, -32602);
 }
+
+/// Pages written for the original call `Init ["lync"]` (the documented API's own first
+/// example) or `Init ["VfW"]`: both name the default backend.
+#[tokio::test]
+async fn the_originals_backend_names_work_unchanged() {
+    let server = Server::start(&[]);
+    let mut c = Ws::connect(&server.url).await;
+    c.send(r#"{"jsonrpc":"2.0","id":1455629097083,"params":["lync"],"method":"Init"}"#)
+        .await;
+    assert_eq!(
+        c.recv_text().await,
+        r#"{"jsonrpc":"2.0","result":0,"id":1455629097083}"#
+    );
+    assert_eq!(c.call("Init", json!(["VfW"])).await, json!(0));
+    assert_eq!(c.call("GetState", json!([])).await, json!("Available"));
+    // Configured aliases take precedence over the built-in ones.
+    let server = Server::start(&["--extra-backend", "agent2=sim", "--alias", "vfw=agent2"]);
+    let mut a = Ws::connect(&server.url).await;
+    let mut b = Ws::connect(&server.url).await;
+    assert_eq!(a.call("Init", json!(["vfw"])).await, json!(0));
+    assert_eq!(b.call("Init", json!(["lync"])).await, json!(0));
+    // b is on the default (sim): a's availability change on agent2 does not reach it.
+    a.call("Sim.SetAvailability", json!(["DND"])).await;
+    assert_eq!(a.expect_notification("StateChanged").await, ["DND"]);
+    b.expect_silence(Duration::from_millis(300)).await;
+    assert_eq!(b.call("GetState", json!([])).await, json!("Available"));
+}
+
+/// Everything a request caused reaches the client before the reply of any later request
+/// on that connection, even when the later one switches backend.
+#[tokio::test]
+async fn notifications_survive_a_backend_switch_in_the_same_write() {
+    use futures_util::SinkExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let server = Server::start(&["--extra-backend", "agent2=sim"]);
+    for attempt in 0..5 {
+        let mut c = Ws::connect(&server.url).await;
+        let call_out = r#"{"jsonrpc":"2.0","id":1,"method":"CallOut","params":["+358401234567"]}"#;
+        let init = r#"{"jsonrpc":"2.0","id":2,"method":"Init","params":["agent2"]}"#;
+        // Both frames in one write.
+        c.ws.feed(Message::text(call_out)).await.expect("feed");
+        c.ws.feed(Message::text(init)).await.expect("feed");
+        c.ws.flush().await.expect("flush");
+        let mut got = Vec::new();
+        for _ in 0..4 {
+            let m = c.recv().await;
+            got.push(match m["method"].as_str() {
+                Some(method) => method.to_owned(),
+                None => format!("reply {}", m["id"]),
+            });
+        }
+        assert_eq!(
+            got,
+            ["reply 1", "CallingOut", "StateChanged", "reply 2"],
+            "attempt {attempt}"
+        );
+        // Back on the default backend to end the call.
+        assert_eq!(c.control("Init", json!([])).await, json!(0));
+        assert_eq!(c.control("HangUp", json!([])).await, json!(0));
+    }
+}

@@ -8,6 +8,11 @@ use std::sync::{Arc, Mutex, PoisonError};
 use super::hub::Hub;
 use crate::phone::{self, BackendKind, BackendSettings, PhoneHandle};
 
+/// Names that pages written for the original pass to `Init` (`lync` in the documented
+/// API's own example; `vfw`, Voice for Windows, the original's default): aliases of the
+/// default backend unless the configuration points them elsewhere.
+pub const BUILTIN_ALIASES: &[&str] = &["lync", "vfw"];
+
 /// A running backend.
 pub struct Backend {
     /// Its name (`sim`, or an extra instance's name).
@@ -87,6 +92,13 @@ impl Backends {
                 .insert(alias.to_ascii_lowercase(), instance);
         }
         registry.default = registry.resolve(&config.default)?;
+        for alias in BUILTIN_ALIASES {
+            if !registry.instances.contains_key(*alias) && !registry.aliases.contains_key(*alias) {
+                registry
+                    .aliases
+                    .insert((*alias).to_owned(), registry.default.clone());
+            }
+        }
         Ok(registry)
     }
 
@@ -219,9 +231,26 @@ mod tests {
             );
         }
         assert_eq!(r.default_name(), "sim");
-        assert_eq!(r.names(), vec!["agent2", "baresip", "sim", "lync", "skype"]);
+        assert_eq!(
+            r.names(),
+            vec!["agent2", "baresip", "sim", "lync", "skype", "vfw"]
+        );
+        assert_eq!(r.resolve("VfW").ok().as_deref(), Some("sim"), "built in");
         let err = r.resolve("voice").expect_err("unknown");
         assert_eq!(err.known, r.names());
+    }
+
+    #[test]
+    fn builtin_aliases_follow_the_default_unless_configured() {
+        let r = Backends::new(RegistryConfig {
+            extra: BTreeMap::from([("agent2".to_owned(), "sim".to_owned())]),
+            aliases: BTreeMap::from([("vfw".to_owned(), "baresip".to_owned())]),
+            default: "agent2".into(),
+            ..RegistryConfig::default()
+        })
+        .expect("valid registry");
+        assert_eq!(r.resolve("lync").ok().as_deref(), Some("agent2"));
+        assert_eq!(r.resolve("vfw").ok().as_deref(), Some("baresip"));
     }
 
     #[test]

@@ -5,31 +5,24 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::{FutureExt, SinkExt, StreamExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::{OwnedSemaphorePermit, watch};
+use tokio::sync::{Notify, OwnedSemaphorePermit, watch};
 use tokio::time::{Instant, sleep_until, timeout};
-use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite::error::ProtocolError;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role};
-use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
 
 use super::Shared;
 use super::http::{self, HeadError};
 use super::session::{Peer, Session};
+use super::ws::{Decoder, Encoder, Msg, code};
 use crate::protocol::jsonrpc::{Incoming, encode_batch, truncate};
 
 /// How long a client has to send its HTTP request head.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long one write may wait for a client that does not read.
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
-/// Most messages handled before the replies are written out.
-const BURST: usize = 64;
-/// How long to wait for the client's reply to our close frame.
+/// How long the closing handshake may take: writing our close frame, then reading (and
+/// discarding) what the client still sends until it closes its side.
 const CLOSE_LINGER: Duration = Duration::from_secs(2);
-
-type Ws = WebSocketStream<TcpStream>;
 
 /// Serves one accepted TCP connection until it closes: a WebSocket connection, or one
 /// plain HTTP request. `permit` is `None` when the server is at its connection limit: the
@@ -106,57 +99,69 @@ pub async fn serve(
         shared.max_batch,
         shared.log_full_numbers,
     );
-    if let Err((status, text)) = http::accept_websocket(&mut stream, &head).await {
-        tracing::info!(conn = id, peer = %addr, status, "websocket handshake refused");
-        return http::respond_text(&mut stream, status, text).await;
+    if let Err(refusal) = http::accept_websocket(&mut stream, &head).await {
+        tracing::info!(conn = id, peer = %addr, status = refusal.status, "websocket handshake refused");
+        return refusal.send(&mut stream).await;
     }
     let leftover = head.into_leftover();
-    let ws = WebSocketStream::from_partially_read(
-        stream,
-        leftover,
-        Role::Server,
-        Some(shared.ws_config),
-    )
-    .await;
     tracing::info!(conn = id, peer = %addr, origin = %origin_text, "connection opened");
-    let why = run(ws, session, &shared, &mut shutdown).await;
+    let why = run(stream, leftover, session, &shared, &mut shutdown).await;
     tracing::info!(conn = id, reason = %why, "connection closed");
     drop(permit);
 }
 
 /// Why a connection ended.
 enum End {
-    ClientClosed,
-    Closed(CloseCode, String),
+    /// The client sent a close frame (with this code, if any).
+    ClientClosed(Option<u16>),
+    /// The client closed TCP without a close frame.
+    Eof,
+    /// The server closes with this code and reason.
+    Closed(u16, String),
+    /// Given up without a closing handshake (the client is too slow or the socket failed).
     Dropped(String),
 }
 
 impl std::fmt::Display for End {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            End::ClientClosed => f.write_str("closed by the client"),
-            End::Closed(code, why) => {
-                write!(f, "closed by the server ({}): {why}", u16::from(*code))
-            }
+            End::ClientClosed(Some(code)) => write!(f, "closed by the client ({code})"),
+            End::ClientClosed(None) => f.write_str("closed by the client"),
+            End::Eof => f.write_str("the client went away without a close frame"),
+            End::Closed(code, why) => write!(f, "closed by the server ({code}): {why}"),
             End::Dropped(why) => write!(f, "dropped: {why}"),
         }
     }
 }
 
 async fn run(
-    mut ws: Ws,
+    mut stream: TcpStream,
+    leftover: Vec<u8>,
     mut session: Session,
     shared: &Shared,
     shutdown: &mut watch::Receiver<bool>,
 ) -> String {
     let idle = shared.idle_timeout;
     let mut deadline = Instant::now() + idle;
+    let mut dec = Decoder::new(shared.max_message_bytes);
+    let mut enc = Encoder::default();
+    dec.read_buf().extend_from_slice(&leftover);
+    drop(leftover);
+    // Messages that arrived with the handshake.
+    let mut ended = process(&mut dec, &mut enc, &mut session).await;
     let end = loop {
+        let overflow = Arc::clone(&session.subscription().overflow);
+        if let Err(e) = write_out(&mut stream, &mut enc, &overflow).await {
+            break e;
+        }
+        if let Some(e) = ended.take() {
+            break e;
+        }
         let sub = session.subscription();
         tokio::select! {
             biased;
             _ = shutdown.changed() => {
-                break End::Closed(CloseCode::Away, "server shutting down".into());
+                break End::Closed(code::AWAY, "server shutting down".into());
             }
             _ = sub.overflow.notified() => {
                 break End::Dropped(overflow_reason(shared));
@@ -166,111 +171,97 @@ async fn run(
                     break End::Dropped(overflow_reason(shared));
                 };
                 // Everything queued goes out in one write.
-                if let Err(e) = feed_events(&mut ws, &mut session, Some(text)).await {
-                    break e;
-                }
-                if let Err(e) = flush(&mut ws, &mut session).await {
-                    break e;
-                }
+                enc.text(&text);
+                queued_events(&mut enc, &mut session);
             }
             _ = sleep_until(deadline) => {
                 break End::Closed(
-                    CloseCode::Normal,
+                    code::NORMAL,
                     format!("idle timeout: nothing received for {} s", idle.as_secs()),
                 );
             }
-            incoming = ws.next() => {
-                deadline = Instant::now() + idle;
-                // Handle every message that is already here, then write the replies in
-                // one go: pipelining clients get one write per burst, not per reply.
-                let mut next = incoming;
-                let mut budget = BURST;
-                let ended = loop {
-                    if let Err(e) = on_message(&mut ws, &mut session, shared, next).await {
-                        break Some(e);
-                    }
-                    budget -= 1;
-                    match ws.next().now_or_never() {
-                        Some(more) if budget > 0 => next = more,
-                        Some(more) => {
-                            // Over budget: handle this one, flush, and let the loop
-                            // come back for the rest.
-                            break on_message(&mut ws, &mut session, shared, more).await.err();
-                        }
-                        None => break None,
-                    }
-                };
-                if let Some(e) = ended {
-                    break e;
+            read = stream.read_buf(dec.read_buf()) => match read {
+                Ok(0) => break End::Eof,
+                Ok(_) => {
+                    deadline = Instant::now() + idle;
+                    // Every message that is here is handled, in order, and the replies
+                    // are written in one go: pipelining clients get one write per read.
+                    ended = process(&mut dec, &mut enc, &mut session).await;
                 }
-                if let Err(e) = flush(&mut ws, &mut session).await {
-                    break e;
-                }
-            }
+                Err(e) => break End::Dropped(format!("read failed: {e}")),
+            },
         }
     };
-    if let End::Closed(code, why) = &end {
-        close(&mut ws, *code, why).await;
-    }
-    end.to_string()
+    let why = end.to_string();
+    finish(stream, enc, end).await;
+    why
 }
 
-/// Handles one incoming frame (or the end of the stream); replies are fed, not flushed.
-async fn on_message(
-    ws: &mut Ws,
-    session: &mut Session,
-    shared: &Shared,
-    incoming: Option<Result<Message, WsError>>,
-) -> Result<(), End> {
-    match incoming {
-        None => Err(End::ClientClosed),
-        Some(Err(e)) => Err(read_error(e, shared)),
-        Some(Ok(Message::Text(text))) => handle_text(ws, session, &text).await,
-        Some(Ok(Message::Binary(_))) => Err(End::Closed(
-            CloseCode::Unsupported,
-            "binary frames are not supported; send JSON-RPC as text".into(),
-        )),
-        Some(Ok(Message::Close(_))) => Err(End::ClientClosed),
-        Some(Ok(_)) => Ok(()), // ping (answered by the library), pong
+/// Handles every complete message read so far; replies are queued in `enc`, not written.
+/// Returns how the connection ends when a message ends it (a close frame, a refused
+/// frame): what came before it has been answered.
+async fn process(dec: &mut Decoder, enc: &mut Encoder, session: &mut Session) -> Option<End> {
+    loop {
+        match dec.next_message() {
+            Ok(None) => return None,
+            Ok(Some(Msg::Text(text))) => {
+                // What earlier requests caused goes out before this one's reply.
+                queued_events(enc, session);
+                handle_text(enc, session, text).await;
+            }
+            Ok(Some(Msg::Binary)) => {
+                return Some(End::Closed(
+                    code::UNSUPPORTED,
+                    "binary frames are not supported; send JSON-RPC as text".into(),
+                ));
+            }
+            Ok(Some(Msg::Ping(payload))) => enc.pong(payload),
+            Ok(Some(Msg::Pong)) => {}
+            Ok(Some(Msg::Close(code))) => return Some(End::ClientClosed(code)),
+            Err(fail) => return Some(End::Closed(fail.code, fail.reason)),
+        }
     }
 }
 
-/// Feeds `first` and every notification already queued.
-async fn feed_events(
-    ws: &mut Ws,
-    session: &mut Session,
-    first: Option<Utf8Bytes>,
-) -> Result<(), End> {
-    if let Some(text) = first {
-        feed(ws, session, text).await?;
-    }
+/// Queues every notification already waiting.
+fn queued_events(enc: &mut Encoder, session: &mut Session) {
     while let Ok(event) = session.subscription().queue.try_recv() {
-        feed(ws, session, event).await?;
+        enc.text(&event);
     }
-    Ok(())
 }
 
-/// Handles one text message and feeds its reply. A batch is carried out entry by entry,
-/// feeding the notifications it causes in between, so that a large batch cannot fill the
-/// connection's own notification queue.
-async fn handle_text(ws: &mut Ws, session: &mut Session, text: &str) -> Result<(), End> {
+/// Handles one text message and queues its reply. A batch is carried out entry by entry,
+/// queueing the notifications it causes in between, so that a large batch cannot fill
+/// the connection's own notification queue.
+async fn handle_text(enc: &mut Encoder, session: &mut Session, text: &str) {
     let reply = match session.decode(text) {
         Incoming::Invalid(reply) => Some(reply),
-        Incoming::Single(entry) => session.handle_entry(entry).await,
+        Incoming::Single(entry) => {
+            let reply = session.handle_entry(entry).await;
+            carried(enc, session);
+            reply
+        }
         Incoming::Batch(entries) => {
             let mut replies = Vec::new();
             for entry in entries {
                 if let Some(r) = session.handle_entry(entry).await {
                     replies.push(r);
                 }
-                feed_events(ws, session, None).await?;
+                carried(enc, session);
+                queued_events(enc, session);
             }
             (!replies.is_empty()).then(|| encode_batch(&replies))
         }
     };
-    match reply {
-        Some(r) => feed(ws, session, Utf8Bytes::from(r)).await,
-        None => Ok(()),
+    if let Some(r) = reply {
+        enc.text(&r);
+    }
+}
+
+/// Queues the notifications left from the backend a request switched away from.
+fn carried(enc: &mut Encoder, session: &mut Session) {
+    for event in session.take_carried() {
+        enc.text(&event);
     }
 }
 
@@ -281,61 +272,51 @@ fn overflow_reason(shared: &Shared) -> String {
     )
 }
 
-/// Queues one message for writing (written when the buffer fills or at [`flush`]),
-/// giving up if the client stops reading for too long or its notification queue
-/// overflows meanwhile.
-async fn feed(ws: &mut Ws, session: &mut Session, text: Utf8Bytes) -> Result<(), End> {
-    let overflow = Arc::clone(&session.subscription().overflow);
-    tokio::select! {
-        r = ws.feed(Message::Text(text)) => r.map_err(|e| End::Dropped(format!("write failed: {e}"))),
-        _ = overflow.notified() => Err(End::Dropped("too slow: notification queue overflowed".into())),
-        _ = tokio::time::sleep(WRITE_TIMEOUT) => Err(End::Dropped("too slow: a write did not complete in 30 s".into())),
-    }
-}
-
-/// Writes everything fed so far, with the same limits as [`feed`].
-async fn flush(ws: &mut Ws, session: &mut Session) -> Result<(), End> {
-    let overflow = Arc::clone(&session.subscription().overflow);
-    tokio::select! {
-        r = ws.flush() => r.map_err(|e| End::Dropped(format!("write failed: {e}"))),
-        _ = overflow.notified() => Err(End::Dropped("too slow: notification queue overflowed".into())),
-        _ = tokio::time::sleep(WRITE_TIMEOUT) => Err(End::Dropped("too slow: a write did not complete in 30 s".into())),
-    }
-}
-
-fn read_error(e: WsError, shared: &Shared) -> End {
-    match e {
-        WsError::Capacity(_) => End::Closed(
-            CloseCode::Size,
-            format!(
-                "message too big: the limit is {} bytes",
-                shared.ws_config.max_message_size.unwrap_or(0)
-            ),
-        ),
-        WsError::Utf8(_) => End::Closed(CloseCode::Invalid, "invalid UTF-8 in a text frame".into()),
-        WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => {
-            End::Dropped("the client went away without a close frame".into())
+/// Writes everything queued, giving up if the client stops reading for too long or its
+/// notification queue overflows meanwhile. A write that completes at once (the usual
+/// case) costs one system call and no timer.
+async fn write_out(
+    stream: &mut TcpStream,
+    enc: &mut Encoder,
+    overflow: &Notify,
+) -> Result<(), End> {
+    while !enc.out.is_empty() {
+        match stream.try_write(&enc.out) {
+            Ok(n) => enc.consumed(n),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+            Err(e) => return Err(End::Dropped(format!("write failed: {e}"))),
         }
-        WsError::Protocol(p) => End::Closed(CloseCode::Protocol, format!("protocol error: {p}")),
-        WsError::ConnectionClosed | WsError::AlreadyClosed => End::ClientClosed,
-        other => End::Dropped(format!("read failed: {other}")),
     }
+    if enc.out.is_empty() {
+        return Ok(());
+    }
+    let written = tokio::select! {
+        r = stream.write_all(&enc.out) => r.map_err(|e| End::Dropped(format!("write failed: {e}"))),
+        _ = overflow.notified() => Err(End::Dropped("too slow: notification queue overflowed".into())),
+        _ = tokio::time::sleep(WRITE_TIMEOUT) => Err(End::Dropped("too slow: a write did not complete in 30 s".into())),
+    };
+    let n = enc.out.len();
+    enc.consumed(n);
+    written
 }
 
-async fn close(ws: &mut Ws, code: CloseCode, why: &str) {
-    // A close frame's reason is at most 123 bytes.
-    let mut end = why.len().min(123);
-    while !why.is_char_boundary(end) {
-        end -= 1;
+/// Ends the connection: for a closing handshake, sends the close frame (the client's
+/// code echoed, or the server's own), closes the sending side, and reads and discards
+/// whatever the client still sends until it closes too (bounded in time), so that the
+/// socket never closes with unread data (which would send a reset and lose the close
+/// frame on its way).
+async fn finish(mut stream: TcpStream, mut enc: Encoder, end: End) {
+    match &end {
+        End::ClientClosed(code) => enc.close(*code, ""),
+        End::Closed(code, why) => enc.close(Some(*code), why),
+        End::Eof => {}
+        End::Dropped(_) => return,
     }
-    let frame = CloseFrame {
-        code,
-        reason: Utf8Bytes::from(why[..end].to_owned()),
-    };
     let closing = async {
-        ws.close(Some(frame)).await.ok()?;
-        // Let the client answer our close frame so the TCP connection ends cleanly.
-        while let Some(Ok(_)) = ws.next().await {}
+        stream.write_all(&enc.out).await.ok()?;
+        stream.shutdown().await.ok()?;
+        let mut sink = [0u8; 4096];
+        while stream.read(&mut sink).await.ok()? > 0 {}
         Some(())
     };
     let _ = timeout(CLOSE_LINGER, closing).await;

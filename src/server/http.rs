@@ -29,6 +29,8 @@ pub struct Head {
     pub method: String,
     /// The request target, without the query.
     pub path: String,
+    /// The minor HTTP version: 1 for HTTP/1.1, 0 for HTTP/1.0.
+    pub minor_version: u8,
     headers: Vec<(String, String)>,
     /// Bytes the client sent after the head.
     pub leftover: Vec<u8>,
@@ -78,20 +80,18 @@ impl Head {
 /// a name that an attacker points at 127.0.0.1 still sends its own name as Host.
 pub fn host_allowed(host: Option<&str>, allowed: &[String]) -> bool {
     let Some(host) = host else { return false };
-    let host = host.trim();
-    let name = if host.starts_with('[') {
-        match host.find(']') {
-            Some(end) => &host[..=end],
-            None => return false,
-        }
-    } else {
-        match host.rsplit_once(':') {
-            Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
-            _ => host,
-        }
+    let Some(name) = host_name(host.trim()) else {
+        return false;
     };
     let name = name.strip_suffix('.').unwrap_or(name).to_ascii_lowercase();
-    if name == "localhost" || name.ends_with(".localhost") || name == "[::1]" {
+    if name == "localhost" || name.ends_with(".localhost") {
+        return true;
+    }
+    if let Some(v6) = name.strip_prefix('[').and_then(|n| n.strip_suffix(']'))
+        && v6
+            .parse::<std::net::Ipv6Addr>()
+            .is_ok_and(|ip| ip.is_loopback())
+    {
         return true;
     }
     if name
@@ -101,6 +101,45 @@ pub fn host_allowed(host: Option<&str>, allowed: &[String]) -> bool {
         return true;
     }
     allowed.contains(&name)
+}
+
+/// The name part of a Host header (`name`, `name:port`, `[v6]` or `[v6]:port`), or
+/// `None` when it is malformed: an empty name, text after the `]`, or a port that is not
+/// a number from 0 to 65535.
+fn host_name(host: &str) -> Option<&str> {
+    let (name, port) = if host.starts_with('[') {
+        let end = host.find(']')?;
+        let (name, rest) = host.split_at(end + 1);
+        match rest {
+            "" => (name, None),
+            _ => (name, Some(rest.strip_prefix(':')?)),
+        }
+    } else {
+        match host.rsplit_once(':') {
+            Some((name, port)) => (name, Some(port)),
+            None => (host, None),
+        }
+    };
+    if let Some(port) = port {
+        if port.is_empty() || port.len() > 5 || !port.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        port.parse::<u16>().ok()?;
+    }
+    (!name.is_empty()).then_some(name)
+}
+
+/// Whether `key` is the base64 encoding of 16 bytes, as a `Sec-WebSocket-Key` must be
+/// (RFC 6455 §4.1): 22 characters of the base64 alphabet, the last of which carries no
+/// bits beyond the 16th byte, then `==`.
+pub fn valid_websocket_key(key: &str) -> bool {
+    let b = key.as_bytes();
+    b.len() == 24
+        && b[22..] == *b"=="
+        && b[..22]
+            .iter()
+            .all(|c| c.is_ascii_alphanumeric() || *c == b'+' || *c == b'/')
+        && matches!(b[21], b'A' | b'Q' | b'g' | b'w')
 }
 
 /// Reads one request head.
@@ -125,6 +164,7 @@ pub async fn read_head(stream: &mut TcpStream) -> Result<Head, HeadError> {
                 return Ok(Head {
                     method: req.method.unwrap_or("").to_owned(),
                     path,
+                    minor_version: req.version.unwrap_or(0),
                     headers: req
                         .headers
                         .iter()
@@ -206,23 +246,77 @@ fn reason(status: u16) -> &'static str {
     }
 }
 
-/// Checks a WebSocket upgrade request and writes the `101` response; `Err` is the
-/// status and text to refuse it with.
-pub async fn accept_websocket(
-    stream: &mut TcpStream,
-    head: &Head,
-) -> Result<(), (u16, &'static str)> {
+/// Why a WebSocket handshake is refused: the HTTP status, text and extra headers.
+#[derive(Debug)]
+pub struct Refusal {
+    /// The HTTP status.
+    pub status: u16,
+    /// The body.
+    pub text: &'static str,
+    /// Headers the status calls for.
+    pub headers: &'static [(&'static str, &'static str)],
+}
+
+impl Refusal {
+    fn plain(status: u16, text: &'static str) -> Refusal {
+        Refusal {
+            status,
+            text,
+            headers: &[],
+        }
+    }
+
+    /// Writes the refusal.
+    pub async fn send(&self, stream: &mut TcpStream) {
+        respond(
+            stream,
+            self.status,
+            "text/plain; charset=utf-8",
+            self.text.as_bytes(),
+            self.headers,
+            false,
+        )
+        .await;
+    }
+}
+
+/// Checks a WebSocket upgrade request and writes the `101` response; `Err` is how to
+/// refuse it.
+pub async fn accept_websocket(stream: &mut TcpStream, head: &Head) -> Result<(), Refusal> {
     if head.method != "GET" {
-        return Err((405, "a WebSocket handshake is a GET request\n"));
+        return Err(Refusal::plain(
+            405,
+            "a WebSocket handshake is a GET request\n",
+        ));
+    }
+    if head.minor_version < 1 {
+        return Err(Refusal::plain(
+            400,
+            "a WebSocket handshake needs HTTP/1.1 or later\n",
+        ));
     }
     if !head.header_has_token("connection", "upgrade") {
-        return Err((400, "the handshake lacks Connection: Upgrade\n"));
+        return Err(Refusal::plain(
+            400,
+            "the handshake lacks Connection: Upgrade\n",
+        ));
     }
     if head.header("sec-websocket-version") != Some("13") {
-        return Err((426, "only WebSocket version 13 is supported\n"));
+        // RFC 6455 §4.2.2: say which version is supported.
+        return Err(Refusal {
+            status: 426,
+            text: "only WebSocket version 13 is supported\n",
+            headers: &[("Sec-WebSocket-Version", "13")],
+        });
     }
-    let Some(key) = head.header("sec-websocket-key").filter(|k| k.len() == 24) else {
-        return Err((400, "the handshake lacks a valid Sec-WebSocket-Key\n"));
+    let Some(key) = head
+        .header("sec-websocket-key")
+        .filter(|k| valid_websocket_key(k))
+    else {
+        return Err(Refusal::plain(
+            400,
+            "the handshake lacks a valid Sec-WebSocket-Key (base64 of 16 bytes)\n",
+        ));
     };
     let response = format!(
         "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n\r\n",
@@ -231,7 +325,7 @@ pub async fn accept_websocket(
     stream
         .write_all(response.as_bytes())
         .await
-        .map_err(|_| (400, "write failed\n"))?;
+        .map_err(|_| Refusal::plain(400, "write failed\n"))?;
     Ok(())
 }
 
@@ -337,6 +431,29 @@ mod tests {
     use super::*;
 
     #[test]
+    fn websocket_keys() {
+        for good in [
+            "dGhlIHNhbXBsZSBub25jZQ==",
+            "AAAAAAAAAAAAAAAAAAAAAA==",
+            "/+9aZ0ZZZZZZZZZZZZZZZw==",
+        ] {
+            assert!(valid_websocket_key(good), "{good}");
+        }
+        for bad in [
+            "",
+            "dGhlIHNhbXBsZSBub25jZQ",
+            "dGhlIHNhbXBsZSBub25jZQ=",
+            "AAAAAAAAAAAAAAAAAAAAAAAA",
+            "AAAAAAAAAAAAAAAAAAAAAB==",
+            "AAAAAAAAAAAAAAAAAAAA!A==",
+            "AAAAAAAAAAAAAAAAAAAAAAA=",
+            "dGhlIHNhbXBsZSBub25jZQ== ",
+        ] {
+            assert!(!valid_websocket_key(bad), "{bad}");
+        }
+    }
+
+    #[test]
     fn host_table() {
         let allowed = vec!["phone.example.lan".to_owned(), "192.0.2.7".to_owned()];
         let cases: &[(Option<&str>, bool)] = &[
@@ -360,6 +477,13 @@ mod tests {
             (Some("10.0.0.1:9898"), false),
             (Some("[::1"), false),
             (Some("0.0.0.0:9898"), false),
+            (Some("[::1]evil.example"), false),
+            (Some("[::1]:x"), false),
+            (Some("[::1]:"), false),
+            (Some("127.0.0.1:99999"), false),
+            (Some("127.0.0.1:"), false),
+            (Some(":9898"), false),
+            (Some("[0:0:0:0:0:0:0:1]:9898"), true),
         ];
         for (host, want) in cases {
             assert_eq!(host_allowed(*host, &allowed), *want, "{host:?}");

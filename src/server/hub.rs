@@ -8,13 +8,12 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 
 use tokio::sync::{Notify, mpsc};
-use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use crate::phone::{EventSink, PhoneEvent};
 use crate::protocol::api::encode_event;
 
 struct Subscriber {
-    queue: mpsc::Sender<Utf8Bytes>,
+    queue: mpsc::Sender<Arc<str>>,
     overflow: Arc<Notify>,
 }
 
@@ -33,7 +32,7 @@ pub struct Hub {
 /// A connection's end of a subscription; unsubscribes when dropped.
 pub struct Subscription {
     /// The notifications, already encoded, in order.
-    pub queue: mpsc::Receiver<Utf8Bytes>,
+    pub queue: mpsc::Receiver<Arc<str>>,
     /// Signalled when the queue overflowed and the subscription was dropped.
     pub overflow: Arc<Notify>,
     id: u64,
@@ -90,7 +89,7 @@ impl Hub {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn publish(&self, message: &Utf8Bytes) {
+    fn publish(&self, message: &Arc<str>) {
         self.lock()
             .by_id
             .retain(|_, s| match s.queue.try_send(message.clone()) {
@@ -107,7 +106,7 @@ impl Hub {
 impl EventSink for Hub {
     /// Encodes the event once and queues it for every subscriber, without waiting.
     fn emit(&self, event: PhoneEvent) {
-        self.publish(&Utf8Bytes::from(encode_event(&event)));
+        self.publish(&Arc::<str>::from(encode_event(&event)));
     }
 }
 

@@ -1,6 +1,8 @@
 //! The server: listeners, the accept loop, limits and graceful shutdown.
 //!
-//! - [`connection`]: one WebSocket connection (handshake, read/write loop, idle timeout).
+//! - [`connection`]: one WebSocket connection (handshake, read/write loop, idle timeout,
+//!   closing handshake).
+//! - [`ws`]: WebSocket frames in and out (RFC 6455), without I/O.
 //! - [`session`]: one connection's protocol state, without sockets.
 //! - [`backends`]: the registry of backends and aliases.
 //! - [`hub`]: fan-out of a backend's notifications to its connections.
@@ -12,6 +14,7 @@ pub mod http;
 pub mod hub;
 pub mod origin;
 pub mod session;
+pub mod ws;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -22,7 +25,6 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use crate::config::Config;
 use crate::phone::BackendSettings;
@@ -43,8 +45,8 @@ pub struct Shared {
     pub allowed_hosts: Vec<String>,
     /// Close a connection after this long without a message.
     pub idle_timeout: Duration,
-    /// Limits of the WebSocket layer (message and frame size, buffers).
-    pub ws_config: WebSocketConfig,
+    /// The largest message a client may send, in bytes.
+    pub max_message_bytes: usize,
     /// Notifications queued per connection before it counts as too slow.
     pub send_queue: usize,
     /// Most requests in one batch.
@@ -111,16 +113,6 @@ impl Server {
             queue_len: config.send_queue,
         })
         .map_err(|e| StartError::Config(e.to_string()))?;
-        let ws_config = WebSocketConfig::default()
-            .max_message_size(Some(config.max_message_bytes))
-            .max_frame_size(Some(config.max_message_bytes))
-            // Small, so that idle connections cost little; it grows for large messages.
-            .read_buffer_size(1024)
-            // Replies and notifications are fed and flushed in bursts.
-            .write_buffer_size(8 * 1024)
-            // Replies are written one at a time and awaited, so the buffer holds at most
-            // one message; replies are bounded by max_batch and max_calls.
-            .max_write_buffer_size(usize::MAX);
         if config.allow_remote && config.listen.iter().any(|ip| !ip.is_loopback()) {
             tracing::warn!(
                 listen = ?config.listen,
@@ -156,7 +148,7 @@ impl Server {
                 origins,
                 allowed_hosts: config.allowed_hosts.clone(),
                 idle_timeout: config.idle_timeout,
-                ws_config,
+                max_message_bytes: config.max_message_bytes,
                 send_queue: config.send_queue,
                 max_batch: config.max_batch,
                 log_full_numbers: config.log_full_numbers,

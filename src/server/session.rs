@@ -32,6 +32,8 @@ pub struct Session {
     backends: Arc<Backends>,
     backend: Arc<Backend>,
     subscription: Subscription,
+    /// Notifications of the backend switched away from, not yet written.
+    carried: Vec<Arc<str>>,
 }
 
 impl Session {
@@ -53,6 +55,7 @@ impl Session {
             backends,
             backend,
             subscription,
+            carried: Vec::new(),
         }
     }
 
@@ -79,6 +82,13 @@ impl Session {
     /// The subscription to the current backend's notifications.
     pub fn subscription(&mut self) -> &mut Subscription {
         &mut self.subscription
+    }
+
+    /// Takes the notifications that were queued for the backend this connection switched
+    /// away from: they go out before the reply of the `Init` that switched, so that
+    /// nothing an earlier request caused is lost.
+    pub fn take_carried(&mut self) -> Vec<Arc<str>> {
+        std::mem::take(&mut self.carried)
     }
 
     /// Handles one text message; returns the reply, if one is due. (The connection loop
@@ -192,7 +202,10 @@ impl Session {
                 ));
             };
             self.backend = backend;
-            self.subscription = self.backend.hub.subscribe();
+            let mut old = std::mem::replace(&mut self.subscription, self.backend.hub.subscribe());
+            while let Ok(event) = old.queue.try_recv() {
+                self.carried.push(event);
+            }
             tracing::info!(conn = self.peer.id, backend = %instance, "connection switched backend");
         }
         Ok(json!(0))
