@@ -15,10 +15,10 @@ use clap::Args;
 use serde::de::DeserializeOwned;
 use tracing_subscriber::filter::LevelFilter;
 
+use crate::access::{Access, HostPolicy, OriginPolicy};
 use crate::phone::baresip::{BaresipSettings, Mode};
 use crate::phone::sim::SimSettings;
 use crate::phone::{Availability, BackendKind};
-use crate::server::origin::OriginPolicy;
 
 /// Default TCP port, as the original.
 pub const DEFAULT_PORT: u16 = 9898;
@@ -42,10 +42,8 @@ pub struct Config {
     pub port: u16,
     /// Addresses to listen on.
     pub listen: Vec<IpAddr>,
-    /// Allowed origins (`*`, bare domains, or full origins).
-    pub allowed_origins: Vec<String>,
-    /// Host names accepted in the Host header besides loopback names and addresses.
-    pub allowed_hosts: Vec<String>,
+    /// Who may connect: allowed origins and Host names.
+    pub access: Access,
     /// Whether listening on a non-loopback address is allowed.
     pub allow_remote: bool,
     /// Close a connection after this long without a message or ping.
@@ -659,31 +657,17 @@ impl Config {
                 ),
             ));
         }
-        let allowed_hosts = match pick(args.allowed_hosts.clone(), f.allowed_hosts, path) {
-            None => Vec::new(),
+        let hosts = match pick(args.allowed_hosts.clone(), f.allowed_hosts, path) {
+            None => HostPolicy::default(),
             Some((list, src)) => {
-                for h in &list {
-                    let ok = !h.is_empty()
-                        && h.bytes()
-                            .all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b));
-                    if !ok {
-                        return Err(src.error(
-                            "allowed_hosts",
-                            format!("{h:?} is not a host name or address"),
-                        ));
-                    }
-                }
-                list.iter().map(|h| h.to_ascii_lowercase()).collect()
+                HostPolicy::parse(&list).map_err(|e| src.error("allowed_hosts", e.to_string()))?
             }
         };
-
-        let allowed_origins = match pick(args.allowed_origins.clone(), f.allowed_origins, path) {
-            None => vec!["*".to_owned()],
-            Some((list, src)) => {
-                OriginPolicy::parse(&list)
-                    .map_err(|e| src.error("allowed_origins", e.to_string()))?;
-                list
-            }
+        let origins = match pick(args.allowed_origins.clone(), f.allowed_origins, path) {
+            None => OriginPolicy::parse(&["*"])
+                .map_err(|e| Source::Setting.error("allowed_origins", e.to_string()))?,
+            Some((list, src)) => OriginPolicy::parse(&list)
+                .map_err(|e| src.error("allowed_origins", e.to_string()))?,
         };
 
         let idle_secs = in_range(
@@ -821,8 +805,7 @@ impl Config {
         Ok(Config {
             port,
             listen,
-            allowed_origins,
-            allowed_hosts,
+            access: Access { origins, hosts },
             allow_remote,
             idle_timeout: Duration::from_secs(idle_secs),
             default_backend,
@@ -1096,7 +1079,7 @@ mod tests {
         assert_eq!(c.port, 9898);
         assert_eq!(c.listen.len(), 2);
         assert!(c.listen.iter().all(|ip| ip.is_loopback()));
-        assert_eq!(c.allowed_origins, vec!["*"]);
+        assert_eq!(c.access.origins.to_string(), "*");
         assert_eq!(c.idle_timeout, Duration::from_secs(180));
         assert_eq!(c.default_backend, "sim");
         assert_eq!(c.sim, SimSettings::default());
@@ -1189,7 +1172,7 @@ mod tests {
         )
         .expect("allowed explicitly");
         assert!(c.allow_remote);
-        assert_eq!(c.allowed_hosts, vec!["phone.example.lan"]);
+        assert_eq!(c.access.hosts.extra(), ["phone.example.lan"]);
         assert!(from_file("allowed_hosts = [\"a b\"]").is_err());
     }
 

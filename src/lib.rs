@@ -23,7 +23,9 @@
 //!   out, close codes), without I/O; [`server::session`] is one connection's protocol
 //!   state (its backend, its subscription); [`server::backends`] is the registry of
 //!   backends and aliases; [`server::hub`] fans a backend's notifications out to its
-//!   connections; [`server::origin`] holds the Origin rules.
+//!   connections.
+//! - [`access`]: who may connect: the Origin rules and the Host rules (against DNS
+//!   rebinding), parsed once from the configuration.
 //! - [`config`]: every setting with its default, from flags, `BAPIWS_*` variables, the
 //!   TOML file and defaults, in that order.
 //! - [`logging`]: stderr and the daily file `BAPIWS_yyyymmdd.log`.
@@ -37,6 +39,7 @@
 
 #![warn(missing_docs)]
 
+pub mod access;
 pub mod client;
 pub mod config;
 pub mod logging;

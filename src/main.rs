@@ -176,7 +176,7 @@ fn serve(args: &ServeArgs) -> ExitCode {
             version = env!("CARGO_PKG_VERSION"),
             listen = %urls.join(" "),
             default_backend = %config.default_backend,
-            origins = %config.allowed_origins.join(","),
+            origins = %config.access.origins,
             "started"
         );
         server.run(shutdown_signal()).await;

@@ -12,9 +12,9 @@ use tokio::time::{Instant, sleep_until, timeout};
 
 use super::Shared;
 use super::http::{self, HeadError};
-use super::session::{Peer, Session};
+use super::session::{Outbox, Peer, Session};
 use super::ws::{Decoder, Encoder, Msg, code};
-use crate::protocol::jsonrpc::{Incoming, encode_batch, truncate};
+use crate::protocol::jsonrpc::truncate;
 
 /// How long a client has to send its HTTP request head.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -60,7 +60,7 @@ pub async fn serve(
         return http::respond_text(&mut stream, 503, "too many connections; try again later\n")
             .await;
     }
-    if !http::host_allowed(head.header("host"), &shared.allowed_hosts) {
+    if !shared.access.hosts.allows(head.header("host")) {
         let host = head
             .header("host")
             .map(truncate)
@@ -73,7 +73,7 @@ pub async fn serve(
         )
         .await;
     }
-    if !shared.origins.allows(origin.as_deref()) {
+    if !shared.access.origins.allows(origin.as_deref()) {
         tracing::warn!(conn = id, peer = %addr, origin = %origin_text, path = %truncate(&head.path), "connection refused: origin not allowed");
         return http::respond_text(
             &mut stream,
@@ -172,7 +172,7 @@ async fn run(
                 };
                 // Everything queued goes out in one write.
                 enc.text(&text);
-                queued_events(&mut enc, &mut session);
+                session.drain_events(&mut enc);
             }
             _ = sleep_until(deadline) => {
                 break End::Closed(
@@ -204,11 +204,7 @@ async fn process(dec: &mut Decoder, enc: &mut Encoder, session: &mut Session) ->
     loop {
         match dec.next_message() {
             Ok(None) => return None,
-            Ok(Some(Msg::Text(text))) => {
-                // What earlier requests caused goes out before this one's reply.
-                queued_events(enc, session);
-                handle_text(enc, session, text).await;
-            }
+            Ok(Some(Msg::Text(text))) => session.handle_text(text, enc).await,
             Ok(Some(Msg::Binary)) => {
                 return Some(End::Closed(
                     code::UNSUPPORTED,
@@ -223,45 +219,9 @@ async fn process(dec: &mut Decoder, enc: &mut Encoder, session: &mut Session) ->
     }
 }
 
-/// Queues every notification already waiting.
-fn queued_events(enc: &mut Encoder, session: &mut Session) {
-    while let Ok(event) = session.subscription().queue.try_recv() {
-        enc.text(&event);
-    }
-}
-
-/// Handles one text message and queues its reply. A batch is carried out entry by entry,
-/// queueing the notifications it causes in between, so that a large batch cannot fill
-/// the connection's own notification queue.
-async fn handle_text(enc: &mut Encoder, session: &mut Session, text: &str) {
-    let reply = match session.decode(text) {
-        Incoming::Invalid(reply) => Some(reply),
-        Incoming::Single(entry) => {
-            let reply = session.handle_entry(entry).await;
-            carried(enc, session);
-            reply
-        }
-        Incoming::Batch(entries) => {
-            let mut replies = Vec::new();
-            for entry in entries {
-                if let Some(r) = session.handle_entry(entry).await {
-                    replies.push(r);
-                }
-                carried(enc, session);
-                queued_events(enc, session);
-            }
-            (!replies.is_empty()).then(|| encode_batch(&replies))
-        }
-    };
-    if let Some(r) = reply {
-        enc.text(&r);
-    }
-}
-
-/// Queues the notifications left from the backend a request switched away from.
-fn carried(enc: &mut Encoder, session: &mut Session) {
-    for event in session.take_carried() {
-        enc.text(&event);
+impl Outbox for Encoder {
+    fn push(&mut self, text: &str) {
+        self.text(text);
     }
 }
 

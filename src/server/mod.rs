@@ -6,13 +6,11 @@
 //! - [`session`]: one connection's protocol state, without sockets.
 //! - [`backends`]: the registry of backends and aliases.
 //! - [`hub`]: fan-out of a backend's notifications to its connections.
-//! - [`origin`]: the Origin rules.
 
 pub mod backends;
 pub mod connection;
 pub mod http;
 pub mod hub;
-pub mod origin;
 pub mod session;
 pub mod ws;
 
@@ -26,10 +24,10 @@ use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 
+use crate::access::Access;
 use crate::config::Config;
 use crate::phone::BackendSettings;
 use backends::{Backends, RegistryConfig};
-use origin::OriginPolicy;
 
 /// How many connections beyond the limit may wait for their 503 at once; more are
 /// dropped without a reply.
@@ -39,10 +37,8 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 
 /// What every connection shares.
 pub struct Shared {
-    /// The allowed origins.
-    pub origins: OriginPolicy,
-    /// Host header names accepted besides loopback names and addresses.
-    pub allowed_hosts: Vec<String>,
+    /// Who may connect: the Origin and Host rules.
+    pub access: Access,
     /// Close a connection after this long without a message.
     pub idle_timeout: Duration,
     /// The largest message a client may send, in bytes.
@@ -100,8 +96,6 @@ impl Server {
     /// Binds every configured address. An address that cannot be bound is logged and
     /// skipped as long as one other can be (a machine without IPv6 still serves on IPv4).
     pub async fn bind(config: &Config) -> Result<Server, StartError> {
-        let origins = OriginPolicy::parse(&config.allowed_origins)
-            .map_err(|e| StartError::Config(e.to_string()))?;
         let backends = Backends::new(RegistryConfig {
             settings: BackendSettings {
                 sim: config.sim.clone(),
@@ -136,17 +130,16 @@ impl Server {
                 .unwrap_or_else(|| StartError::Config("no listen address is configured".into())));
         }
         // Pages this server serves itself (the dialer) may always connect back to it.
-        let mut origins = origins;
+        let mut access = config.access.clone();
         for l in &listeners {
             if let Ok(a) = l.local_addr() {
-                origins.allow_loopback_port(a.port());
+                access.origins.allow_loopback_port(a.port());
             }
         }
         Ok(Server {
             listeners,
             shared: Arc::new(Shared {
-                origins,
-                allowed_hosts: config.allowed_hosts.clone(),
+                access,
                 idle_timeout: config.idle_timeout,
                 max_message_bytes: config.max_message_bytes,
                 send_queue: config.send_queue,

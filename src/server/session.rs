@@ -13,6 +13,19 @@ use crate::protocol::jsonrpc::{
     self, ErrorCode, Incoming, Request, RpcError, encode_batch, encode_error, encode_success,
 };
 
+/// Where a session's output goes: replies and notifications, already encoded, in the
+/// order the client must receive them.
+pub trait Outbox {
+    /// Appends one message.
+    fn push(&mut self, text: &str);
+}
+
+impl Outbox for Vec<String> {
+    fn push(&mut self, text: &str) {
+        Vec::push(self, text.to_owned());
+    }
+}
+
 /// Who is on the other end, for the log.
 #[derive(Clone, Debug)]
 pub struct Peer {
@@ -70,7 +83,7 @@ impl Session {
     }
 
     /// Decodes one incoming text message.
-    pub fn decode(&self, text: &str) -> Incoming {
+    fn decode(&self, text: &str) -> Incoming {
         jsonrpc::decode(text, self.max_batch)
     }
 
@@ -84,36 +97,55 @@ impl Session {
         &mut self.subscription
     }
 
-    /// Takes the notifications that were queued for the backend this connection switched
-    /// away from: they go out before the reply of the `Init` that switched, so that
-    /// nothing an earlier request caused is lost.
-    pub fn take_carried(&mut self) -> Vec<Arc<str>> {
-        std::mem::take(&mut self.carried)
-    }
-
-    /// Handles one text message; returns the reply, if one is due. (The connection loop
-    /// handles a batch entry by entry instead, to deliver notifications in between.)
-    pub async fn handle_text(&mut self, text: &str) -> Option<String> {
-        match self.decode(text) {
+    /// Handles one text message: writes to `out` the notifications already due (what
+    /// earlier requests caused comes before this one's reply), then the reply, if one is
+    /// due. A batch is carried out entry by entry, writing the notifications it causes in
+    /// between, so that a large batch cannot fill the connection's own queue.
+    pub async fn handle_text<O: Outbox>(&mut self, text: &str, out: &mut O) {
+        self.drain_events(out);
+        let reply = match self.decode(text) {
             Incoming::Invalid(reply) => {
                 tracing::debug!(conn = self.peer.id, "invalid message");
                 Some(reply)
             }
-            Incoming::Single(entry) => self.handle_entry(entry).await,
+            Incoming::Single(entry) => {
+                let reply = self.handle_entry(entry).await;
+                self.write_carried(out);
+                reply
+            }
             Incoming::Batch(entries) => {
                 let mut replies = Vec::new();
                 for entry in entries {
                     if let Some(r) = self.handle_entry(entry).await {
                         replies.push(r);
                     }
+                    self.write_carried(out);
+                    self.drain_events(out);
                 }
                 (!replies.is_empty()).then(|| encode_batch(&replies))
             }
+        };
+        if let Some(r) = reply {
+            out.push(&r);
+        }
+    }
+
+    /// Writes every notification already queued for this connection.
+    pub fn drain_events<O: Outbox>(&mut self, out: &mut O) {
+        while let Ok(event) = self.subscription.queue.try_recv() {
+            out.push(&event);
+        }
+    }
+
+    /// Writes the notifications left from the backend a request switched away from.
+    fn write_carried<O: Outbox>(&mut self, out: &mut O) {
+        for event in self.carried.drain(..) {
+            out.push(&event);
         }
     }
 
     /// Handles one request of a message; returns the reply, if one is due.
-    pub async fn handle_entry(&mut self, entry: jsonrpc::Entry) -> Option<String> {
+    async fn handle_entry(&mut self, entry: jsonrpc::Entry) -> Option<String> {
         let request = match entry {
             Ok(r) => r,
             Err(reply) => return Some(reply),
@@ -282,8 +314,11 @@ mod tests {
             ),
         ];
         for (request, want_reply, want_events) in cases {
-            let reply = s.handle_text(request).await;
+            let mut out = Vec::new();
+            s.handle_text(request, &mut out).await;
+            let reply = out.pop();
             assert_eq!(reply.as_deref(), *want_reply, "{request}");
+            assert!(out.is_empty(), "{request}: nothing else due: {out:?}");
             // The events of one command reach the queue through the hub task.
             let mut got = Vec::new();
             for _ in 0..want_events.len() {

@@ -1,0 +1,18 @@
+//! Who may use the server: the Origin rules (which web pages may connect) and the Host
+//! rules (a defence against DNS rebinding). Parsed once from the configuration and used
+//! by the server on every request; this module depends on nothing else in the crate.
+
+mod host;
+mod origin;
+
+pub use host::{HostError, HostPolicy};
+pub use origin::{OriginError, OriginPolicy};
+
+/// Both rules, as the server applies them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Access {
+    /// Which pages may connect.
+    pub origins: OriginPolicy,
+    /// Which Host headers are accepted.
+    pub hosts: HostPolicy,
+}
