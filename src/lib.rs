@@ -47,3 +47,4 @@ pub mod phone;
 pub mod platform;
 pub mod protocol;
 pub mod server;
+pub mod settings;

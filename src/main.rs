@@ -169,13 +169,13 @@ fn serve(args: &ServeArgs) -> ExitCode {
             "bapiws {} listening on {}; default backend: {}; log file: {}{file}",
             env!("CARGO_PKG_VERSION"),
             urls.join(" and "),
-            config.default_backend,
+            config.backends.default,
             log_path.display()
         );
         tracing::info!(
             version = env!("CARGO_PKG_VERSION"),
             listen = %urls.join(" "),
-            default_backend = %config.default_backend,
+            default_backend = %config.backends.default,
             origins = %config.access.origins,
             "started"
         );

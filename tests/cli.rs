@@ -251,16 +251,10 @@ fn serve_help_documents_every_key() {
         .output()
         .expect("help");
     let help = String::from_utf8_lossy(&out.stdout);
-    let keys = bapiws::config::FILE_KEYS
-        .iter()
-        .filter(|k| **k != "sim" && **k != "baresip")
-        .map(|k| k.to_string())
-        .chain(bapiws::config::SIM_KEYS.iter().map(|k| format!("sim_{k}")))
-        .chain(
-            bapiws::config::BARESIP_KEYS
-                .iter()
-                .map(|k| format!("baresip_{k}")),
-        );
+    // Every file key, `[sim]`'s as `sim_…`: the flag and variable share its name.
+    let keys = bapiws::config::file_keys()
+        .into_iter()
+        .map(|k| k.replace('.', "_"));
     for key in keys {
         let flag = match key.as_str() {
             "aliases" => "--alias".to_owned(),

@@ -10,6 +10,7 @@
 //! function and add one line to [`BackendKind`] and [`spawn`].
 
 pub mod baresip;
+mod names;
 pub mod number;
 pub mod sim;
 
@@ -19,6 +20,7 @@ use std::time::SystemTime;
 
 use tokio::sync::{mpsc, oneshot};
 
+pub use names::{BUILTIN_ALIASES, BackendNames, UnknownBackend};
 pub use number::{NumberError, PhoneNumber};
 
 /// Capacity of the channel carrying commands to a backend.
@@ -226,44 +228,6 @@ pub enum PhoneEvent {
     },
 }
 
-/// Commands for the built-in simulated phone. Other backends answer
-/// [`PhoneError::Unsupported`].
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum SimCommand {
-    /// A call comes in from this number.
-    IncomingCall {
-        /// The caller.
-        number: PhoneNumber,
-    },
-    /// A call comes in through a service queue.
-    QueueCall {
-        /// The caller.
-        number: PhoneNumber,
-        /// The queue's number.
-        queue_number: String,
-        /// The queue's name.
-        queue_name: String,
-    },
-    /// The far end answers an outbound call (the latest calling one when `None`).
-    RemoteAnswer {
-        /// Which call.
-        call: Option<CallId>,
-    },
-    /// The far end hangs up (the latest call when `None`).
-    RemoteHangUp {
-        /// Which call.
-        call: Option<CallId>,
-        /// The reason reported in `CallDisconnected`.
-        reason: String,
-    },
-    /// The user changes availability.
-    SetAvailability(Availability),
-    /// The phone goes offline: every call ends.
-    SetOffline,
-    /// The phone comes back online.
-    SetOnline,
-}
-
 /// A request to a backend.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Command {
@@ -273,12 +237,6 @@ pub enum Command {
     Answer,
     /// End the active call.
     HangUp,
-    /// Report the state.
-    GetState,
-    /// Report the active calls.
-    GetCalls,
-    /// Drive the simulated phone.
-    Simulate(SimCommand),
     /// Stop: the server is shutting down (a backend that runs a program stops it).
     Shutdown,
 }
@@ -288,10 +246,6 @@ pub enum Command {
 pub enum Reply {
     /// Done, nothing to report.
     Done,
-    /// The phone's state.
-    State(PhoneState),
-    /// The active calls, oldest first.
-    Calls(Vec<Call>),
     /// The call that the command created.
     Call(CallId),
 }
@@ -325,11 +279,20 @@ pub trait EventSink: Send + Sync + 'static {
 /// A shared event sink.
 pub type Events = Arc<dyn EventSink>;
 
+/// What a backend can do beyond the shared [`Command`]s: each capability is an optional
+/// typed handle that the backend sets when it has it.
+#[derive(Clone, Debug, Default)]
+pub struct Capabilities {
+    /// The simulated phone's controls (incoming calls, the far end, availability).
+    pub simulator: Option<sim::Simulator>,
+}
+
 /// The handle through which everything outside a backend talks to it. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct PhoneHandle {
     commands: mpsc::Sender<Envelope>,
     snapshot: Arc<Snapshot>,
+    capabilities: Capabilities,
 }
 
 /// The phone's state and calls as its backend last published them, readable without a
@@ -398,10 +361,22 @@ impl PhoneHandle {
             PhoneHandle {
                 commands: tx,
                 snapshot: Arc::clone(&snapshot),
+                capabilities: Capabilities::default(),
             },
             rx,
             snapshot,
         )
+    }
+
+    /// Adds capabilities (done by the backend that has them, at spawn).
+    pub fn with_capabilities(mut self, capabilities: Capabilities) -> PhoneHandle {
+        self.capabilities = capabilities;
+        self
+    }
+
+    /// What this backend can do beyond the shared commands.
+    pub fn capabilities(&self) -> &Capabilities {
+        &self.capabilities
     }
 
     /// The phone's state, as last published (no round trip).
@@ -425,20 +400,72 @@ impl PhoneHandle {
     }
 }
 
-/// The kinds of backend this build knows. One line per backend.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum BackendKind {
-    /// The built-in simulated phone.
-    Sim,
-    /// A baresip SIP softphone.
-    Baresip,
+/// Declares the registry of backends: for each, its kind, its name (in `Init` and the
+/// configuration) and its module. A backend's module provides `Args` (its flags and file
+/// table, clap and serde derived), `Settings` (checked by `Args::resolve`) and
+/// `spawn(settings, events) -> PhoneHandle`.
+macro_rules! registry {
+    ($($kind:ident => $name:literal, $module:ident;)*) => {
+        /// The kinds of backend this build knows.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub enum BackendKind {
+            $(
+                #[doc = concat!("The `", $name, "` backend.")]
+                $kind,
+            )*
+        }
+
+        impl BackendKind {
+            /// Every kind with its canonical name.
+            pub const ALL: &'static [(&'static str, BackendKind)] =
+                &[$(($name, BackendKind::$kind)),*];
+        }
+
+        /// Every backend's settings as flags and file tables (`[sim]`, `[baresip]`, …).
+        #[derive(clap::Args, serde::Serialize, serde::Deserialize, Clone, Debug, Default)]
+        pub struct BackendArgs {
+            $(
+                #[allow(missing_docs)]
+                #[command(flatten, next_help_heading = concat!($name, " backend (file table [", $name, "])"))]
+                #[serde(default)]
+                pub $module: $module::Args,
+            )*
+        }
+
+        /// Every backend's checked settings.
+        #[derive(Clone, Debug, Default)]
+        pub struct BackendSettings {
+            $(
+                #[allow(missing_docs)]
+                pub $module: $module::Settings,
+            )*
+        }
+
+        impl BackendArgs {
+            /// Checks every backend's settings; keys in errors are `table.key`.
+            pub fn resolve(&self) -> Result<BackendSettings, crate::settings::SettingError> {
+                Ok(BackendSettings {
+                    $( $module: self.$module.resolve().map_err(|e| e.within($name))?, )*
+                })
+            }
+        }
+
+        /// Starts a backend of the given kind on the current tokio runtime.
+        pub fn spawn(kind: BackendKind, settings: &BackendSettings, events: Events) -> PhoneHandle {
+            match kind {
+                $( BackendKind::$kind => $module::spawn(settings.$module.clone(), events), )*
+            }
+        }
+    };
+}
+
+// The registry: adding a backend is its folder and one line here.
+registry! {
+    Sim => "sim", sim;
+    Baresip => "baresip", baresip;
 }
 
 impl BackendKind {
-    /// Every kind with its canonical name.
-    pub const ALL: [(&'static str, BackendKind); 2] =
-        [("sim", BackendKind::Sim), ("baresip", BackendKind::Baresip)];
-
     /// Finds a kind by its canonical name (case-insensitive).
     pub fn by_name(name: &str) -> Option<BackendKind> {
         Self::ALL
@@ -454,22 +481,5 @@ impl BackendKind {
             .find(|&&(_, k)| k == self)
             .map(|&(n, _)| n)
             .unwrap_or("?")
-    }
-}
-
-/// Settings every backend may need.
-#[derive(Clone, Debug, Default)]
-pub struct BackendSettings {
-    /// The simulated phone's settings.
-    pub sim: sim::SimSettings,
-    /// The baresip backend's settings.
-    pub baresip: baresip::BaresipSettings,
-}
-
-/// Starts a backend of the given kind on the current tokio runtime.
-pub fn spawn(kind: BackendKind, settings: &BackendSettings, events: Events) -> PhoneHandle {
-    match kind {
-        BackendKind::Sim => sim::spawn(settings.sim.clone(), events),
-        BackendKind::Baresip => baresip::spawn(settings.baresip.clone(), events),
     }
 }

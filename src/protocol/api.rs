@@ -7,9 +7,8 @@ use std::time::SystemTime;
 use serde_json::Value;
 
 use super::jsonrpc::{ErrorCode, Params, RpcError, encode_notification, truncate};
-use crate::phone::{
-    Availability, Call, CallId, NumberError, PhoneError, PhoneEvent, PhoneNumber, SimCommand,
-};
+use crate::phone::sim::SimControl;
+use crate::phone::{Availability, Call, CallId, NumberError, PhoneError, PhoneEvent, PhoneNumber};
 
 /// A decoded method call with typed params.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -27,7 +26,7 @@ pub enum Method {
     /// `GetActiveCalls []`.
     GetActiveCalls,
     /// `Sim.*`: drive the simulated phone.
-    Sim(SimCommand),
+    Sim(SimControl),
 }
 
 impl Method {
@@ -41,13 +40,13 @@ impl Method {
             Method::Answer => "Answer",
             Method::GetActiveCalls => "GetActiveCalls",
             Method::Sim(c) => match c {
-                SimCommand::IncomingCall { .. } => "Sim.IncomingCall",
-                SimCommand::QueueCall { .. } => "Sim.QueueCall",
-                SimCommand::RemoteAnswer { .. } => "Sim.RemoteAnswer",
-                SimCommand::RemoteHangUp { .. } => "Sim.RemoteHangUp",
-                SimCommand::SetAvailability(_) => "Sim.SetAvailability",
-                SimCommand::SetOffline => "Sim.SetOffline",
-                SimCommand::SetOnline => "Sim.SetOnline",
+                SimControl::IncomingCall { .. } => "Sim.IncomingCall",
+                SimControl::QueueCall { .. } => "Sim.QueueCall",
+                SimControl::RemoteAnswer { .. } => "Sim.RemoteAnswer",
+                SimControl::RemoteHangUp { .. } => "Sim.RemoteHangUp",
+                SimControl::SetAvailability(_) => "Sim.SetAvailability",
+                SimControl::SetOffline => "Sim.SetOffline",
+                SimControl::SetOnline => "Sim.SetOnline",
             },
         }
     }
@@ -99,26 +98,26 @@ pub fn decode_method(name: &str, params: Params) -> Result<Method, RpcError> {
         "HangUp" => Method::HangUp,
         "Answer" => Method::Answer,
         "GetActiveCalls" => Method::GetActiveCalls,
-        "Sim.IncomingCall" => Method::Sim(SimCommand::IncomingCall {
+        "Sim.IncomingCall" => Method::Sim(SimControl::IncomingCall {
             number: number(canonical, next())?,
         }),
         "Sim.QueueCall" => {
             let number = number(canonical, next())?;
             let queue_number = next().unwrap_or_default();
             let queue_name = next().unwrap_or_else(|| DEFAULT_QUEUE_NAME.to_owned());
-            Method::Sim(SimCommand::QueueCall {
+            Method::Sim(SimControl::QueueCall {
                 number,
                 queue_number: bounded_text(canonical, "queueNumber", queue_number)?,
                 queue_name: bounded_text(canonical, "queueName", queue_name)?,
             })
         }
-        "Sim.RemoteAnswer" => Method::Sim(SimCommand::RemoteAnswer {
+        "Sim.RemoteAnswer" => Method::Sim(SimControl::RemoteAnswer {
             call: next().map(CallId::from_string),
         }),
         "Sim.RemoteHangUp" => {
             let call = next().map(CallId::from_string);
             let reason = bounded_text(canonical, "reason", next().unwrap_or_default())?;
-            Method::Sim(SimCommand::RemoteHangUp { call, reason })
+            Method::Sim(SimControl::RemoteHangUp { call, reason })
         }
         "Sim.SetAvailability" => {
             let text = next().unwrap_or_default();
@@ -131,10 +130,10 @@ pub fn decode_method(name: &str, params: Params) -> Result<Method, RpcError> {
                     ),
                 )
             })?;
-            Method::Sim(SimCommand::SetAvailability(a))
+            Method::Sim(SimControl::SetAvailability(a))
         }
-        "Sim.SetOffline" => Method::Sim(SimCommand::SetOffline),
-        _ => Method::Sim(SimCommand::SetOnline),
+        "Sim.SetOffline" => Method::Sim(SimControl::SetOffline),
+        _ => Method::Sim(SimControl::SetOnline),
     };
     Ok(method)
 }
@@ -339,14 +338,14 @@ mod tests {
             (
                 "Sim.IncomingCall",
                 json!(["0505010269"]),
-                Method::Sim(SimCommand::IncomingCall {
+                Method::Sim(SimControl::IncomingCall {
                     number: n("0505010269"),
                 }),
             ),
             (
                 "Sim.QueueCall",
                 json!(["1", "2", "Q"]),
-                Method::Sim(SimCommand::QueueCall {
+                Method::Sim(SimControl::QueueCall {
                     number: n("1"),
                     queue_number: "2".into(),
                     queue_name: "Q".into(),
@@ -355,7 +354,7 @@ mod tests {
             (
                 "Sim.QueueCall",
                 json!({"number": "1"}),
-                Method::Sim(SimCommand::QueueCall {
+                Method::Sim(SimControl::QueueCall {
                     number: n("1"),
                     queue_number: String::new(),
                     queue_name: DEFAULT_QUEUE_NAME.into(),
@@ -364,12 +363,12 @@ mod tests {
             (
                 "Sim.RemoteAnswer",
                 json!([]),
-                Method::Sim(SimCommand::RemoteAnswer { call: None }),
+                Method::Sim(SimControl::RemoteAnswer { call: None }),
             ),
             (
                 "Sim.RemoteHangUp",
                 json!(["x", "busy"]),
-                Method::Sim(SimCommand::RemoteHangUp {
+                Method::Sim(SimControl::RemoteHangUp {
                     call: Some(CallId::from_string("x")),
                     reason: "busy".into(),
                 }),
@@ -377,17 +376,17 @@ mod tests {
             (
                 "Sim.SetAvailability",
                 json!(["dnd"]),
-                Method::Sim(SimCommand::SetAvailability(Availability::Dnd)),
+                Method::Sim(SimControl::SetAvailability(Availability::Dnd)),
             ),
             (
                 "Sim.SetOffline",
                 json!([]),
-                Method::Sim(SimCommand::SetOffline),
+                Method::Sim(SimControl::SetOffline),
             ),
             (
                 "Sim.SetOnline",
                 json!([]),
-                Method::Sim(SimCommand::SetOnline),
+                Method::Sim(SimControl::SetOnline),
             ),
         ];
         for (name, p, want) in ok {

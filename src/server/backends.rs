@@ -1,17 +1,13 @@
-//! The registry of backends: the named phones this server can run (one per backend kind,
-//! plus configured extra instances), aliases for them, each started on first use and
-//! shared by every connection that chose it.
+//! The running backends: the named phones this server can run ([`BackendNames`], checked
+//! by the configuration), each started on first use and shared by every connection that
+//! chose it.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use super::hub::Hub;
-use crate::phone::{self, BackendKind, BackendSettings, PhoneHandle};
-
-/// Names that pages written for the original pass to `Init` (`lync` in the documented
-/// API's own example; `vfw`, Voice for Windows, the original's default): aliases of the
-/// default backend unless the configuration points them elsewhere.
-pub const BUILTIN_ALIASES: &[&str] = &["lync", "vfw"];
+pub use crate::phone::UnknownBackend;
+use crate::phone::{self, BackendKind, BackendNames, BackendSettings, PhoneHandle};
 
 /// A running backend.
 pub struct Backend {
@@ -23,131 +19,67 @@ pub struct Backend {
     pub hub: Arc<Hub>,
 }
 
-/// Every backend this server can run, with aliases.
+/// Every backend this server can run.
 pub struct Backends {
+    names: BackendNames,
     settings: BackendSettings,
-    /// Lower-cased instance name → kind.
-    instances: BTreeMap<String, BackendKind>,
-    /// Lower-cased alias → instance name.
-    aliases: BTreeMap<String, String>,
-    default: String,
     queue_len: usize,
     running: Mutex<HashMap<String, Arc<Backend>>>,
 }
 
-/// Why a name does not resolve.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("unknown backend {name:?}; known: {}", known.join(", "))]
-pub struct UnknownBackend {
-    /// The name asked for.
-    pub name: String,
-    /// Every name that would have worked.
-    pub known: Vec<String>,
-}
-
-/// What the registry is built from.
-#[derive(Clone, Debug, Default)]
-pub struct RegistryConfig {
-    /// Settings of every backend.
-    pub settings: BackendSettings,
-    /// Extra independent instances: name → kind name.
-    pub extra: BTreeMap<String, String>,
-    /// Aliases: alias → backend or instance name.
-    pub aliases: BTreeMap<String, String>,
-    /// Name of the default backend.
-    pub default: String,
-    /// Notifications queued per connection.
-    pub queue_len: usize,
-}
-
 impl Backends {
-    /// Builds the registry; fails on a name that resolves to nothing.
-    pub fn new(config: RegistryConfig) -> Result<Backends, UnknownBackend> {
-        let mut instances: BTreeMap<String, BackendKind> = BackendKind::ALL
-            .iter()
-            .map(|&(n, k)| (n.to_owned(), k))
-            .collect();
-        for (name, kind) in &config.extra {
-            let kind = BackendKind::by_name(kind).ok_or_else(|| UnknownBackend {
-                name: kind.clone(),
-                known: BackendKind::ALL
-                    .iter()
-                    .map(|(n, _)| n.to_string())
-                    .collect(),
-            })?;
-            instances.insert(name.to_ascii_lowercase(), kind);
-        }
-        let mut registry = Backends {
-            settings: config.settings,
-            instances,
-            aliases: BTreeMap::new(),
-            default: String::new(),
-            queue_len: config.queue_len,
+    /// The registry; connections' notification queues hold `queue_len` messages.
+    pub fn new(names: BackendNames, settings: BackendSettings, queue_len: usize) -> Backends {
+        Backends {
+            names,
+            settings,
+            queue_len,
             running: Mutex::new(HashMap::new()),
-        };
-        for (alias, target) in &config.aliases {
-            let instance = registry.resolve(target)?;
-            registry
-                .aliases
-                .insert(alias.to_ascii_lowercase(), instance);
         }
-        registry.default = registry.resolve(&config.default)?;
-        for alias in BUILTIN_ALIASES {
-            if !registry.instances.contains_key(*alias) && !registry.aliases.contains_key(*alias) {
-                registry
-                    .aliases
-                    .insert((*alias).to_owned(), registry.default.clone());
-            }
-        }
-        Ok(registry)
     }
 
     /// Every name Init accepts: backends, then aliases.
     pub fn names(&self) -> Vec<String> {
-        self.instances
-            .keys()
-            .chain(self.aliases.keys())
-            .cloned()
-            .collect()
+        self.names.names()
     }
 
     /// Every backend instance with its kind's name.
     pub fn instances(&self) -> Vec<(String, &'static str)> {
-        self.instances
+        self.names
+            .instances
             .iter()
             .map(|(n, k)| (n.clone(), k.name()))
             .collect()
     }
 
     /// The aliases: alias → backend.
-    pub fn aliases(&self) -> &BTreeMap<String, String> {
-        &self.aliases
+    pub fn aliases(&self) -> &std::collections::BTreeMap<String, String> {
+        &self.names.aliases
     }
 
     /// Finds a backend by name or alias, case-insensitively; returns its instance name.
     pub fn resolve(&self, name: &str) -> Result<String, UnknownBackend> {
-        let lower = name.to_ascii_lowercase();
-        if self.instances.contains_key(&lower) {
-            return Ok(lower);
-        }
-        self.aliases
-            .get(&lower)
-            .cloned()
-            .ok_or_else(|| UnknownBackend {
-                name: name.to_owned(),
-                known: self.names(),
-            })
+        self.names.resolve(name)
     }
 
     /// The default backend's instance name.
     pub fn default_name(&self) -> &str {
-        &self.default
+        &self.names.default
     }
 
     /// The running backend of this (resolved) instance name, started on first use.
     /// Returns `None` for a name [`Backends::resolve`] did not return.
     pub fn get(&self, instance: &str) -> Option<Arc<Backend>> {
-        let kind = *self.instances.get(instance)?;
+        let kind = self.names.kind(instance)?;
+        Some(self.start(instance, kind))
+    }
+
+    /// The default backend, started on first use.
+    pub fn get_default(&self) -> Arc<Backend> {
+        self.start(&self.names.default, self.names.default_kind())
+    }
+
+    fn start(&self, instance: &str, kind: BackendKind) -> Arc<Backend> {
         let mut running = self.running.lock().unwrap_or_else(PoisonError::into_inner);
         let entry = running.entry(instance.to_owned()).or_insert_with(|| {
             tracing::info!(backend = instance, kind = kind.name(), "starting backend");
@@ -159,31 +91,7 @@ impl Backends {
                 hub,
             })
         });
-        Some(Arc::clone(entry))
-    }
-
-    /// The default backend, started on first use.
-    pub fn get_default(&self) -> Arc<Backend> {
-        match self.get(&self.default) {
-            Some(b) => b,
-            // `default` was resolved in `new`, so this cannot happen; fall back to the
-            // simulated phone rather than panic.
-            None => self.spawn_fallback(),
-        }
-    }
-
-    fn spawn_fallback(&self) -> Arc<Backend> {
-        let hub = Hub::new(self.queue_len);
-        let phone = phone::spawn(
-            BackendKind::Sim,
-            &self.settings,
-            Arc::clone(&hub) as phone::Events,
-        );
-        Arc::new(Backend {
-            name: "sim".into(),
-            phone,
-            hub,
-        })
+        Arc::clone(entry)
     }
 
     /// The backends started so far.
@@ -197,18 +105,28 @@ impl Backends {
 mod tests {
     use super::*;
 
+    fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
+        list.iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
+    }
+
+    fn names(
+        extra: &[(&str, &str)],
+        aliases: &[(&str, &str)],
+        default: &str,
+    ) -> Result<BackendNames, crate::settings::SettingError> {
+        BackendNames::build(&pairs(extra), &pairs(aliases), Some(default))
+    }
+
     fn registry() -> Backends {
-        Backends::new(RegistryConfig {
-            extra: BTreeMap::from([("Agent2".to_owned(), "sim".to_owned())]),
-            aliases: BTreeMap::from([
-                ("lync".to_owned(), "sim".to_owned()),
-                ("skype".to_owned(), "agent2".to_owned()),
-            ]),
-            default: "LYNC".into(),
-            queue_len: 8,
-            ..RegistryConfig::default()
-        })
-        .expect("valid registry")
+        let names = names(
+            &[("Agent2", "sim")],
+            &[("lync", "sim"), ("skype", "agent2")],
+            "LYNC",
+        )
+        .expect("valid registry");
+        Backends::new(names, BackendSettings::default(), 8)
     }
 
     #[test]
@@ -242,31 +160,18 @@ mod tests {
 
     #[test]
     fn builtin_aliases_follow_the_default_unless_configured() {
-        let r = Backends::new(RegistryConfig {
-            extra: BTreeMap::from([("agent2".to_owned(), "sim".to_owned())]),
-            aliases: BTreeMap::from([("vfw".to_owned(), "baresip".to_owned())]),
-            default: "agent2".into(),
-            ..RegistryConfig::default()
-        })
-        .expect("valid registry");
+        let r =
+            names(&[("agent2", "sim")], &[("vfw", "baresip")], "agent2").expect("valid registry");
         assert_eq!(r.resolve("lync").ok().as_deref(), Some("agent2"));
         assert_eq!(r.resolve("vfw").ok().as_deref(), Some("baresip"));
     }
 
     #[test]
     fn bad_targets_are_refused() {
-        let bad_alias = RegistryConfig {
-            aliases: BTreeMap::from([("lync".to_owned(), "nothing".to_owned())]),
-            default: "sim".into(),
-            ..RegistryConfig::default()
-        };
-        assert!(Backends::new(bad_alias).is_err());
-        let bad_kind = RegistryConfig {
-            extra: BTreeMap::from([("x".to_owned(), "nothing".to_owned())]),
-            default: "sim".into(),
-            ..RegistryConfig::default()
-        };
-        assert!(Backends::new(bad_kind).is_err());
+        let bad_alias = names(&[], &[("lync", "nothing")], "sim");
+        assert!(bad_alias.is_err());
+        let bad_kind = names(&[("x", "nothing")], &[], "sim");
+        assert!(bad_kind.is_err());
     }
 
     #[tokio::test]

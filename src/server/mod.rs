@@ -26,8 +26,7 @@ use tokio::task::JoinSet;
 
 use crate::access::Access;
 use crate::config::Config;
-use crate::phone::BackendSettings;
-use backends::{Backends, RegistryConfig};
+use backends::Backends;
 
 /// How many connections beyond the limit may wait for their 503 at once; more are
 /// dropped without a reply.
@@ -96,17 +95,11 @@ impl Server {
     /// Binds every configured address. An address that cannot be bound is logged and
     /// skipped as long as one other can be (a machine without IPv6 still serves on IPv4).
     pub async fn bind(config: &Config) -> Result<Server, StartError> {
-        let backends = Backends::new(RegistryConfig {
-            settings: BackendSettings {
-                sim: config.sim.clone(),
-                baresip: config.baresip.clone(),
-            },
-            extra: config.extra_backends.clone(),
-            aliases: config.aliases.clone(),
-            default: config.default_backend.clone(),
-            queue_len: config.send_queue,
-        })
-        .map_err(|e| StartError::Config(e.to_string()))?;
+        let backends = Backends::new(
+            config.backends.clone(),
+            config.backend_settings.clone(),
+            config.send_queue,
+        );
         if config.allow_remote && config.listen.iter().any(|ip| !ip.is_loopback()) {
             tracing::warn!(
                 listen = ?config.listen,

@@ -7,7 +7,7 @@ use serde_json::json;
 
 use super::backends::{Backend, Backends};
 use super::hub::Subscription;
-use crate::phone::{Command, Reply};
+use crate::phone::{Command, PhoneError, Reply};
 use crate::protocol::api::{self, Method};
 use crate::protocol::jsonrpc::{
     self, ErrorCode, Incoming, Request, RpcError, encode_batch, encode_error, encode_success,
@@ -177,10 +177,13 @@ impl Session {
             Method::CallOut(n) => self.simple(Command::CallOut(n)).await,
             Method::HangUp => self.simple(Command::HangUp).await,
             Method::Answer => self.simple(Command::Answer).await,
-            Method::Sim(c) => match self.backend.phone.send(Command::Simulate(c)).await {
-                Ok(Reply::Call(id)) => Ok(json!(id.as_str())),
-                Ok(_) => Ok(json!(0)),
-                Err(e) => Err(api::phone_error(&e)),
+            Method::Sim(c) => match &self.backend.phone.capabilities().simulator {
+                Some(simulator) => match simulator.send(c).await {
+                    Ok(Reply::Call(id)) => Ok(json!(id.as_str())),
+                    Ok(_) => Ok(json!(0)),
+                    Err(e) => Err(api::phone_error(&e)),
+                },
+                None => Err(api::phone_error(&PhoneError::Unsupported)),
             },
         };
         if let Some(number) = audit {
@@ -249,30 +252,32 @@ mod tests {
     use super::*;
     use crate::phone::BackendSettings;
     use crate::phone::sim::SimSettings;
-    use crate::server::backends::RegistryConfig;
-    use std::collections::BTreeMap;
 
     fn session() -> Session {
-        let backends = Backends::new(RegistryConfig {
-            settings: BackendSettings {
-                sim: SimSettings {
-                    auto_answer: false,
-                    ..SimSettings::default()
-                },
-                ..BackendSettings::default()
-            },
-            extra: BTreeMap::from([("agent2".to_owned(), "sim".to_owned())]),
-            aliases: BTreeMap::new(),
-            default: "sim".into(),
-            queue_len: 16,
-        })
+        let names = crate::phone::BackendNames::build(
+            &[("agent2".to_owned(), "sim".to_owned())],
+            &[],
+            None,
+        )
         .expect("registry");
+        let settings = BackendSettings {
+            sim: SimSettings {
+                auto_answer: false,
+                ..SimSettings::default()
+            },
+            ..BackendSettings::default()
+        };
         let peer = Peer {
             id: 1,
             addr: "test".into(),
             origin: None,
         };
-        Session::new(peer, Arc::new(backends), 100, false)
+        Session::new(
+            peer,
+            Arc::new(Backends::new(names, settings, 16)),
+            100,
+            false,
+        )
     }
 
     /// In memory, without sockets: requests in, replies and queued notifications out.

@@ -126,12 +126,15 @@ impl Remote {
         let dir = TempDir::new("remote");
         let settings = BaresipSettings {
             account: format!("sip:1002@127.0.0.1:{}", ports.remote_sip),
-            sip_listen: Some(format!("127.0.0.1:{}", ports.remote_sip)),
+            sip_listen: Some(std::net::SocketAddr::from((
+                [127, 0, 0, 1],
+                ports.remote_sip,
+            ))),
             ctrl_address: SocketAddr::from(([127, 0, 0, 1], ports.remote_ctrl)),
-            rtp_ports: Some(format!("{}-{}", ports.remote_rtp, ports.remote_rtp + 9)),
+            rtp_ports: Some((ports.remote_rtp, ports.remote_rtp + 9)),
             audio_source: "ausine,880".into(),
             audio_player: "aubridge,nil".into(),
-            dns_server: Some("127.0.0.1:53".into()),
+            dns_server: Some(std::net::SocketAddr::from(([127, 0, 0, 1], 53))),
             net_interface: Some("127.0.0.1".into()),
             ..BaresipSettings::default()
         };

@@ -12,8 +12,12 @@ pub mod calls;
 pub mod ctrl;
 pub mod netstring;
 pub mod process;
+mod settings;
 
-use std::net::SocketAddr;
+pub use settings::{Args, BaresipSettings, Mode};
+/// This backend's resolved settings.
+pub type Settings = BaresipSettings;
+
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
@@ -21,113 +25,9 @@ use tokio::process::Child;
 use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep, sleep_until, timeout_at};
 
-use super::{Availability, Command, Envelope, Events, PhoneError, PhoneHandle, Reply};
+use super::{Command, Envelope, Events, PhoneError, PhoneHandle, Reply};
 use calls::Calls;
 use ctrl::{Connection, Frame, Response};
-
-/// How baresip is run.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Mode {
-    /// bapiws starts baresip with a generated configuration and supervises it.
-    Managed,
-    /// bapiws connects to a baresip the user runs.
-    Attach,
-}
-
-/// The baresip backend's settings.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct BaresipSettings {
-    /// Managed or attach.
-    pub mode: Mode,
-    /// Where ctrl_tcp listens (managed: where baresip is told to listen).
-    pub ctrl_address: SocketAddr,
-    /// The baresip program (managed).
-    pub binary: PathBuf,
-    /// The SIP account's address, `sip:user@domain` (managed).
-    pub account: String,
-    /// Authentication user (managed).
-    pub auth_user: Option<String>,
-    /// Authentication password (managed).
-    pub auth_password: Option<String>,
-    /// Whether to register with the account's registrar (managed).
-    pub register: bool,
-    /// Outbound proxy URI (managed).
-    pub outbound_proxy: Option<String>,
-    /// SIP transport: `udp`, `tcp` or `tls` (managed).
-    pub transport: String,
-    /// Local SIP address and port, `IP:PORT` (managed; baresip's default when unset).
-    pub sip_listen: Option<String>,
-    /// RTP port range, `FROM-TO` (managed).
-    pub rtp_ports: Option<String>,
-    /// Microphone, `driver,device` (managed).
-    pub audio_source: String,
-    /// Speaker, `driver,device` (managed).
-    pub audio_player: String,
-    /// What CallOut dials: `{number}` is replaced by the validated number and `{domain}`
-    /// by the account's domain.
-    pub dial_uri: String,
-    /// DNS server, `IP:PORT` (managed; the system's when unset).
-    pub dns_server: Option<String>,
-    /// Network interface or address (managed).
-    pub net_interface: Option<String>,
-    /// Folder of baresip's modules (managed).
-    pub module_path: Option<PathBuf>,
-    /// The availability reported while baresip is online and idle.
-    pub availability: Availability,
-    /// How long one command to baresip may take.
-    pub command_timeout: Duration,
-}
-
-impl Default for BaresipSettings {
-    fn default() -> Self {
-        BaresipSettings {
-            mode: Mode::Managed,
-            ctrl_address: SocketAddr::from(([127, 0, 0, 1], 4444)),
-            binary: PathBuf::from("baresip"),
-            account: "sip:bapiws@127.0.0.1".into(),
-            auth_user: None,
-            auth_password: None,
-            register: false,
-            outbound_proxy: None,
-            transport: "udp".into(),
-            sip_listen: None,
-            rtp_ports: None,
-            audio_source: "alsa,default".into(),
-            audio_player: "alsa,default".into(),
-            dial_uri: "sip:{number}@{domain}".into(),
-            dns_server: None,
-            net_interface: None,
-            module_path: default_module_path(),
-            availability: Availability::Available,
-            command_timeout: Duration::from_secs(5),
-        }
-    }
-}
-
-#[cfg(target_os = "linux")]
-fn default_module_path() -> Option<PathBuf> {
-    Some(PathBuf::from("/usr/lib/baresip/modules"))
-}
-
-#[cfg(not(target_os = "linux"))]
-fn default_module_path() -> Option<PathBuf> {
-    None
-}
-
-impl BaresipSettings {
-    /// The account's domain: the host part of `account`.
-    pub fn domain(&self) -> &str {
-        let after = self.account.split_once('@').map_or("", |(_, d)| d);
-        after.split([';', '>']).next().unwrap_or(after)
-    }
-
-    /// The URI CallOut dials for a validated number.
-    pub fn dial_uri_for(&self, number: &str) -> String {
-        self.dial_uri
-            .replace("{number}", number)
-            .replace("{domain}", self.domain())
-    }
-}
 
 /// First and longest wait between attempts to reach baresip.
 const BACKOFF_MIN: Duration = Duration::from_millis(500);
@@ -439,8 +339,6 @@ impl Actor {
 
     async fn handle(&mut self, command: Command) -> Result<Reply, PhoneError> {
         match command {
-            Command::GetState => Ok(Reply::State(self.calls.state())),
-            Command::GetCalls => Ok(Reply::Calls(self.calls.list())),
             Command::CallOut(number) => {
                 self.require_online()?;
                 let uri = self.s.dial_uri_for(number.as_str());
@@ -498,7 +396,6 @@ impl Actor {
                     None => self.simple("hangup").await,
                 }
             }
-            Command::Simulate(_) => Err(PhoneError::Unsupported),
             Command::Shutdown => Ok(Reply::Done),
         }
     }

@@ -13,8 +13,8 @@ use super::BaresipSettings;
 pub fn config_text(s: &BaresipSettings) -> String {
     let mut lines: Vec<String> = Vec::new();
     let mut set = |k: &str, v: &str| lines.push(format!("{k}\t\t{v}"));
-    if let Some(listen) = &s.sip_listen {
-        set("sip_listen", listen);
+    if let Some(listen) = s.sip_listen {
+        set("sip_listen", &listen.to_string());
     }
     set("call_local_timeout", "120");
     set("call_max_calls", "4");
@@ -26,14 +26,14 @@ pub fn config_text(s: &BaresipSettings) -> String {
         set("ausrc_srate", "48000");
         set("ausrc_channels", "2");
     }
-    if let Some(ports) = &s.rtp_ports {
-        set("rtp_ports", ports);
+    if let Some((first, last)) = s.rtp_ports {
+        set("rtp_ports", &format!("{first}-{last}"));
     }
     if let Some(ifname) = &s.net_interface {
         set("net_interface", ifname);
     }
-    if let Some(dns) = &s.dns_server {
-        set("dns_server", dns);
+    if let Some(dns) = s.dns_server {
+        set("dns_server", &dns.to_string());
     }
     if let Some(path) = &s.module_path {
         set("module_path", &path.display().to_string());
@@ -193,7 +193,7 @@ mod tests {
             transport: "tcp".into(),
             audio_source: "ausine,440".into(),
             audio_player: "aubridge,nil".into(),
-            dns_server: Some("127.0.0.1:53".into()),
+            dns_server: Some(std::net::SocketAddr::from(([127, 0, 0, 1], 53))),
             ..BaresipSettings::default()
         };
         assert_eq!(

@@ -4,39 +4,101 @@
 //! out. [`spawn`] runs it as a backend task and adds the one thing a state machine cannot
 //! do alone: the far end answering an outbound call after a delay.
 
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use std::collections::HashMap;
 
 use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
 
+use tokio::sync::oneshot;
+
+mod settings;
+pub use settings::{Args, SimSettings};
+/// This backend's resolved settings.
+pub type Settings = SimSettings;
+
 use super::{
-    Availability, Call, CallId, CallState, Command, Direction, Events, PhoneError, PhoneEvent,
-    PhoneHandle, PhoneState, Reply, SimCommand,
+    Availability, Call, CallId, CallState, Capabilities, Command, Direction, Events, PhoneError,
+    PhoneEvent, PhoneHandle, PhoneNumber, PhoneState, Reply,
 };
 
-/// The simulated phone's settings.
+/// The simulated phone's controls: what a person or the far end would do. A capability of
+/// this backend only ([`Simulator`]), not a shared [`Command`].
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SimSettings {
-    /// Whether the far end answers outbound calls by itself.
-    pub auto_answer: bool,
-    /// How long the far end lets an outbound call ring before answering.
-    pub answer_delay: Duration,
-    /// The availability the phone starts with.
-    pub availability: Availability,
-    /// The most calls the phone holds at once; more are refused.
-    pub max_calls: usize,
+pub enum SimControl {
+    /// A call comes in from this number.
+    IncomingCall {
+        /// The caller.
+        number: PhoneNumber,
+    },
+    /// A call comes in through a service queue.
+    QueueCall {
+        /// The caller.
+        number: PhoneNumber,
+        /// The queue's number.
+        queue_number: String,
+        /// The queue's name.
+        queue_name: String,
+    },
+    /// The far end answers an outbound call (the latest calling one when `None`).
+    RemoteAnswer {
+        /// Which call.
+        call: Option<CallId>,
+    },
+    /// The far end hangs up (the latest call when `None`).
+    RemoteHangUp {
+        /// Which call.
+        call: Option<CallId>,
+        /// The reason reported in `CallDisconnected`.
+        reason: String,
+    },
+    /// The user changes availability.
+    SetAvailability(Availability),
+    /// The phone goes offline: every call ends.
+    SetOffline,
+    /// The phone comes back online.
+    SetOnline,
 }
 
-impl Default for SimSettings {
-    fn default() -> Self {
-        SimSettings {
-            auto_answer: true,
-            answer_delay: Duration::from_secs(3),
-            availability: Availability::Available,
-            max_calls: 16,
+/// What the state machine takes: a shared command or a control.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Input {
+    /// A command every backend takes.
+    Phone(Command),
+    /// A simulator control.
+    Control(SimControl),
+}
+
+impl From<Command> for Input {
+    fn from(c: Command) -> Input {
+        Input::Phone(c)
+    }
+}
+
+impl From<SimControl> for Input {
+    fn from(c: SimControl) -> Input {
+        Input::Control(c)
+    }
+}
+
+type ControlEnvelope = (SimControl, oneshot::Sender<Result<Reply, PhoneError>>);
+
+/// The simulated phone's capability: its controls, sent to its task.
+#[derive(Clone, Debug)]
+pub struct Simulator {
+    controls: mpsc::Sender<ControlEnvelope>,
+}
+
+impl Simulator {
+    /// Carries out a control and waits for the phone's answer.
+    pub async fn send(&self, control: SimControl) -> Result<Reply, PhoneError> {
+        let (tx, rx) = oneshot::channel();
+        let gone = || PhoneError::Unavailable("the backend has stopped".into());
+        if self.controls.send((control, tx)).await.is_err() {
+            return Err(gone());
         }
+        rx.await.unwrap_or_else(|_| Err(gone()))
     }
 }
 
@@ -90,8 +152,14 @@ impl SimPhone {
         }
     }
 
-    /// Carries out one command at time `now`.
-    pub fn handle(&mut self, command: Command, now: SystemTime) -> Outcome {
+    /// The active calls, oldest first.
+    pub fn calls(&self) -> &[Call] {
+        &self.calls
+    }
+
+    /// Carries out one command or control at time `now`.
+    pub fn handle(&mut self, input: impl Into<Input>, now: SystemTime) -> Outcome {
+        let command = input.into();
         let before = self.state();
         let mut events = Vec::new();
         let mut schedule_answer = None;
@@ -109,15 +177,13 @@ impl SimPhone {
 
     fn apply(
         &mut self,
-        command: Command,
+        command: Input,
         now: SystemTime,
         events: &mut Vec<PhoneEvent>,
         schedule_answer: &mut Option<CallId>,
     ) -> Result<Reply, PhoneError> {
         match command {
-            Command::GetState => Ok(Reply::State(self.state())),
-            Command::GetCalls => Ok(Reply::Calls(self.calls.clone())),
-            Command::CallOut(number) => {
+            Input::Phone(Command::CallOut(number)) => {
                 self.require_online()?;
                 self.require_room()?;
                 self.hold_connected();
@@ -138,7 +204,7 @@ impl SimPhone {
                 }
                 Ok(Reply::Call(id))
             }
-            Command::Answer => {
+            Input::Phone(Command::Answer) => {
                 self.require_online()?;
                 let i = self
                     .latest(|c| c.state == CallState::Ringing)
@@ -146,7 +212,7 @@ impl SimPhone {
                 self.connect(i, events);
                 Ok(Reply::Done)
             }
-            Command::HangUp => {
+            Input::Phone(Command::HangUp) => {
                 self.require_online()?;
                 let i = [
                     CallState::Connected,
@@ -165,19 +231,19 @@ impl SimPhone {
                 self.end(i, reason.to_owned(), events);
                 Ok(Reply::Done)
             }
-            Command::Simulate(sim) => self.simulate(sim, now, events),
-            Command::Shutdown => Ok(Reply::Done),
+            Input::Control(sim) => self.simulate(sim, now, events),
+            Input::Phone(Command::Shutdown) => Ok(Reply::Done),
         }
     }
 
     fn simulate(
         &mut self,
-        command: SimCommand,
+        command: SimControl,
         now: SystemTime,
         events: &mut Vec<PhoneEvent>,
     ) -> Result<Reply, PhoneError> {
         match command {
-            SimCommand::IncomingCall { number } => {
+            SimControl::IncomingCall { number } => {
                 let id = self.ring(number.as_str(), now)?;
                 events.push(PhoneEvent::CallComing {
                     id: id.clone(),
@@ -185,7 +251,7 @@ impl SimPhone {
                 });
                 Ok(Reply::Call(id))
             }
-            SimCommand::QueueCall {
+            SimControl::QueueCall {
                 number,
                 queue_number,
                 queue_name,
@@ -205,7 +271,7 @@ impl SimPhone {
                 });
                 Ok(Reply::Call(id))
             }
-            SimCommand::RemoteAnswer { call } => {
+            SimControl::RemoteAnswer { call } => {
                 self.require_online()?;
                 let is_calling =
                     |c: &Call| c.direction == Direction::Outbound && c.state == CallState::Calling;
@@ -217,7 +283,7 @@ impl SimPhone {
                 self.connect(i, events);
                 Ok(Reply::Done)
             }
-            SimCommand::RemoteHangUp { call, reason } => {
+            SimControl::RemoteHangUp { call, reason } => {
                 self.require_online()?;
                 let i = match &call {
                     Some(id) => self.find(id),
@@ -227,18 +293,18 @@ impl SimPhone {
                 self.end(i, reason, events);
                 Ok(Reply::Done)
             }
-            SimCommand::SetAvailability(a) => {
+            SimControl::SetAvailability(a) => {
                 self.availability = a;
                 Ok(Reply::Done)
             }
-            SimCommand::SetOffline => {
+            SimControl::SetOffline => {
                 while !self.calls.is_empty() {
                     self.end(0, REASON_OFFLINE.to_owned(), events);
                 }
                 self.online = false;
                 Ok(Reply::Done)
             }
-            SimCommand::SetOnline => {
+            SimControl::SetOnline => {
                 self.online = true;
                 Ok(Reply::Done)
             }
@@ -254,9 +320,9 @@ impl SimPhone {
             return Vec::new();
         }
         self.handle(
-            Command::Simulate(SimCommand::RemoteAnswer {
+            SimControl::RemoteAnswer {
                 call: Some(id.clone()),
-            }),
+            },
             SystemTime::now(),
         )
         .events
@@ -334,15 +400,21 @@ impl SimPhone {
 /// Starts the simulated phone as a backend task.
 pub fn spawn(settings: SimSettings, events: Events) -> PhoneHandle {
     let (handle, commands, snapshot) = PhoneHandle::channel();
+    let (controls_tx, controls) = mpsc::channel(super::COMMAND_CHANNEL_CAPACITY);
     let phone = SimPhone::new(settings);
     snapshot.publish(phone.state(), Vec::new());
-    tokio::spawn(run(phone, commands, events, snapshot));
-    handle
+    tokio::spawn(run(phone, commands, controls, events, snapshot));
+    handle.with_capabilities(Capabilities {
+        simulator: Some(Simulator {
+            controls: controls_tx,
+        }),
+    })
 }
 
 async fn run(
     mut phone: SimPhone,
     mut commands: mpsc::Receiver<super::Envelope>,
+    mut controls: mpsc::Receiver<ControlEnvelope>,
     events: Events,
     snapshot: std::sync::Arc<super::Snapshot>,
 ) {
@@ -352,9 +424,9 @@ async fn run(
     let (timer_tx, mut timer_rx) = mpsc::channel::<CallId>(phone.settings.max_calls.max(1));
     loop {
         tokio::select! {
-            cmd = commands.recv() => {
-                let Some((command, reply_to)) = cmd else { break };
-                let outcome = phone.handle(command, SystemTime::now());
+            input = next_input(&mut commands, &mut controls) => {
+                let Some((input, reply_to)) = input else { break };
+                let outcome = phone.handle(input, SystemTime::now());
                 snapshot.publish_if_changed(phone.state(), &phone.calls);
                 emit(&events, &mut timers, outcome.events);
                 if let Some(id) = outcome.schedule_answer {
@@ -383,6 +455,18 @@ async fn run(
     }
 }
 
+/// The next command or control, in arrival order per channel; `None` once the phone's
+/// handle is gone.
+async fn next_input(
+    commands: &mut mpsc::Receiver<super::Envelope>,
+    controls: &mut mpsc::Receiver<ControlEnvelope>,
+) -> Option<(Input, oneshot::Sender<Result<Reply, PhoneError>>)> {
+    tokio::select! {
+        c = commands.recv() => c.map(|(c, tx)| (Input::Phone(c), tx)),
+        Some((c, tx)) = controls.recv() => Some((Input::Control(c), tx)),
+    }
+}
+
 /// Reports events, cancelling the answer timer of every call answered or ended.
 fn emit(events: &Events, timers: &mut HashMap<CallId, AbortHandle>, emitted: Vec<PhoneEvent>) {
     for event in emitted {
@@ -399,6 +483,7 @@ fn emit(events: &Events, timers: &mut HashMap<CallId, AbortHandle>, emitted: Vec
 mod tests {
     use super::*;
     use crate::phone::PhoneNumber;
+    use std::time::Duration;
 
     fn num(s: &str) -> PhoneNumber {
         PhoneNumber::parse(s).expect("valid number")
@@ -429,17 +514,17 @@ mod tests {
             .collect()
     }
 
-    fn call_out(n: &str) -> Command {
-        Command::CallOut(num(n))
+    fn call_out(n: &str) -> Input {
+        Command::CallOut(num(n)).into()
     }
-    fn sim(c: SimCommand) -> Command {
-        Command::Simulate(c)
+    fn sim(c: SimControl) -> Input {
+        c.into()
     }
-    fn incoming(n: &str) -> Command {
-        sim(SimCommand::IncomingCall { number: num(n) })
+    fn incoming(n: &str) -> Input {
+        sim(SimControl::IncomingCall { number: num(n) })
     }
-    fn remote_hangup() -> Command {
-        sim(SimCommand::RemoteHangUp {
+    fn remote_hangup() -> Input {
+        sim(SimControl::RemoteHangUp {
             call: None,
             reason: String::new(),
         })
@@ -451,19 +536,13 @@ mod tests {
     fn state_machine_table() {
         type Row = (
             &'static str,
-            Vec<Command>,
+            Vec<Input>,
             Result<&'static str, &'static str>,
             Vec<&'static str>,
             &'static str,
         );
+        assert_eq!(manual().state().as_str(), "Available", "idle state");
         let rows: Vec<Row> = vec![
-            (
-                "idle state",
-                vec![Command::GetState],
-                Ok("state"),
-                vec![],
-                "Available",
-            ),
             (
                 "call out",
                 vec![call_out("+358449388834")],
@@ -473,7 +552,7 @@ mod tests {
             ),
             (
                 "remote answers",
-                vec![call_out("1"), sim(SimCommand::RemoteAnswer { call: None })],
+                vec![call_out("1"), sim(SimControl::RemoteAnswer { call: None })],
                 Ok("done"),
                 vec!["CallConnected"],
                 "Busy",
@@ -487,21 +566,21 @@ mod tests {
             ),
             (
                 "hang up own call",
-                vec![call_out("1"), Command::HangUp],
+                vec![call_out("1"), Command::HangUp.into()],
                 Ok("done"),
                 vec!["CallDisconnected local hang-up", "StateChanged Available"],
                 "Available",
             ),
             (
                 "hang up with no call",
-                vec![Command::HangUp],
+                vec![Command::HangUp.into()],
                 Err("nosuchcall"),
                 vec![],
                 "Available",
             ),
             (
                 "answer with no call",
-                vec![Command::Answer],
+                vec![Command::Answer.into()],
                 Err("nosuchcall"),
                 vec![],
                 "Available",
@@ -515,21 +594,21 @@ mod tests {
             ),
             (
                 "answer incoming",
-                vec![incoming("1"), Command::Answer],
+                vec![incoming("1"), Command::Answer.into()],
                 Ok("done"),
                 vec!["CallConnected"],
                 "Busy",
             ),
             (
                 "reject ringing",
-                vec![incoming("1"), Command::HangUp],
+                vec![incoming("1"), Command::HangUp.into()],
                 Ok("done"),
                 vec!["CallDisconnected rejected", "StateChanged Available"],
                 "Available",
             ),
             (
                 "queue call",
-                vec![sim(SimCommand::QueueCall {
+                vec![sim(SimControl::QueueCall {
                     number: num("+358501231234"),
                     queue_number: "+3581011223".into(),
                     queue_name: "Master queue 1".into(),
@@ -544,7 +623,7 @@ mod tests {
             ),
             (
                 "availability",
-                vec![sim(SimCommand::SetAvailability(Availability::Dnd))],
+                vec![sim(SimControl::SetAvailability(Availability::Dnd))],
                 Ok("done"),
                 vec!["StateChanged DND"],
                 "DND",
@@ -553,7 +632,7 @@ mod tests {
                 "availability while busy is silent",
                 vec![
                     call_out("1"),
-                    sim(SimCommand::SetAvailability(Availability::Away)),
+                    sim(SimControl::SetAvailability(Availability::Away)),
                 ],
                 Ok("done"),
                 vec![],
@@ -563,8 +642,8 @@ mod tests {
                 "availability returns after call",
                 vec![
                     call_out("1"),
-                    sim(SimCommand::SetAvailability(Availability::Away)),
-                    Command::HangUp,
+                    sim(SimControl::SetAvailability(Availability::Away)),
+                    Command::HangUp.into(),
                 ],
                 Ok("done"),
                 vec!["CallDisconnected local hang-up", "StateChanged Away"],
@@ -572,7 +651,7 @@ mod tests {
             ),
             (
                 "offline ends calls",
-                vec![call_out("1"), incoming("2"), sim(SimCommand::SetOffline)],
+                vec![call_out("1"), incoming("2"), sim(SimControl::SetOffline)],
                 Ok("done"),
                 vec![
                     "CallDisconnected phone offline",
@@ -583,35 +662,35 @@ mod tests {
             ),
             (
                 "offline refuses call out",
-                vec![sim(SimCommand::SetOffline), call_out("1")],
+                vec![sim(SimControl::SetOffline), call_out("1")],
                 Err("unavailable"),
                 vec![],
                 "Offline",
             ),
             (
                 "offline refuses incoming",
-                vec![sim(SimCommand::SetOffline), incoming("1")],
+                vec![sim(SimControl::SetOffline), incoming("1")],
                 Err("unavailable"),
                 vec![],
                 "Offline",
             ),
             (
                 "online again",
-                vec![sim(SimCommand::SetOffline), sim(SimCommand::SetOnline)],
+                vec![sim(SimControl::SetOffline), sim(SimControl::SetOnline)],
                 Ok("done"),
                 vec!["StateChanged Available"],
                 "Available",
             ),
             (
                 "offline twice is silent",
-                vec![sim(SimCommand::SetOffline), sim(SimCommand::SetOffline)],
+                vec![sim(SimControl::SetOffline), sim(SimControl::SetOffline)],
                 Ok("done"),
                 vec![],
                 "Offline",
             ),
             (
                 "remote answer needs a calling call",
-                vec![incoming("1"), sim(SimCommand::RemoteAnswer { call: None })],
+                vec![incoming("1"), sim(SimControl::RemoteAnswer { call: None })],
                 Err("nosuchcall"),
                 vec![],
                 "Busy",
@@ -620,7 +699,7 @@ mod tests {
                 "remote answer of unknown id",
                 vec![
                     call_out("1"),
-                    sim(SimCommand::RemoteAnswer {
+                    sim(SimControl::RemoteAnswer {
                         call: Some(CallId::from_string("nope")),
                     }),
                 ],
@@ -632,9 +711,9 @@ mod tests {
                 "second call out holds the first, hang up ends the newest",
                 vec![
                     call_out("1"),
-                    sim(SimCommand::RemoteAnswer { call: None }),
+                    sim(SimControl::RemoteAnswer { call: None }),
                     call_out("2"),
-                    Command::HangUp,
+                    Command::HangUp.into(),
                 ],
                 Ok("done"),
                 vec!["CallDisconnected local hang-up"],
@@ -650,8 +729,6 @@ mod tests {
             let last = last.expect("each row has a command");
             let kind = match &last.reply {
                 Ok(Reply::Done) => Ok("done"),
-                Ok(Reply::State(_)) => Ok("state"),
-                Ok(Reply::Calls(_)) => Ok("calls"),
                 Ok(Reply::Call(_)) => Ok("call"),
                 Err(PhoneError::NoSuchCall(_)) => Err("nosuchcall"),
                 Err(PhoneError::Unavailable(_)) => Err("unavailable"),
@@ -697,15 +774,12 @@ mod tests {
         let mut phone = manual();
         phone.handle(call_out("1"), SystemTime::now());
         phone.handle(
-            sim(SimCommand::RemoteAnswer { call: None }),
+            sim(SimControl::RemoteAnswer { call: None }),
             SystemTime::now(),
         );
         phone.handle(incoming("2"), SystemTime::now());
         phone.handle(Command::Answer, SystemTime::now());
-        let Ok(Reply::Calls(calls)) = phone.handle(Command::GetCalls, SystemTime::now()).reply
-        else {
-            panic!("no calls reply")
-        };
+        let calls = phone.calls();
         let got: Vec<_> = calls
             .iter()
             .map(|c| (c.direction, c.state, c.number.as_str()))
@@ -750,7 +824,10 @@ mod tests {
         let metrics = tokio::runtime::Handle::current().metrics();
         let before = metrics.num_alive_tasks();
         for _ in 0..200 {
-            phone.send(call_out("1")).await.expect("call out");
+            phone
+                .send(Command::CallOut(num("1")))
+                .await
+                .expect("call out");
             phone.send(Command::HangUp).await.expect("hang up");
         }
         // Aborted tasks go away at their next poll; give them a moment.

@@ -1,0 +1,329 @@
+//! Configuration: every setting, its default, and where it comes from.
+//!
+//! Precedence, highest first: command-line flags, environment variables `BAPIWS_*`, the
+//! TOML file (`--config PATH`, else [`default_config_path`] if it exists), built-in
+//! defaults. Flags, variables and file keys come from one set of structs: [`ServeArgs`]
+//! here, and each backend's `Args` in its own folder (`[sim]`, `[baresip]`), each deriving
+//! clap (flags, with env) and serde (the file). File key `idle_timeout_secs` is flag
+//! `--idle-timeout-secs` and variable `BAPIWS_IDLE_TIMEOUT_SECS`; keys under `[sim]` get a
+//! `sim-`/`SIM_` prefix. The layers are merged generically ([`layers`]), then checked
+//! once into the typed [`Config`] the rest of the program receives.
+
+mod layers;
+#[cfg(test)]
+mod tests;
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+use serde::{Deserialize, Serialize};
+use tracing_subscriber::filter::LevelFilter;
+
+use crate::access::{Access, HostPolicy, OriginPolicy};
+use crate::phone::{BackendArgs, BackendNames, BackendSettings};
+use crate::settings::{SettingError, in_range};
+use layers::Layers;
+pub use layers::file_keys;
+
+/// Default TCP port, as the original.
+pub const DEFAULT_PORT: u16 = 9898;
+
+/// The fully resolved configuration of `bapiws serve`.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// TCP port (0: any free port).
+    pub port: u16,
+    /// Addresses to listen on.
+    pub listen: Vec<IpAddr>,
+    /// Who may connect: allowed origins and Host names.
+    pub access: Access,
+    /// Whether listening on a non-loopback address is allowed.
+    pub allow_remote: bool,
+    /// Close a connection after this long without a message or ping.
+    pub idle_timeout: Duration,
+    /// Backend names: instances with their kinds, aliases, the default.
+    pub backends: BackendNames,
+    /// Every backend's settings.
+    pub backend_settings: BackendSettings,
+    /// Level of messages on stderr.
+    pub log_level: LevelFilter,
+    /// Folder of the daily log file.
+    pub log_dir: PathBuf,
+    /// Largest accepted WebSocket message in bytes.
+    pub max_message_bytes: usize,
+    /// Most simultaneous connections.
+    pub max_connections: usize,
+    /// Most requests in one batch.
+    pub max_batch: usize,
+    /// Whether the audit log shows dialled numbers in full (masked by default).
+    pub log_full_numbers: bool,
+    /// Notifications queued per connection before it counts as too slow.
+    pub send_queue: usize,
+    /// The configuration file that was read, if any.
+    pub file: Option<PathBuf>,
+}
+
+/// Settings of `bapiws serve`: the flags (each also read from its `BAPIWS_*` variable)
+/// and the file's keys. Unset values are `None`.
+#[derive(Args, Serialize, Deserialize, Clone, Debug, Default)]
+#[serde(default)]
+pub struct ServeArgs {
+    /// Configuration file (TOML). Default: the per-user file, if it exists.
+    #[arg(long, env = "BAPIWS_CONFIG", value_name = "PATH")]
+    #[serde(skip)]
+    pub config: Option<PathBuf>,
+    /// TCP port to listen on; 0 picks a free port. [default: 9898]
+    #[arg(long, env = "BAPIWS_PORT")]
+    pub port: Option<u16>,
+    /// Addresses to listen on, comma-separated. [default: 127.0.0.1,::1]
+    #[arg(
+        long,
+        env = "BAPIWS_LISTEN",
+        value_delimiter = ',',
+        value_name = "IP,..."
+    )]
+    pub listen: Option<Vec<String>>,
+    /// Origins allowed to connect, comma-separated: `*`, bare domains (allow subdomains,
+    /// any scheme and port) or full origins (scheme://host:port, port optional). [default: *]
+    #[arg(
+        long,
+        env = "BAPIWS_ALLOWED_ORIGINS",
+        value_delimiter = ',',
+        value_name = "ORIGIN,..."
+    )]
+    pub allowed_origins: Option<Vec<String>>,
+    /// Host names accepted in requests' Host header besides loopback names and addresses
+    /// (a defence against DNS rebinding), comma-separated. [default: none]
+    #[arg(
+        long,
+        env = "BAPIWS_ALLOWED_HOSTS",
+        value_delimiter = ',',
+        value_name = "HOST,..."
+    )]
+    pub allowed_hosts: Option<Vec<String>>,
+    /// Allow listening on addresses other than loopback: anyone who can reach them can
+    /// drive this phone. [default: false]
+    #[arg(long, env = "BAPIWS_ALLOW_REMOTE", value_name = "BOOL")]
+    pub allow_remote: Option<bool>,
+    /// Close a connection after this many seconds without a message or ping. [default: 180]
+    #[arg(long, env = "BAPIWS_IDLE_TIMEOUT_SECS", value_name = "SECS")]
+    pub idle_timeout_secs: Option<u64>,
+    /// Backend of connections that have not called Init. [default: sim]
+    #[arg(long, env = "BAPIWS_DEFAULT_BACKEND", value_name = "NAME")]
+    pub default_backend: Option<String>,
+    /// Extra backend name, e.g. `lync=baresip`; repeat or comma-separate. Adds to the
+    /// file's `[aliases]`, replacing an alias of the same name. (`lync` and `vfw` are
+    /// built-in aliases of the default backend.)
+    #[arg(
+        long = "alias",
+        env = "BAPIWS_ALIASES",
+        value_delimiter = ',',
+        value_name = "ALIAS=BACKEND"
+    )]
+    #[serde(with = "layers::pairs")]
+    pub aliases: Vec<String>,
+    /// Extra independent backend, e.g. `agent2=sim` for a second simulated phone with its
+    /// own calls; repeat or comma-separate. Adds to the file's `[extra_backends]`.
+    #[arg(
+        long = "extra-backend",
+        env = "BAPIWS_EXTRA_BACKENDS",
+        value_delimiter = ',',
+        value_name = "NAME=KIND"
+    )]
+    #[serde(with = "layers::pairs")]
+    pub extra_backends: Vec<String>,
+    /// Level of messages on stderr: off, error, warn, info, debug, trace. The log file
+    /// records info and above, or more when this is debug or trace. [default: info]
+    #[arg(long, env = "BAPIWS_LOG_LEVEL", value_name = "LEVEL")]
+    pub log_level: Option<String>,
+    /// Show dialled numbers in full in the log's call-control lines (they are masked in
+    /// the middle by default). [default: false]
+    #[arg(long, env = "BAPIWS_LOG_FULL_NUMBERS", value_name = "BOOL")]
+    pub log_full_numbers: Option<bool>,
+    /// Folder of the daily log file BAPIWS_yyyymmdd.log. [default: the temp directory]
+    #[arg(long, env = "BAPIWS_LOG_DIR", value_name = "DIR")]
+    pub log_dir: Option<PathBuf>,
+    /// Largest accepted message in bytes; larger ones close the connection (1009).
+    /// [default: 65536]
+    #[arg(long, env = "BAPIWS_MAX_MESSAGE_BYTES", value_name = "BYTES")]
+    pub max_message_bytes: Option<usize>,
+    /// Most requests in one batch; a larger batch is answered with one -32600 error.
+    /// [default: 100]
+    #[arg(long, env = "BAPIWS_MAX_BATCH", value_name = "N")]
+    pub max_batch: Option<usize>,
+    /// Most simultaneous connections; more are refused with HTTP 503. [default: 1024]
+    #[arg(long, env = "BAPIWS_MAX_CONNECTIONS", value_name = "N")]
+    pub max_connections: Option<usize>,
+    /// Notifications queued per connection; a client that falls this far behind is
+    /// disconnected. [default: 1024]
+    #[arg(long, env = "BAPIWS_SEND_QUEUE", value_name = "N")]
+    pub send_queue: Option<usize>,
+    /// Every backend's settings (file tables `[sim]`, `[baresip]`).
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub backends: BackendArgs,
+}
+
+/// Why the configuration cannot be used.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// The file cannot be read or parsed.
+    #[error("config file {}: {problem}", path.display())]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        problem: String,
+    },
+    /// A key in the file has a bad value, or is unknown.
+    #[error("config file {}: key `{key}`: {problem}", path.display())]
+    Key {
+        /// The file.
+        path: PathBuf,
+        /// The key (`sim.answer_delay_ms` for nested ones).
+        key: String,
+        /// What is wrong.
+        problem: String,
+    },
+    /// A flag or environment variable has a bad value.
+    #[error("setting `{key}` (from --{flag} or BAPIWS_{env}): {problem}", flag = flag_name(key), env = key.replace('.', "_").to_ascii_uppercase())]
+    Setting {
+        /// The key.
+        key: String,
+        /// What is wrong.
+        problem: String,
+    },
+}
+
+/// The command-line flag of a setting (without `--`).
+fn flag_name(key: &str) -> String {
+    match key {
+        "aliases" => "alias".to_owned(),
+        "extra_backends" => "extra-backend".to_owned(),
+        k => k.replace(['_', '.'], "-"),
+    }
+}
+
+/// The per-user configuration file: `config.toml` in the platform's config folder
+/// (`~/.config/bapiws/` on Linux, `%APPDATA%\bapiws\config\` on Windows).
+pub fn default_config_path() -> Option<PathBuf> {
+    directories::ProjectDirs::from("", "", "bapiws").map(|d| d.config_dir().join("config.toml"))
+}
+
+impl Config {
+    /// Resolves the configuration from flags/environment, the file and the defaults.
+    pub fn load(args: &ServeArgs) -> Result<Config, ConfigError> {
+        let path = match &args.config {
+            Some(p) => Some(p.clone()),
+            None => default_config_path().filter(|p| p.is_file()),
+        };
+        let text = match &path {
+            None => None,
+            Some(p) => Some(std::fs::read_to_string(p).map_err(|e| ConfigError::File {
+                path: p.clone(),
+                problem: e.to_string(),
+            })?),
+        };
+        Config::resolve(args, text.as_deref(), path)
+    }
+
+    /// Resolves the configuration from flags/environment and a file's text.
+    fn resolve(
+        args: &ServeArgs,
+        file_text: Option<&str>,
+        file: Option<PathBuf>,
+    ) -> Result<Config, ConfigError> {
+        let layers = Layers::new(args, file_text, file.as_deref())?;
+        let m = &layers.merged;
+        let err = |e: SettingError| layers.error(e);
+        let port = m.port.unwrap_or(DEFAULT_PORT);
+        let listen = match &m.listen {
+            None => vec![
+                IpAddr::V4(Ipv4Addr::LOCALHOST),
+                IpAddr::V6(Ipv6Addr::LOCALHOST),
+            ],
+            Some(list) if list.is_empty() => {
+                return Err(err(SettingError::new(
+                    "listen",
+                    "at least one address is needed",
+                )));
+            }
+            Some(list) => list
+                .iter()
+                .map(|s| {
+                    s.trim().parse::<IpAddr>().map_err(|_| {
+                        err(SettingError::new(
+                            "listen",
+                            format!("{s:?} is not an IP address"),
+                        ))
+                    })
+                })
+                .collect::<Result<_, _>>()?,
+        };
+        let allow_remote = m.allow_remote.unwrap_or(false);
+        if !allow_remote && let Some(ip) = listen.iter().find(|ip| !ip.is_loopback()) {
+            return Err(err(SettingError::new(
+                "listen",
+                format!(
+                    "{ip} is not a loopback address; anyone who can reach it could drive this phone. Set allow_remote = true to listen on it anyway"
+                ),
+            )));
+        }
+        let hosts = HostPolicy::parse(m.allowed_hosts.as_deref().unwrap_or_default())
+            .map_err(|e| err(SettingError::new("allowed_hosts", e.to_string())))?;
+        let origins = OriginPolicy::parse(m.allowed_origins.as_deref().unwrap_or(&["*".into()]))
+            .map_err(|e| err(SettingError::new("allowed_origins", e.to_string())))?;
+        let idle_secs = in_range(
+            "idle_timeout_secs",
+            m.idle_timeout_secs,
+            180,
+            1,
+            7 * 24 * 3600,
+        )
+        .map_err(err)?;
+        let backends = BackendNames::build(
+            &layers.pairs("extra_backends")?,
+            &layers.pairs("aliases")?,
+            m.default_backend.as_deref(),
+        )
+        .map_err(err)?;
+        let backend_settings = m.backends.resolve().map_err(err)?;
+        let log_level = match &m.log_level {
+            None => LevelFilter::INFO,
+            Some(s) => s.parse::<LevelFilter>().map_err(|_| {
+                err(SettingError::new(
+                    "log_level",
+                    format!("{s:?} is not one of off, error, warn, info, debug, trace"),
+                ))
+            })?,
+        };
+        let limit = |key: &str, v: Option<usize>, default: usize, min: usize, max: usize| {
+            in_range(key, v, default, min, max).map_err(err)
+        };
+        Ok(Config {
+            port,
+            listen,
+            access: Access { origins, hosts },
+            allow_remote,
+            idle_timeout: Duration::from_secs(idle_secs),
+            backends,
+            backend_settings,
+            log_level,
+            log_dir: m.log_dir.clone().unwrap_or_else(std::env::temp_dir),
+            max_message_bytes: limit(
+                "max_message_bytes",
+                m.max_message_bytes,
+                64 * 1024,
+                256,
+                64 * 1024 * 1024,
+            )?,
+            max_connections: limit("max_connections", m.max_connections, 1024, 1, 1_000_000)?,
+            log_full_numbers: m.log_full_numbers.unwrap_or(false),
+            max_batch: limit("max_batch", m.max_batch, 100, 1, 100_000)?,
+            send_queue: limit("send_queue", m.send_queue, 1024, 1, 1_000_000)?,
+            file,
+        })
+    }
+}
