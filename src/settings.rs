@@ -1,5 +1,5 @@
 //! What every component's settings share: the error a value's check reports (the key and
-//! the problem; [`crate::config`] adds where the value came from), and the common checks.
+//! the problem; the configuration adds where the value came from), and the common checks.
 //! Each component keeps its own settings next to its code (flags and file keys derived
 //! from one struct); this module depends on nothing else in the crate.
 
@@ -63,4 +63,16 @@ pub fn one_of<T>(
             format!("{value:?} is not one of {}", allowed.join(", ")),
         )
     })
+}
+
+/// A value as it may appear in an error message: at most 64 characters.
+pub fn shown(text: &str) -> String {
+    const MAX: usize = 64;
+    if text.chars().count() <= MAX {
+        text.to_owned()
+    } else {
+        let mut t: String = text.chars().take(MAX).collect();
+        t.push('…');
+        t
+    }
 }

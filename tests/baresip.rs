@@ -391,3 +391,34 @@ async fn answer_with_two_calls_ringing_never_claims_success_falsely() {
         "{states:?}"
     );
 }
+
+/// While bapiws waits for a managed baresip that is slow to open its control port (the
+/// attempt lasts up to 5 s), commands fail at once instead of queueing behind it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commands_fail_fast_while_baresip_is_starting() {
+    let ports = Ports::next();
+    let dir = common::TempDir::new("slow-baresip");
+    let fake = dir.path().join("baresip-that-never-listens");
+    std::fs::write(&fake, "#!/bin/sh\nexec sleep 30\n").expect("write the script");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+    let mut flags = ports.serve_flags();
+    flags.extend(["--baresip-binary".to_owned(), fake.display().to_string()]);
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let server = Server::start(&flags);
+    let mut c = Ws::connect(&server.url).await;
+    for attempt in 0..3 {
+        let started = tokio::time::Instant::now();
+        assert_eq!(c.error_code("CallOut", json!(["1002"])).await, -32001);
+        assert!(
+            started.elapsed() < Duration::from_millis(1500),
+            "attempt {attempt}: answered after {:?}",
+            started.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(400)).await;
+    }
+    drop(server);
+}

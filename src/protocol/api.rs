@@ -307,6 +307,44 @@ mod tests {
         }
     }
 
+    /// docs/protocol.md lists exactly the methods and params of [`METHODS`].
+    #[test]
+    fn the_documented_method_table_matches_the_code() {
+        let doc = include_str!("../../docs/protocol.md");
+        let section = doc
+            .split("\n## Methods\n")
+            .nth(1)
+            .expect("a Methods section");
+        let documented: Vec<(String, String)> = section
+            .lines()
+            .skip_while(|l| !l.starts_with("| Method |"))
+            .skip(2)
+            .take_while(|l| l.starts_with('|'))
+            .map(|l| {
+                let cells: Vec<&str> = l.split('|').map(|c| c.trim().trim_matches('`')).collect();
+                (cells[1].to_owned(), cells[2].to_owned())
+            })
+            .collect();
+        let code: Vec<(String, String)> = METHODS
+            .iter()
+            .map(|(name, params, required)| {
+                let list: Vec<String> = params
+                    .iter()
+                    .enumerate()
+                    .map(|(i, p)| {
+                        if i < *required {
+                            p.to_string()
+                        } else {
+                            format!("{p}?")
+                        }
+                    })
+                    .collect();
+                (name.to_string(), format!("[{}]", list.join(", ")))
+            })
+            .collect();
+        assert_eq!(documented, code);
+    }
+
     #[test]
     fn method_table() {
         let n = |s: &str| PhoneNumber::parse(s).expect("valid");

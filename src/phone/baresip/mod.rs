@@ -23,11 +23,31 @@ use std::time::{Duration, SystemTime};
 
 use tokio::process::Child;
 use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 use tokio::time::{Instant, sleep, sleep_until, timeout_at};
 
 use super::{Command, Envelope, Events, PhoneError, PhoneHandle, Reply};
 use calls::Calls;
 use ctrl::{Connection, Frame, Response};
+
+/// Connects to the control port, retrying for up to `patience` (while a managed baresip
+/// starts up).
+async fn connect(address: std::net::SocketAddr, patience: Duration) -> Option<Connection> {
+    let deadline = Instant::now() + patience;
+    loop {
+        let tried = tokio::time::timeout(CONNECT_TIMEOUT, Connection::connect(address)).await;
+        let error = match tried {
+            Ok(Ok(c)) => return Some(c),
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => "timed out".to_owned(),
+        };
+        if Instant::now() >= deadline {
+            tracing::warn!(%address, %error, "cannot reach baresip's control port");
+            return None;
+        }
+        sleep(Duration::from_millis(20)).await;
+    }
+}
 
 /// First and longest wait between attempts to reach baresip.
 const BACKOFF_MIN: Duration = Duration::from_millis(500);
@@ -57,6 +77,7 @@ pub fn spawn(settings: BaresipSettings, events: Events) -> PhoneHandle {
         backoff: BACKOFF_MIN,
         next_attempt: Instant::now(),
         connected_at: None,
+        connecting: None,
     };
     tokio::spawn(actor.run(commands));
     handle
@@ -73,6 +94,16 @@ struct Actor {
     next_attempt: Instant,
     connected_at: Option<Instant>,
     config_dir: PathBuf,
+    /// A connection attempt under way, in its own task so that commands meanwhile fail
+    /// at once instead of waiting behind it.
+    connecting: Option<JoinHandle<Option<Connection>>>,
+}
+
+async fn attempt_done(connecting: &mut Option<JoinHandle<Option<Connection>>>) -> Option<Connection> {
+    match connecting {
+        Some(task) => task.await.ok().flatten(),
+        None => std::future::pending().await,
+    }
 }
 
 async fn next_frame(conn: &mut Option<Connection>) -> Option<Frame> {
@@ -104,7 +135,7 @@ impl Actor {
     async fn run(mut self, mut commands: mpsc::Receiver<Envelope>) {
         loop {
             self.flush();
-            let disconnected = self.conn.is_none();
+            let disconnected = self.conn.is_none() && self.connecting.is_none();
             tokio::select! {
                 cmd = commands.recv() => {
                     let Some((command, reply_to)) = cmd else { break };
@@ -129,9 +160,16 @@ impl Actor {
                 status = child_exit(&mut self.child) => {
                     tracing::warn!(%status, "baresip exited");
                     self.child = None;
+                    if let Some(task) = self.connecting.take() {
+                        task.abort();
+                    }
                     self.gone();
                 }
-                _ = retry_at(disconnected, self.next_attempt) => self.attempt().await,
+                conn = attempt_done(&mut self.connecting) => {
+                    self.connecting = None;
+                    self.connected(conn).await;
+                }
+                _ = retry_at(disconnected, self.next_attempt) => self.attempt(),
             }
         }
         self.stop().await;
@@ -146,8 +184,8 @@ impl Actor {
         }
     }
 
-    /// Connects, starting baresip first in managed mode.
-    async fn attempt(&mut self) {
+    /// Starts connecting (in its own task), starting baresip first in managed mode.
+    fn attempt(&mut self) {
         if self.s.mode == Mode::Managed && self.child.is_none() {
             // baresip starts even when it cannot open its control port, and we would then
             // talk to whatever holds it: make sure the port is free first.
@@ -174,7 +212,19 @@ impl Actor {
                 }
             }
         }
-        let Some(conn) = self.connect().await else {
+        let address = self.s.ctrl_address;
+        // Managed: baresip needs a moment to open its control port.
+        let patience = if self.child.is_some() {
+            START_WAIT
+        } else {
+            Duration::ZERO
+        };
+        self.connecting = Some(tokio::spawn(connect(address, patience)));
+    }
+
+    /// A connection attempt ended: resynchronise on success, give up on failure.
+    async fn connected(&mut self, conn: Option<Connection>) {
+        let Some(conn) = conn else {
             if let Some(mut child) = self.child.take() {
                 let _ = child.start_kill();
                 let _ = child.wait().await;
@@ -194,31 +244,6 @@ impl Actor {
         }
         if let Ok(r) = self.request("listcalls", None).await {
             self.calls.reconcile(listed_peers(&r.data));
-        }
-    }
-
-    /// Connects to the control port: once in attach mode; in managed mode, retrying while
-    /// the child starts up.
-    async fn connect(&mut self) -> Option<Connection> {
-        let deadline = Instant::now() + START_WAIT;
-        loop {
-            let tried =
-                tokio::time::timeout(CONNECT_TIMEOUT, Connection::connect(self.s.ctrl_address))
-                    .await;
-            let error = match tried {
-                Ok(Ok(c)) => return Some(c),
-                Ok(Err(e)) => e.to_string(),
-                Err(_) => "timed out".to_owned(),
-            };
-            let child_running = match self.child.as_mut() {
-                Some(c) => matches!(c.try_wait(), Ok(None)),
-                None => false,
-            };
-            if !child_running || Instant::now() >= deadline {
-                tracing::warn!(address = %self.s.ctrl_address, %error, "cannot reach baresip's control port");
-                return None;
-            }
-            sleep(Duration::from_millis(20)).await;
         }
     }
 
@@ -464,6 +489,9 @@ impl Actor {
 
     /// Stops a managed baresip: `quit`, then a kill if it lingers.
     async fn stop(&mut self) {
+        if let Some(task) = self.connecting.take() {
+            task.abort();
+        }
         if self.s.mode == Mode::Managed && self.conn.is_some() {
             let _ = self.request("quit", None).await;
         }

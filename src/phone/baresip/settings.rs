@@ -330,7 +330,7 @@ impl Args {
                 let shown = if key == "auth_password" {
                     "the value".to_owned()
                 } else {
-                    format!("{:?}", crate::protocol::jsonrpc::truncate(text))
+                    format!("{:?}", crate::settings::shown(text))
                 };
                 return Err(SettingError::new(
                     key,
