@@ -99,7 +99,9 @@ struct Actor {
     connecting: Option<JoinHandle<Option<Connection>>>,
 }
 
-async fn attempt_done(connecting: &mut Option<JoinHandle<Option<Connection>>>) -> Option<Connection> {
+async fn attempt_done(
+    connecting: &mut Option<JoinHandle<Option<Connection>>>,
+) -> Option<Connection> {
     match connecting {
         Some(task) => task.await.ok().flatten(),
         None => std::future::pending().await,
