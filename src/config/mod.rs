@@ -6,7 +6,7 @@
 //! here, and each backend's `Args` in its own folder (`[sim]`, `[baresip]`), each deriving
 //! clap (flags, with env) and serde (the file). File key `idle_timeout_secs` is flag
 //! `--idle-timeout-secs` and variable `BAPIWS_IDLE_TIMEOUT_SECS`; keys under `[sim]` get a
-//! `sim-`/`SIM_` prefix. The layers are merged generically ([`layers`]), then checked
+//! `sim-`/`SIM_` prefix. The layers are merged generically (`layers.rs`), then checked
 //! once into the typed [`Config`] the rest of the program receives.
 
 mod layers;
