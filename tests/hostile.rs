@@ -125,10 +125,29 @@ fn cases() -> Vec<(&'static str, Send, Expect)> {
             Send::Text(deep_object),
             Error(-32600, true),
         ),
+        // Structured params that cannot be read are invalid params, not an invalid
+        // request.
         (
             "deeply nested params",
             Send::Text(deep_params),
-            Error(-32600, false),
+            Error(-32602, false),
+        ),
+        (
+            "lone surrogate in params",
+            t(r#"{"jsonrpc":"2.0","id":1,"method":"CallOut","params":["\ud800"]}"#),
+            Error(-32602, false),
+        ),
+        (
+            "number beyond f64 in params",
+            t(r#"{"jsonrpc":"2.0","id":1,"method":"CallOut","params":[1e999]}"#),
+            Error(-32602, false),
+        ),
+        (
+            "duplicate member in params",
+            t(
+                r#"{"jsonrpc":"2.0","id":1,"method":"CallOut","params":{"number":"1","number":"2"}}"#,
+            ),
+            Error(-32602, false),
         ),
         (
             "array as a request",

@@ -138,3 +138,19 @@ fn pages_health_and_refusals() {
         "{text}"
     );
 }
+
+/// An Origin with a tab or a space inside is not a subdomain of an allowed domain.
+#[test]
+fn origins_with_whitespace_inside_are_refused() {
+    let server = Server::start(&["--allowed-origins", "company.com"]);
+    let p = server.port;
+    assert_eq!(get(p, "/health", Some("https://crm.company.com")).0, 200);
+    for bad in [
+        "https://evil\t.company.com",
+        "https://evil .company.com",
+        "https://evil\x0b.company.com",
+    ] {
+        let status = get(p, "/health", Some(bad)).0;
+        assert!(matches!(status, 400 | 403), "{bad:?}: {status}");
+    }
+}

@@ -187,7 +187,17 @@ fn parse_origin(text: &str) -> Option<Origin> {
             None => (normalise_host(rest), None),
         }
     };
-    if host.is_empty() || host.contains(':') && !host.starts_with('[') {
+    let bracketed = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .is_some_and(|h| {
+            !h.is_empty()
+                && h.bytes()
+                    .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
+        });
+    // Nothing but a host name's characters: a tab or a space inside must not let
+    // `evil\t.company.com` pass for a subdomain of `company.com`.
+    if !bracketed && (host.contains(':') || !valid_host(&host)) {
         return None;
     }
     let port = port.or_else(|| default_port(&scheme));

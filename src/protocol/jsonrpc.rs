@@ -222,18 +222,104 @@ fn decode_one(raw: &RawValue) -> Entry {
     };
     let params = match req.params {
         None => Params::None,
-        Some(r) => match serde_json::from_str::<Value>(r.get()) {
-            Ok(Value::Array(a)) => Params::Array(a),
-            Ok(Value::Object(o)) => Params::Object(o),
-            _ => {
+        Some(r) if !matches!(r.get().as_bytes().first(), Some(b'[' | b'{')) => {
+            return Err(invalid_request(
+                id.as_ref(),
+                "params must be an array or an object",
+            ));
+        }
+        // Structured, but unreadable: a duplicate member, a number beyond f64, a lone
+        // surrogate, nesting too deep.
+        Some(r) => match serde_json::from_str::<Strict>(r.get()) {
+            Ok(Strict(Value::Array(a))) => Params::Array(a),
+            Ok(Strict(Value::Object(o))) => Params::Object(o),
+            Ok(_) => {
                 return Err(invalid_request(
                     id.as_ref(),
                     "params must be an array or an object",
                 ));
             }
+            Err(e) => {
+                let why = e.to_string();
+                let why = why.split(" at line").next().unwrap_or(&why);
+                return Err(encode_error(
+                    id.as_ref(),
+                    &RpcError::new(
+                        ErrorCode::InvalidParams,
+                        format!("Invalid params: {}", truncate(why)),
+                    ),
+                ));
+            }
         },
     };
     Ok(Request { id, method, params })
+}
+
+/// A JSON value read like [`Value`], except that an object with a duplicate member is
+/// refused (serde_json would keep the last one silently).
+struct Strict(Value);
+
+impl<'de> Deserialize<'de> for Strict {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Strict, D::Error> {
+        d.deserialize_any(StrictVisitor).map(Strict)
+    }
+}
+
+struct StrictVisitor;
+
+impl<'de> serde::de::Visitor<'de> for StrictVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Value, E> {
+        serde_json::Number::from_f64(v)
+            .map(Value::Number)
+            .ok_or_else(|| E::custom("a number out of range"))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_owned()))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(Strict(v)) = seq.next_element()? {
+            items.push(v);
+        }
+        Ok(Value::Array(items))
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut members = Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            let Strict(v) = map.next_value()?;
+            if members.contains_key(&key) {
+                return Err(serde::de::Error::custom(format!(
+                    "duplicate member {:?}",
+                    truncate(&key)
+                )));
+            }
+            members.insert(key, v);
+        }
+        Ok(Value::Object(members))
+    }
 }
 
 fn invalid_request(id: Option<&Id>, why: &str) -> String {
