@@ -3,7 +3,8 @@
 # including the end-to-end tests with real baresip processes.
 # Usage: scripts/test.sh   (from anywhere; needs Rust's cargo on PATH)
 #
-# The baresip tests need Debian's baresip-core and the browser tests Debian's chromium;
+# The baresip tests need Debian's baresip-core, the browser tests Debian's chromium and
+# the Python recipe test Debian's python3-websockets;
 # the JavaScript client's tests need Node 20 and npm. As root with apt-get, this script
 # installs the Debian packages when they are missing; otherwise it says what to install.
 # Those tests fail, never skip, when what they need is missing.
@@ -39,7 +40,20 @@ step "benchmark harness, smoke mode (seconds; no targets asserted)"
 cargo build --locked --workspace --bins
 target/debug/bapiws-bench smoke --bapiws target/debug/bapiws
 
-step "JavaScript client: build (the committed dist/ must match src/), unit and browser tests"
+step "JavaScript client: build (the committed dist/ must match src/), types, unit, recipe and browser tests"
+# The Python recipe of docs/integrating.md needs Debian's python3-websockets, which is
+# installed for the system's Python (/usr/bin/python3; PYTHON overrides it in the test).
+need_python_module() { # module package
+  if /usr/bin/python3 -c "import $1" >/dev/null 2>&1; then return 0; fi
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    step "installing $2 (for Python's $1 module)"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null
+  else
+    echo "warning: Python's $1 module is missing; install the $2 package (the tests that need it will fail)" >&2
+  fi
+}
+need_python_module websockets python3-websockets
 cd clients/js
 npm ci --no-audit --no-fund --loglevel=error
 npm run --silent build
@@ -48,6 +62,7 @@ if ! git diff --quiet -- dist; then
   git --no-pager diff --stat -- dist >&2
   exit 1
 fi
+npm run --silent test:types
 export BAPIWS_BIN="$PWD/../../target/debug/bapiws"
 npm test
 npm run test:e2e

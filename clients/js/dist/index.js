@@ -3,8 +3,9 @@
  * through a bapiws / EnreachClientAPI server, over WebSocket JSON-RPC 2.0.
  *
  * It handles what every integration needs: matching replies to requests, a timeout per
- * request, keep-alive, reconnecting with backoff and jitter, and re-applying Init after a
- * reconnect. No runtime dependencies.
+ * request, a timeout per connection attempt, keep-alive that notices a dead connection,
+ * reconnecting with backoff and jitter, and re-applying Init after a reconnect. No runtime
+ * dependencies.
  */
 /** The server answered with a JSON-RPC error. */
 export class RpcError extends Error {
@@ -22,7 +23,7 @@ export class TimeoutError extends Error {
         this.name = "TimeoutError";
     }
 }
-/** The connection closed before the reply came. */
+/** Not connected, the connection closed before the reply came, or connecting failed. */
 export class ConnectionError extends Error {
     constructor(message) {
         super(message);
@@ -30,6 +31,8 @@ export class ConnectionError extends Error {
     }
 }
 const OPEN = 1;
+/** setTimeout's longest delay; longer ones would fire at once. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 /** Turns GetActiveCalls' flat result into call objects. */
 export function parseActiveCalls(result) {
     if (!Array.isArray(result))
@@ -48,24 +51,33 @@ export function parseActiveCalls(result) {
     }
     return calls;
 }
+function messageOf(e) {
+    return e instanceof Error ? e.message : String(e);
+}
 /** A connection to a bapiws server. */
 export class BapiwsClient {
     constructor(options = {}) {
+        /** The socket of the current attempt or connection; null while waiting or closed. */
         this.ws = null;
         this.nextId = 1;
         this.pending = new Map();
         this.listeners = new Map();
         this.keepAliveTimer = null;
+        this.connectTimer = null;
         this.retryTimer = null;
         this.attempt = 0;
-        this.stopped = false;
         this.current = "closed";
-        this.opened = null;
-        this.resolveOpened = null;
+        /** The callers of `connect()` waiting for the connection to open. */
+        this.waiters = [];
+        /**
+         * Counts connect() starts and stops, so that code after emitting an event can tell
+         * whether a listener closed (or closed and reconnected) the client meanwhile.
+         */
+        this.generation = 0;
         /** The simulated phone's controls (`Sim.*`; only on the `sim` backend). */
         this.sim = {
-            incomingCall: async (number) => String(await this.request("Sim.IncomingCall", [number])),
-            queueCall: async (number, queueNumber = "", queueName) => String(await this.request("Sim.QueueCall", queueName === undefined ? [number, queueNumber] : [number, queueNumber, queueName])),
+            incomingCall: (number) => this.request("Sim.IncomingCall", [number]),
+            queueCall: (number, queueNumber = "", queueName) => this.request("Sim.QueueCall", queueName === undefined ? [number, queueNumber] : [number, queueNumber, queueName]),
             remoteAnswer: async (callId) => {
                 await this.request("Sim.RemoteAnswer", callId === undefined ? [] : [callId]);
             },
@@ -90,6 +102,7 @@ export class BapiwsClient {
         this.url = options.url ?? "ws://127.0.0.1:9898";
         this.backend = options.backend;
         this.requestTimeoutMs = options.requestTimeoutMs ?? 10000;
+        this.connectTimeoutMs = options.connectTimeoutMs ?? 10000;
         this.keepAliveMs = options.keepAliveMs ?? 60000;
         this.reconnect = options.reconnect ?? true;
         this.minBackoffMs = options.minBackoffMs ?? 500;
@@ -107,34 +120,33 @@ export class BapiwsClient {
     }
     /**
      * Connects (and Inits the configured backend). Resolves once the connection is open;
-     * with `reconnect`, keeps trying until it is.
+     * with `reconnect`, keeps trying until it is. Rejects with {@link ConnectionError} when
+     * an attempt fails without `reconnect`, or when `close()` is called first; with
+     * {@link RpcError} when the server refuses the configured backend's Init.
      */
     connect() {
-        this.stopped = false;
-        if (!this.opened) {
-            this.opened = new Promise((resolve) => {
-                this.resolveOpened = resolve;
-            });
-            this.open();
+        if (this.current === "open")
+            return Promise.resolve();
+        const opened = new Promise((resolve, reject) => {
+            this.waiters.push({ resolve, reject });
+        });
+        if (this.current === "closed") {
+            this.attempt = 0;
+            const generation = ++this.generation;
+            this.setState("connecting");
+            if (generation === this.generation)
+                this.startAttempt();
         }
-        return this.opened;
+        return opened;
     }
-    /** Closes the connection for good: no reconnect. Pending requests fail. */
+    /**
+     * Closes the connection for good: no reconnect. Pending requests, and a `connect()`
+     * still waiting, reject with {@link ConnectionError}.
+     */
     close() {
-        this.stopped = true;
-        if (this.retryTimer)
-            clearTimeout(this.retryTimer);
-        this.retryTimer = null;
-        this.stopKeepAlive();
-        const ws = this.ws;
-        this.ws = null;
-        if (ws) {
-            ws.onclose = null;
-            ws.close(1000, "client closed");
-        }
-        this.failPending("the client closed the connection");
-        this.opened = null;
-        this.setState("closed");
+        if (this.current === "closed")
+            return;
+        this.stop(new ConnectionError(`close() was called before the connection to ${this.url} opened`), "the client closed the connection");
     }
     /** Listens to an event; returns a function that stops listening. */
     on(event, listener) {
@@ -151,50 +163,87 @@ export class BapiwsClient {
         this.listeners.get(event)?.delete(listener);
     }
     /** Chooses the backend for this connection, and again after every reconnect. */
-    async init(backend) {
-        await this.request("Init", backend === undefined ? [] : [backend]);
+    async init(backend, options) {
+        await this.request("Init", backend === undefined ? [] : [backend], options);
         this.backend = backend;
     }
     /** The phone's state. */
-    async getState() {
-        return (await this.request("GetState", []));
+    getState(options) {
+        return this.request("GetState", [], options);
     }
     /** Calls a number (digits with an optional leading +; spaces and -.() are ignored). */
-    async callOut(number) {
-        await this.request("CallOut", [number]);
+    async callOut(number, options) {
+        await this.request("CallOut", [number], options);
     }
     /** Ends the active call. */
-    async hangUp() {
-        await this.request("HangUp", []);
+    async hangUp(options) {
+        await this.request("HangUp", [], options);
     }
     /** Answers the latest ringing inbound call. */
-    async answer() {
-        await this.request("Answer", []);
+    async answer(options) {
+        await this.request("Answer", [], options);
     }
     /** The active calls. */
-    async getActiveCalls() {
-        return parseActiveCalls(await this.request("GetActiveCalls", []));
+    async getActiveCalls(options) {
+        return parseActiveCalls(await this.request("GetActiveCalls", [], options));
     }
-    /** Sends any request and resolves with its result (rejects with RpcError). */
-    request(method, params = []) {
+    /**
+     * Sends a request and resolves with its result. A documented method's params and
+     * result are typed ({@link Methods}): `request("GetState")` is `Promise<PhoneState>`;
+     * any other method takes any params and resolves with `unknown`. Rejects with
+     * {@link RpcError} (the server's error), {@link TimeoutError}, {@link ConnectionError}
+     * (not open, or the connection closed first), or the abort signal's reason.
+     */
+    request(method, ...args) {
+        const [params, options] = args;
         const ws = this.ws;
-        if (!ws || ws.readyState !== OPEN) {
-            return Promise.reject(new ConnectionError(`not connected to ${this.url}`));
+        if (!ws || this.current !== "open" || ws.readyState !== OPEN) {
+            return Promise.reject(new ConnectionError(`${method}: not connected to ${this.url}`));
         }
+        return this.call(ws, method, params ?? [], options ?? {});
+    }
+    call(ws, method, params, { timeoutMs = this.requestTimeoutMs, signal }) {
+        if (!(timeoutMs > 0)) {
+            return Promise.reject(new RangeError(`${method}: timeoutMs must be above 0, not ${timeoutMs}`));
+        }
+        if (signal?.aborted)
+            return Promise.reject(abortReason(signal));
         const id = this.nextId++;
         return new Promise((resolve, reject) => {
-            const timer = setTimeout(() => {
+            const onAbort = () => {
+                done();
+                reject(abortReason(signal));
+            };
+            const timer = timeoutMs <= MAX_TIMER_MS
+                ? setTimeout(() => {
+                    done();
+                    reject(new TimeoutError(method, timeoutMs));
+                }, timeoutMs)
+                : null;
+            const done = () => {
+                if (timer !== null)
+                    clearTimeout(timer);
+                signal?.removeEventListener("abort", onAbort);
                 this.pending.delete(id);
-                reject(new TimeoutError(method, this.requestTimeoutMs));
-            }, this.requestTimeoutMs);
-            this.pending.set(id, { method, resolve, reject, timer });
+            };
+            signal?.addEventListener("abort", onAbort);
+            this.pending.set(id, {
+                method,
+                resolve: (value) => {
+                    done();
+                    resolve(value);
+                },
+                reject: (error) => {
+                    done();
+                    reject(error);
+                },
+            });
             try {
                 ws.send(JSON.stringify({ jsonrpc: "2.0", id, method, params }));
             }
             catch (e) {
-                clearTimeout(timer);
-                this.pending.delete(id);
-                reject(new ConnectionError(String(e)));
+                done();
+                reject(new ConnectionError(`${method}: cannot send: ${messageOf(e)}`));
             }
         });
     }
@@ -212,83 +261,153 @@ export class BapiwsClient {
         }
     }
     setState(state, error) {
-        if (this.current === state && state !== "reconnecting")
-            return;
         this.current = state;
-        this.emit("connection", { state, attempt: this.attempt, error });
+        const event = { state, attempt: this.attempt };
+        if (error !== undefined)
+            event.error = error;
+        this.emit("connection", event);
     }
-    open() {
-        this.setState(this.attempt === 0 ? "connecting" : "reconnecting");
+    /** Opens a socket: one connection attempt. */
+    startAttempt() {
         let ws;
         try {
             ws = new this.Socket(this.url);
         }
         catch (e) {
-            this.scheduleRetry(String(e));
+            // A malformed or forbidden URL: trying again cannot help.
+            const why = `cannot connect to ${this.url}: ${messageOf(e)}`;
+            this.stop(new ConnectionError(why), why);
             return;
         }
         this.ws = ws;
-        ws.onmessage = (ev) => this.onMessage(ev.data);
-        ws.onerror = () => {
-            /* the close event follows and handles it */
+        this.connectTimer = setTimeout(() => {
+            this.endAttempt(ws, `no connection to ${this.url} within ${this.connectTimeoutMs} ms`);
+        }, this.connectTimeoutMs);
+        ws.onmessage = (ev) => {
+            if (this.ws === ws)
+                this.onMessage(ev.data);
+        };
+        // Some implementations (Node 20's) fire only `error` when connecting fails, others
+        // `error` then `close`: whichever comes first ends the attempt, the other is ignored.
+        ws.onerror = (ev) => {
+            // The DOM's error event says nothing; ws's and undici's carry a message.
+            const detail = ev?.message;
+            const why = typeof detail === "string" && detail ? `: ${detail}` : "";
+            this.endAttempt(ws, `connection to ${this.url} failed${why}`);
         };
         ws.onclose = (ev) => {
-            if (this.ws !== ws)
-                return;
-            this.ws = null;
-            this.stopKeepAlive();
-            this.failPending("the connection closed");
-            const why = ev && ev.code ? `closed (${ev.code}${ev.reason ? `: ${ev.reason}` : ""})` : "closed";
-            this.scheduleRetry(why);
+            const code = ev?.code;
+            this.endAttempt(ws, code ? `closed (${code}${ev.reason ? `: ${ev.reason}` : ""})` : "closed");
         };
         ws.onopen = () => {
+            if (this.ws !== ws)
+                return;
+            this.clearConnectTimer();
             void this.onOpen(ws);
         };
     }
     async onOpen(ws) {
         if (this.backend !== undefined) {
             try {
-                await this.request("Init", [this.backend]);
+                await this.call(ws, "Init", [this.backend], {});
             }
             catch (e) {
-                // An unknown backend is a configuration error: say so, stay connected.
-                this.emit("connection", { state: "open", attempt: this.attempt, error: String(e) });
+                if (this.ws !== ws)
+                    return; // the attempt ended meanwhile, and that was handled
+                if (e instanceof RpcError) {
+                    // The server refuses the backend: a configuration error that retrying cannot fix.
+                    this.stop(e, `Init ${this.backend}: ${e.message}`);
+                }
+                else {
+                    this.endAttempt(ws, `Init: ${messageOf(e)}`);
+                }
+                return;
             }
         }
         if (this.ws !== ws)
             return;
         this.attempt = 0;
+        this.startKeepAlive(ws);
         this.setState("open");
-        this.startKeepAlive();
-        this.resolveOpened?.();
-        this.resolveOpened = null;
+        if (this.ws !== ws)
+            return; // a listener closed the client
+        for (const w of this.waiters.splice(0))
+            w.resolve();
     }
-    scheduleRetry(error) {
-        if (this.stopped || !this.reconnect) {
-            this.opened = null;
-            this.setState("closed", error);
+    /**
+     * The end of a socket: it failed to connect, timed out, closed, or stopped answering.
+     * Idempotent: only the first call for the current socket counts.
+     */
+    endAttempt(ws, why) {
+        if (this.ws !== ws)
+            return;
+        this.ws = null;
+        this.clearConnectTimer();
+        this.stopKeepAlive();
+        closeQuietly(ws); // no-op when closed already; abandons one still connecting or half-open
+        this.failPending(why);
+        if (!this.reconnect) {
+            this.stop(new ConnectionError(why), why);
             return;
         }
         this.attempt += 1;
-        this.setState("reconnecting", error);
+        const generation = this.generation;
+        this.setState("reconnecting", why);
+        if (generation !== this.generation)
+            return; // a listener closed the client
         const base = Math.min(this.maxBackoffMs, this.minBackoffMs * 2 ** Math.min(this.attempt - 1, 16));
         // Full jitter in the upper half: many tabs do not reconnect in step.
         const delay = base / 2 + Math.random() * (base / 2);
         this.retryTimer = setTimeout(() => {
             this.retryTimer = null;
-            if (!this.stopped)
-                this.open();
+            this.startAttempt();
         }, delay);
     }
-    startKeepAlive() {
+    /**
+     * Stops for good: state `closed` (with `why`, when it is not the caller's own close()),
+     * pending requests fail, and waiting `connect()` calls reject with `error`.
+     */
+    stop(error, why) {
+        this.generation += 1;
+        if (this.retryTimer)
+            clearTimeout(this.retryTimer);
+        this.retryTimer = null;
+        this.clearConnectTimer();
         this.stopKeepAlive();
-        if (this.keepAliveMs > 0) {
-            this.keepAliveTimer = setInterval(() => {
-                this.request("GetState", []).catch(() => {
-                    /* a failed keep-alive shows as a closed connection */
-                });
-            }, this.keepAliveMs);
-        }
+        const ws = this.ws;
+        this.ws = null;
+        if (ws)
+            closeQuietly(ws, 1000, "client closed");
+        this.failPending(why ?? "the client closed the connection");
+        const waiters = this.waiters.splice(0);
+        this.setState("closed", why);
+        for (const w of waiters)
+            w.reject(error);
+    }
+    clearConnectTimer() {
+        if (this.connectTimer)
+            clearTimeout(this.connectTimer);
+        this.connectTimer = null;
+    }
+    startKeepAlive(ws) {
+        this.stopKeepAlive();
+        if (!(this.keepAliveMs > 0))
+            return;
+        let waiting = false;
+        this.keepAliveTimer = setInterval(() => {
+            if (waiting || this.ws !== ws)
+                return;
+            waiting = true;
+            this.call(ws, "GetState", [], {}).then(() => {
+                waiting = false;
+            }, (e) => {
+                waiting = false;
+                // No reply: the connection is dead even if the socket looks open (a half-open
+                // TCP connection after sleep, a stalled server). Drop it and reconnect.
+                if (e instanceof TimeoutError)
+                    this.endAttempt(ws, `keep-alive: ${e.message}`);
+            });
+        }, this.keepAliveMs);
     }
     stopKeepAlive() {
         if (this.keepAliveTimer)
@@ -296,10 +415,8 @@ export class BapiwsClient {
         this.keepAliveTimer = null;
     }
     failPending(why) {
-        for (const [id, p] of this.pending) {
-            clearTimeout(p.timer);
+        for (const p of [...this.pending.values()]) {
             p.reject(new ConnectionError(`${p.method}: ${why}`));
-            this.pending.delete(id);
         }
     }
     onMessage(data) {
@@ -325,8 +442,6 @@ export class BapiwsClient {
         const p = this.pending.get(m.id);
         if (!p)
             return;
-        this.pending.delete(m.id);
-        clearTimeout(p.timer);
         const err = m.error;
         if (err) {
             p.reject(new RpcError(Number(err.code), String(err.message ?? "error"), err.data));
@@ -365,5 +480,20 @@ export class BapiwsClient {
                 this.emit("CallDisconnected", { callId: a[0], extraInfo: a[1] ?? "" });
                 break;
         }
+    }
+}
+function abortReason(signal) {
+    return signal?.reason ?? new Error("the request was aborted");
+}
+/** Closes a socket, ignoring what a socket in any state may throw. */
+function closeQuietly(ws, code, reason) {
+    try {
+        if (code === undefined)
+            ws.close();
+        else
+            ws.close(code, reason);
+    }
+    catch {
+        // Closed already, or an implementation that refuses to close while connecting.
     }
 }

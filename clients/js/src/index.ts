@@ -3,8 +3,9 @@
  * through a bapiws / EnreachClientAPI server, over WebSocket JSON-RPC 2.0.
  *
  * It handles what every integration needs: matching replies to requests, a timeout per
- * request, keep-alive, reconnecting with backoff and jitter, and re-applying Init after a
- * reconnect. No runtime dependencies.
+ * request, a timeout per connection attempt, keep-alive that notices a dead connection,
+ * reconnecting with backoff and jitter, and re-applying Init after a reconnect. No runtime
+ * dependencies.
  */
 
 /** What GetState reports and StateChanged carries. */
@@ -16,6 +17,9 @@ export type PhoneState =
   | "DND"
   | "OffWork"
   | "Offline";
+
+/** The user's availability, as `Sim.SetAvailability` takes it. */
+export type Availability = Exclude<PhoneState, "Offline">;
 
 /** One active call, parsed from GetActiveCalls' six-field records. */
 export interface ActiveCall {
@@ -50,8 +54,93 @@ export interface ClientEvents {
   CallDisconnected: { callId: string; extraInfo: string };
   /** Every notification as received, including ones this version does not know. */
   notification: { method: string; params: unknown };
-  /** The connection changed state; `attempt` counts reconnect attempts. */
+  /**
+   * The connection changed state, once per change: `connecting` when `connect()` starts,
+   * `open` when connected (and Init done), `reconnecting` once per reconnect attempt
+   * (`attempt` counts them, `error` says why the previous attempt or connection ended),
+   * `closed` after `close()` or when the client gave up (`error` says why).
+   */
   connection: { state: ConnectionState; attempt: number; error?: string };
+}
+
+/** Params that are not empty: positional, or named. */
+export type Params = readonly unknown[] | Readonly<Record<string, unknown>>;
+
+/** Params of a method that takes none. */
+export type NoParams = readonly [] | Readonly<Record<string, never>>;
+
+/**
+ * The documented methods (and the simulated phone's `Sim.*` methods): their params,
+ * positional or named, and their results. `request()` is typed by it.
+ */
+export interface Methods {
+  Init: { params: readonly [backend?: string] | { readonly backend?: string }; result: 0 };
+  GetState: { params: NoParams; result: PhoneState };
+  CallOut: { params: readonly [number: string] | { readonly number: string }; result: 0 };
+  HangUp: { params: NoParams; result: 0 };
+  Answer: { params: NoParams; result: 0 };
+  /** Six strings per call; {@link parseActiveCalls} turns them into objects. */
+  GetActiveCalls: { params: NoParams; result: string[] };
+  /** Result: the new call's id. */
+  "Sim.IncomingCall": {
+    params: readonly [number: string] | { readonly number: string };
+    result: string;
+  };
+  /** Result: the new call's id. */
+  "Sim.QueueCall": {
+    params:
+      | readonly [number: string, queueNumber?: string, queueName?: string]
+      | { readonly number: string; readonly queueNumber?: string; readonly queueName?: string };
+    result: string;
+  };
+  "Sim.RemoteAnswer": {
+    params: readonly [callId?: string] | { readonly callId?: string };
+    result: 0;
+  };
+  "Sim.RemoteHangUp": {
+    params:
+      | readonly [callId?: string, reason?: string]
+      | { readonly callId?: string; readonly reason?: string };
+    result: 0;
+  };
+  "Sim.SetAvailability": {
+    params: readonly [availability: Availability] | { readonly availability: Availability };
+    result: 0;
+  };
+  "Sim.SetOffline": { params: NoParams; result: 0 };
+  "Sim.SetOnline": { params: NoParams; result: 0 };
+}
+
+/** The name of a documented method. */
+export type MethodName = keyof Methods;
+
+/** The params of method `M`: as in {@link Methods}, or any params for another method. */
+export type ParamsOf<M extends string> = M extends MethodName ? Methods[M]["params"] : Params;
+
+/** The result of method `M`: as in {@link Methods}, or `unknown` for another method. */
+export type ResultOf<M extends string> = M extends MethodName ? Methods[M]["result"] : unknown;
+
+/** `request()`'s arguments after the method: params are required where the method needs some. */
+export type RequestArgs<M extends string> = M extends MethodName
+  ? readonly [] extends Methods[M]["params"]
+    ? [params?: Methods[M]["params"], options?: RequestOptions]
+    : [params: Methods[M]["params"], options?: RequestOptions]
+  : [params?: Params, options?: RequestOptions];
+
+/** Options of one request. */
+export interface RequestOptions {
+  /**
+   * Milliseconds to wait for this reply (then it rejects with {@link TimeoutError});
+   * default the client's `requestTimeoutMs`. `Infinity` waits as long as the connection
+   * lasts.
+   */
+  timeoutMs?: number;
+  /**
+   * Stops waiting when aborted: the promise rejects with `signal.reason` (an `AbortError`
+   * unless the signal was given another reason). A request already sent may still be
+   * carried out by the server.
+   */
+  signal?: AbortSignal;
 }
 
 /** The server answered with a JSON-RPC error. */
@@ -74,7 +163,7 @@ export class TimeoutError extends Error {
   }
 }
 
-/** The connection closed before the reply came. */
+/** Not connected, the connection closed before the reply came, or connecting failed. */
 export class ConnectionError extends Error {
   constructor(message: string) {
     super(message);
@@ -88,27 +177,57 @@ export interface ClientOptions {
   url?: string;
   /** Backend to Init on every (re)connection; default: the server's default. */
   backend?: string;
-  /** Milliseconds to wait for each reply. Default 10000. */
+  /** Milliseconds to wait for each reply (and for each keep-alive). Default 10000. */
   requestTimeoutMs?: number;
-  /** Milliseconds between keep-alive GetState calls; 0 turns keep-alive off. Default 60000. */
+  /**
+   * Milliseconds a connection attempt may take, from creating the socket until it opens;
+   * then the attempt counts as failed. Default 10000.
+   */
+  connectTimeoutMs?: number;
+  /**
+   * Milliseconds between keep-alive GetState calls; 0 turns keep-alive off. A keep-alive
+   * without a reply within `requestTimeoutMs` closes the connection (and reconnects).
+   * Default 60000.
+   */
   keepAliveMs?: number;
-  /** Reconnect when the connection drops. Default true. */
+  /** Reconnect when the connection drops or an attempt fails. Default true. */
   reconnect?: boolean;
   /** First reconnect delay. Default 500. */
   minBackoffMs?: number;
   /** Longest reconnect delay. Default 30000. */
   maxBackoffMs?: number;
-  /** A WebSocket implementation, where there is no global one. */
+  /**
+   * A WebSocket implementation, where there is no global one: for example `ws`'s
+   * `WebSocket` class in Node 20.
+   */
   WebSocket?: WebSocketConstructor;
 }
 
-/** The part of the WebSocket API the client uses. */
+/**
+ * An event handler property. Written as a method's type so that implementations whose
+ * handlers take a richer event (the DOM's `CloseEvent`, `ws`'s `WebSocket.CloseEvent`)
+ * fit: TypeScript compares a method's parameters bivariantly, also under `--strict`.
+ */
+export type WebSocketHandler<E> = { handle(event: E): void }["handle"] | null;
+
+/** What the client reads from a close event. */
+export interface CloseEventLike {
+  readonly code?: number;
+  readonly reason?: string;
+}
+
+/** What the client reads from a message event. */
+export interface MessageEventLike {
+  readonly data: unknown;
+}
+
+/** The part of the WebSocket API the client uses; the DOM's and `ws`'s both fit. */
 export interface WebSocketLike {
   readonly readyState: number;
-  onopen: ((ev: unknown) => void) | null;
-  onclose: ((ev: { code?: number; reason?: string }) => void) | null;
-  onerror: ((ev: unknown) => void) | null;
-  onmessage: ((ev: { data: unknown }) => void) | null;
+  onopen: WebSocketHandler<unknown>;
+  onclose: WebSocketHandler<CloseEventLike>;
+  onerror: WebSocketHandler<unknown>;
+  onmessage: WebSocketHandler<MessageEventLike>;
   send(data: string): void;
   close(code?: number, reason?: string): void;
 }
@@ -121,11 +240,17 @@ type Listener<T> = (payload: T) => void;
 interface Pending {
   method: string;
   resolve: (value: unknown) => void;
+  reject: (error: unknown) => void;
+}
+
+interface Waiter {
+  resolve: () => void;
   reject: (error: Error) => void;
-  timer: ReturnType<typeof setTimeout>;
 }
 
 const OPEN = 1;
+/** setTimeout's longest delay; longer ones would fire at once. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /** Turns GetActiveCalls' flat result into call objects. */
 export function parseActiveCalls(result: unknown): ActiveCall[] {
@@ -145,32 +270,44 @@ export function parseActiveCalls(result: unknown): ActiveCall[] {
   return calls;
 }
 
+function messageOf(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
+
 /** A connection to a bapiws server. */
 export class BapiwsClient {
   private readonly url: string;
   private backend: string | undefined;
   private readonly requestTimeoutMs: number;
+  private readonly connectTimeoutMs: number;
   private readonly keepAliveMs: number;
   private readonly reconnect: boolean;
   private readonly minBackoffMs: number;
   private readonly maxBackoffMs: number;
   private readonly Socket: WebSocketConstructor;
+  /** The socket of the current attempt or connection; null while waiting or closed. */
   private ws: WebSocketLike | null = null;
   private nextId = 1;
   private readonly pending = new Map<number, Pending>();
   private readonly listeners = new Map<string, Set<Listener<never>>>();
   private keepAliveTimer: ReturnType<typeof setInterval> | null = null;
+  private connectTimer: ReturnType<typeof setTimeout> | null = null;
   private retryTimer: ReturnType<typeof setTimeout> | null = null;
   private attempt = 0;
-  private stopped = false;
   private current: ConnectionState = "closed";
-  private opened: Promise<void> | null = null;
-  private resolveOpened: (() => void) | null = null;
+  /** The callers of `connect()` waiting for the connection to open. */
+  private waiters: Waiter[] = [];
+  /**
+   * Counts connect() starts and stops, so that code after emitting an event can tell
+   * whether a listener closed (or closed and reconnected) the client meanwhile.
+   */
+  private generation = 0;
 
   constructor(options: ClientOptions = {}) {
     this.url = options.url ?? "ws://127.0.0.1:9898";
     this.backend = options.backend;
     this.requestTimeoutMs = options.requestTimeoutMs ?? 10000;
+    this.connectTimeoutMs = options.connectTimeoutMs ?? 10000;
     this.keepAliveMs = options.keepAliveMs ?? 60000;
     this.reconnect = options.reconnect ?? true;
     this.minBackoffMs = options.minBackoffMs ?? 500;
@@ -191,34 +328,34 @@ export class BapiwsClient {
 
   /**
    * Connects (and Inits the configured backend). Resolves once the connection is open;
-   * with `reconnect`, keeps trying until it is.
+   * with `reconnect`, keeps trying until it is. Rejects with {@link ConnectionError} when
+   * an attempt fails without `reconnect`, or when `close()` is called first; with
+   * {@link RpcError} when the server refuses the configured backend's Init.
    */
   connect(): Promise<void> {
-    this.stopped = false;
-    if (!this.opened) {
-      this.opened = new Promise((resolve) => {
-        this.resolveOpened = resolve;
-      });
-      this.open();
+    if (this.current === "open") return Promise.resolve();
+    const opened = new Promise<void>((resolve, reject) => {
+      this.waiters.push({ resolve, reject });
+    });
+    if (this.current === "closed") {
+      this.attempt = 0;
+      const generation = ++this.generation;
+      this.setState("connecting");
+      if (generation === this.generation) this.startAttempt();
     }
-    return this.opened;
+    return opened;
   }
 
-  /** Closes the connection for good: no reconnect. Pending requests fail. */
+  /**
+   * Closes the connection for good: no reconnect. Pending requests, and a `connect()`
+   * still waiting, reject with {@link ConnectionError}.
+   */
   close(): void {
-    this.stopped = true;
-    if (this.retryTimer) clearTimeout(this.retryTimer);
-    this.retryTimer = null;
-    this.stopKeepAlive();
-    const ws = this.ws;
-    this.ws = null;
-    if (ws) {
-      ws.onclose = null;
-      ws.close(1000, "client closed");
-    }
-    this.failPending("the client closed the connection");
-    this.opened = null;
-    this.setState("closed");
+    if (this.current === "closed") return;
+    this.stop(
+      new ConnectionError(`close() was called before the connection to ${this.url} opened`),
+      "the client closed the connection",
+    );
   }
 
   /** Listens to an event; returns a function that stops listening. */
@@ -238,57 +375,55 @@ export class BapiwsClient {
   }
 
   /** Chooses the backend for this connection, and again after every reconnect. */
-  async init(backend?: string): Promise<void> {
-    await this.request("Init", backend === undefined ? [] : [backend]);
+  async init(backend?: string, options?: RequestOptions): Promise<void> {
+    await this.request("Init", backend === undefined ? [] : [backend], options);
     this.backend = backend;
   }
 
   /** The phone's state. */
-  async getState(): Promise<PhoneState> {
-    return (await this.request("GetState", [])) as PhoneState;
+  getState(options?: RequestOptions): Promise<PhoneState> {
+    return this.request("GetState", [], options);
   }
 
   /** Calls a number (digits with an optional leading +; spaces and -.() are ignored). */
-  async callOut(number: string): Promise<void> {
-    await this.request("CallOut", [number]);
+  async callOut(number: string, options?: RequestOptions): Promise<void> {
+    await this.request("CallOut", [number], options);
   }
 
   /** Ends the active call. */
-  async hangUp(): Promise<void> {
-    await this.request("HangUp", []);
+  async hangUp(options?: RequestOptions): Promise<void> {
+    await this.request("HangUp", [], options);
   }
 
   /** Answers the latest ringing inbound call. */
-  async answer(): Promise<void> {
-    await this.request("Answer", []);
+  async answer(options?: RequestOptions): Promise<void> {
+    await this.request("Answer", [], options);
   }
 
   /** The active calls. */
-  async getActiveCalls(): Promise<ActiveCall[]> {
-    return parseActiveCalls(await this.request("GetActiveCalls", []));
+  async getActiveCalls(options?: RequestOptions): Promise<ActiveCall[]> {
+    return parseActiveCalls(await this.request("GetActiveCalls", [], options));
   }
 
   /** The simulated phone's controls (`Sim.*`; only on the `sim` backend). */
   readonly sim = {
-    incomingCall: async (number: string): Promise<string> =>
-      String(await this.request("Sim.IncomingCall", [number])),
-    queueCall: async (number: string, queueNumber = "", queueName?: string): Promise<string> =>
-      String(
-        await this.request(
-          "Sim.QueueCall",
-          queueName === undefined ? [number, queueNumber] : [number, queueNumber, queueName],
-        ),
+    incomingCall: (number: string): Promise<string> =>
+      this.request("Sim.IncomingCall", [number]),
+    queueCall: (number: string, queueNumber = "", queueName?: string): Promise<string> =>
+      this.request(
+        "Sim.QueueCall",
+        queueName === undefined ? [number, queueNumber] : [number, queueNumber, queueName],
       ),
     remoteAnswer: async (callId?: string): Promise<void> => {
       await this.request("Sim.RemoteAnswer", callId === undefined ? [] : [callId]);
     },
     remoteHangUp: async (callId?: string, reason?: string): Promise<void> => {
-      const params: Record<string, string> = {};
+      const params: { callId?: string; reason?: string } = {};
       if (callId !== undefined) params.callId = callId;
       if (reason !== undefined) params.reason = reason;
       await this.request("Sim.RemoteHangUp", params);
     },
-    setAvailability: async (availability: Exclude<PhoneState, "Offline">): Promise<void> => {
+    setAvailability: async (availability: Availability): Promise<void> => {
       await this.request("Sim.SetAvailability", [availability]);
     },
     setOffline: async (): Promise<void> => {
@@ -299,25 +434,69 @@ export class BapiwsClient {
     },
   };
 
-  /** Sends any request and resolves with its result (rejects with RpcError). */
-  request(method: string, params: unknown[] | Record<string, unknown> = []): Promise<unknown> {
+  /**
+   * Sends a request and resolves with its result. A documented method's params and
+   * result are typed ({@link Methods}): `request("GetState")` is `Promise<PhoneState>`;
+   * any other method takes any params and resolves with `unknown`. Rejects with
+   * {@link RpcError} (the server's error), {@link TimeoutError}, {@link ConnectionError}
+   * (not open, or the connection closed first), or the abort signal's reason.
+   */
+  request<M extends string>(method: M, ...args: RequestArgs<M>): Promise<ResultOf<M>> {
+    const [params, options] = args as [Params | undefined, RequestOptions | undefined];
     const ws = this.ws;
-    if (!ws || ws.readyState !== OPEN) {
-      return Promise.reject(new ConnectionError(`not connected to ${this.url}`));
+    if (!ws || this.current !== "open" || ws.readyState !== OPEN) {
+      return Promise.reject(new ConnectionError(`${method}: not connected to ${this.url}`));
     }
+    return this.call(ws, method, params ?? [], options ?? {}) as Promise<ResultOf<M>>;
+  }
+
+  private call(
+    ws: WebSocketLike,
+    method: string,
+    params: Params,
+    { timeoutMs = this.requestTimeoutMs, signal }: RequestOptions,
+  ): Promise<unknown> {
+    if (!(timeoutMs > 0)) {
+      return Promise.reject(
+        new RangeError(`${method}: timeoutMs must be above 0, not ${timeoutMs}`),
+      );
+    }
+    if (signal?.aborted) return Promise.reject(abortReason(signal));
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
+      const onAbort = () => {
+        done();
+        reject(abortReason(signal));
+      };
+      const timer =
+        timeoutMs <= MAX_TIMER_MS
+          ? setTimeout(() => {
+              done();
+              reject(new TimeoutError(method, timeoutMs));
+            }, timeoutMs)
+          : null;
+      const done = () => {
+        if (timer !== null) clearTimeout(timer);
+        signal?.removeEventListener("abort", onAbort);
         this.pending.delete(id);
-        reject(new TimeoutError(method, this.requestTimeoutMs));
-      }, this.requestTimeoutMs);
-      this.pending.set(id, { method, resolve, reject, timer });
+      };
+      signal?.addEventListener("abort", onAbort);
+      this.pending.set(id, {
+        method,
+        resolve: (value) => {
+          done();
+          resolve(value);
+        },
+        reject: (error) => {
+          done();
+          reject(error);
+        },
+      });
       try {
         ws.send(JSON.stringify({ jsonrpc: "2.0", id, method, params }));
       } catch (e) {
-        clearTimeout(timer);
-        this.pending.delete(id);
-        reject(new ConnectionError(String(e)));
+        done();
+        reject(new ConnectionError(`${method}: cannot send: ${messageOf(e)}`));
       }
     });
   }
@@ -336,34 +515,45 @@ export class BapiwsClient {
   }
 
   private setState(state: ConnectionState, error?: string): void {
-    if (this.current === state && state !== "reconnecting") return;
     this.current = state;
-    this.emit("connection", { state, attempt: this.attempt, error });
+    const event: ClientEvents["connection"] = { state, attempt: this.attempt };
+    if (error !== undefined) event.error = error;
+    this.emit("connection", event);
   }
 
-  private open(): void {
-    this.setState(this.attempt === 0 ? "connecting" : "reconnecting");
+  /** Opens a socket: one connection attempt. */
+  private startAttempt(): void {
     let ws: WebSocketLike;
     try {
       ws = new this.Socket(this.url);
     } catch (e) {
-      this.scheduleRetry(String(e));
+      // A malformed or forbidden URL: trying again cannot help.
+      const why = `cannot connect to ${this.url}: ${messageOf(e)}`;
+      this.stop(new ConnectionError(why), why);
       return;
     }
     this.ws = ws;
-    ws.onmessage = (ev) => this.onMessage(ev.data);
-    ws.onerror = () => {
-      /* the close event follows and handles it */
+    this.connectTimer = setTimeout(() => {
+      this.endAttempt(ws, `no connection to ${this.url} within ${this.connectTimeoutMs} ms`);
+    }, this.connectTimeoutMs);
+    ws.onmessage = (ev) => {
+      if (this.ws === ws) this.onMessage(ev.data);
+    };
+    // Some implementations (Node 20's) fire only `error` when connecting fails, others
+    // `error` then `close`: whichever comes first ends the attempt, the other is ignored.
+    ws.onerror = (ev) => {
+      // The DOM's error event says nothing; ws's and undici's carry a message.
+      const detail = (ev as { message?: unknown } | null)?.message;
+      const why = typeof detail === "string" && detail ? `: ${detail}` : "";
+      this.endAttempt(ws, `connection to ${this.url} failed${why}`);
     };
     ws.onclose = (ev) => {
-      if (this.ws !== ws) return;
-      this.ws = null;
-      this.stopKeepAlive();
-      this.failPending("the connection closed");
-      const why = ev && ev.code ? `closed (${ev.code}${ev.reason ? `: ${ev.reason}` : ""})` : "closed";
-      this.scheduleRetry(why);
+      const code = ev?.code;
+      this.endAttempt(ws, code ? `closed (${code}${ev.reason ? `: ${ev.reason}` : ""})` : "closed");
     };
     ws.onopen = () => {
+      if (this.ws !== ws) return;
+      this.clearConnectTimer();
       void this.onOpen(ws);
     };
   }
@@ -371,46 +561,97 @@ export class BapiwsClient {
   private async onOpen(ws: WebSocketLike): Promise<void> {
     if (this.backend !== undefined) {
       try {
-        await this.request("Init", [this.backend]);
+        await this.call(ws, "Init", [this.backend], {});
       } catch (e) {
-        // An unknown backend is a configuration error: say so, stay connected.
-        this.emit("connection", { state: "open", attempt: this.attempt, error: String(e) });
+        if (this.ws !== ws) return; // the attempt ended meanwhile, and that was handled
+        if (e instanceof RpcError) {
+          // The server refuses the backend: a configuration error that retrying cannot fix.
+          this.stop(e, `Init ${this.backend}: ${e.message}`);
+        } else {
+          this.endAttempt(ws, `Init: ${messageOf(e)}`);
+        }
+        return;
       }
     }
     if (this.ws !== ws) return;
     this.attempt = 0;
+    this.startKeepAlive(ws);
     this.setState("open");
-    this.startKeepAlive();
-    this.resolveOpened?.();
-    this.resolveOpened = null;
+    if (this.ws !== ws) return; // a listener closed the client
+    for (const w of this.waiters.splice(0)) w.resolve();
   }
 
-  private scheduleRetry(error: string): void {
-    if (this.stopped || !this.reconnect) {
-      this.opened = null;
-      this.setState("closed", error);
+  /**
+   * The end of a socket: it failed to connect, timed out, closed, or stopped answering.
+   * Idempotent: only the first call for the current socket counts.
+   */
+  private endAttempt(ws: WebSocketLike, why: string): void {
+    if (this.ws !== ws) return;
+    this.ws = null;
+    this.clearConnectTimer();
+    this.stopKeepAlive();
+    closeQuietly(ws); // no-op when closed already; abandons one still connecting or half-open
+    this.failPending(why);
+    if (!this.reconnect) {
+      this.stop(new ConnectionError(why), why);
       return;
     }
     this.attempt += 1;
-    this.setState("reconnecting", error);
+    const generation = this.generation;
+    this.setState("reconnecting", why);
+    if (generation !== this.generation) return; // a listener closed the client
     const base = Math.min(this.maxBackoffMs, this.minBackoffMs * 2 ** Math.min(this.attempt - 1, 16));
     // Full jitter in the upper half: many tabs do not reconnect in step.
     const delay = base / 2 + Math.random() * (base / 2);
     this.retryTimer = setTimeout(() => {
       this.retryTimer = null;
-      if (!this.stopped) this.open();
+      this.startAttempt();
     }, delay);
   }
 
-  private startKeepAlive(): void {
+  /**
+   * Stops for good: state `closed` (with `why`, when it is not the caller's own close()),
+   * pending requests fail, and waiting `connect()` calls reject with `error`.
+   */
+  private stop(error: Error, why?: string): void {
+    this.generation += 1;
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.retryTimer = null;
+    this.clearConnectTimer();
     this.stopKeepAlive();
-    if (this.keepAliveMs > 0) {
-      this.keepAliveTimer = setInterval(() => {
-        this.request("GetState", []).catch(() => {
-          /* a failed keep-alive shows as a closed connection */
-        });
-      }, this.keepAliveMs);
-    }
+    const ws = this.ws;
+    this.ws = null;
+    if (ws) closeQuietly(ws, 1000, "client closed");
+    this.failPending(why ?? "the client closed the connection");
+    const waiters = this.waiters.splice(0);
+    this.setState("closed", why);
+    for (const w of waiters) w.reject(error);
+  }
+
+  private clearConnectTimer(): void {
+    if (this.connectTimer) clearTimeout(this.connectTimer);
+    this.connectTimer = null;
+  }
+
+  private startKeepAlive(ws: WebSocketLike): void {
+    this.stopKeepAlive();
+    if (!(this.keepAliveMs > 0)) return;
+    let waiting = false;
+    this.keepAliveTimer = setInterval(() => {
+      if (waiting || this.ws !== ws) return;
+      waiting = true;
+      this.call(ws, "GetState", [], {}).then(
+        () => {
+          waiting = false;
+        },
+        (e: unknown) => {
+          waiting = false;
+          // No reply: the connection is dead even if the socket looks open (a half-open
+          // TCP connection after sleep, a stalled server). Drop it and reconnect.
+          if (e instanceof TimeoutError) this.endAttempt(ws, `keep-alive: ${e.message}`);
+        },
+      );
+    }, this.keepAliveMs);
   }
 
   private stopKeepAlive(): void {
@@ -419,10 +660,8 @@ export class BapiwsClient {
   }
 
   private failPending(why: string): void {
-    for (const [id, p] of this.pending) {
-      clearTimeout(p.timer);
+    for (const p of [...this.pending.values()]) {
       p.reject(new ConnectionError(`${p.method}: ${why}`));
-      this.pending.delete(id);
     }
   }
 
@@ -446,8 +685,6 @@ export class BapiwsClient {
     if (typeof m.id !== "number") return;
     const p = this.pending.get(m.id);
     if (!p) return;
-    this.pending.delete(m.id);
-    clearTimeout(p.timer);
     const err = m.error as { code?: number; message?: string; data?: unknown } | undefined;
     if (err) {
       p.reject(new RpcError(Number(err.code), String(err.message ?? "error"), err.data));
@@ -486,5 +723,19 @@ export class BapiwsClient {
         this.emit("CallDisconnected", { callId: a[0], extraInfo: a[1] ?? "" });
         break;
     }
+  }
+}
+
+function abortReason(signal: AbortSignal | undefined): unknown {
+  return signal?.reason ?? new Error("the request was aborted");
+}
+
+/** Closes a socket, ignoring what a socket in any state may throw. */
+function closeQuietly(ws: WebSocketLike, code?: number, reason?: string): void {
+  try {
+    if (code === undefined) ws.close();
+    else ws.close(code, reason);
+  } catch {
+    // Closed already, or an implementation that refuses to close while connecting.
   }
 }

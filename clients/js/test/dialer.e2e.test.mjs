@@ -1,12 +1,14 @@
-// The dialer page in real headless Chromium (Debian's chromium, driven by playwright-core)
-// against the real server. Screenshots go to test-artifacts/ at the repository root.
+// Real headless Chromium (Debian's chromium, driven by playwright-core) against the real
+// server: the dialer page, a page's own raw WebSocket, and this package's client (dist/)
+// with the browser's WebSocket. Screenshots go to test-artifacts/ at the repository root.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, mkdirSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { createServer } from "node:http";
 import { resolve } from "node:path";
 import { chromium } from "playwright-core";
-import { startServer, freePort } from "./server.mjs";
+import { WebSocket } from "ws";
+import { startServer, freePort, raw } from "./server.mjs";
 
 const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
 const ARTIFACTS = resolve(import.meta.dirname, "../../../test-artifacts");
@@ -118,6 +120,119 @@ test("/health answers JSON and obeys the origin rules", async () => {
     assert.equal(page.status, 403);
     assert.equal((await fetch(`http://127.0.0.1:${server.port}/nope`)).status, 404);
   } finally {
+    await server.stop();
+  }
+});
+
+// A page of the server's own origin that opens no WebSocket of its own.
+const quietPage = (server) => `http://127.0.0.1:${server.port}/health`;
+
+test("a page's raw WebSocket: close(1000) completes the closing handshake (wasClean, code 1000)", { timeout: 30000 }, async () => {
+  const server = await startServer();
+  const p = await page();
+  try {
+    await p.goto(quietPage(server));
+    const closed = await p.evaluate(async (url) => {
+      const ws = new WebSocket(url);
+      await new Promise((ok, fail) => {
+        ws.onopen = ok;
+        ws.onerror = () => fail(new Error("the WebSocket failed to open"));
+      });
+      const ev = await new Promise((ok) => {
+        ws.onclose = ok;
+        ws.close(1000);
+      });
+      return { code: ev.code, wasClean: ev.wasClean };
+    }, server.url);
+    assert.deepEqual(closed, { code: 1000, wasClean: true });
+  } finally {
+    await p.context().close();
+    await server.stop();
+  }
+});
+
+// By the WebSockets Standard a browser drops the messages that arrive after close() was
+// called (readyState CLOSING), so a page cannot see the reply to a request sent just before
+// close(); Chromium does drop it. What the page can rely on: the server carries the
+// request out and then completes the closing handshake. (That the reply comes before the
+// server's close frame is checked with `ws`, which delivers it: client-ws.test.mjs.)
+test("a page's raw WebSocket: send(request) then close(): the request is carried out, the close is clean", { timeout: 30000 }, async () => {
+  const server = await startServer();
+  const p = await page();
+  try {
+    await p.goto(quietPage(server));
+    const closed = await p.evaluate(async (url) => {
+      const ws = new WebSocket(url);
+      await new Promise((ok, fail) => {
+        ws.onopen = ok;
+        ws.onerror = () => fail(new Error("the WebSocket failed to open"));
+      });
+      return new Promise((ok) => {
+        ws.onclose = (e) => ok({ code: e.code, wasClean: e.wasClean });
+        ws.send(JSON.stringify({ jsonrpc: "2.0", id: 1, method: "Sim.IncomingCall", params: ["0505010269"] }));
+        ws.close(1000);
+      });
+    }, server.url);
+    assert.deepEqual(closed, { code: 1000, wasClean: true });
+    const other = await raw(server.url, WebSocket);
+    try {
+      const calls = await other.call("GetActiveCalls");
+      assert.deepEqual(calls.result.slice(0, 4), ["1", "Inbound", "Ringing", "0505010269"], JSON.stringify(calls));
+    } finally {
+      other.close();
+    }
+  } finally {
+    await p.context().close();
+    await server.stop();
+  }
+});
+
+test("bapiws-client with Chromium's WebSocket: connect() rejects, retries attempt after attempt, refused Init", { timeout: 30000 }, async () => {
+  const server = await startServer();
+  const p = await page();
+  try {
+    await p.goto(quietPage(server));
+    // This package's build, as a module of the page.
+    const dist = readFileSync(resolve(import.meta.dirname, "../dist/index.js"), "utf8");
+    await p.addScriptTag({ type: "module", content: `${dist}\nwindow.bapiws = { BapiwsClient, ConnectionError, RpcError };` });
+    await p.waitForFunction(() => window.bapiws !== undefined);
+    const dead = `ws://127.0.0.1:${await freePort()}`;
+    const result = await p.evaluate(async ({ url, dead }) => {
+      const { BapiwsClient, ConnectionError, RpcError } = window.bapiws;
+      const out = {};
+      // Nothing listens and no reconnect: connect() rejects.
+      let c = new BapiwsClient({ url: dead, reconnect: false });
+      out.refused = await c.connect().then(() => "resolved", (e) => e instanceof ConnectionError && e.message);
+      // With reconnect: one reconnecting event per attempt; close() rejects connect().
+      c = new BapiwsClient({ url: dead, minBackoffMs: 20, maxBackoffMs: 40 });
+      const states = [];
+      const third = new Promise((ok) => c.on("connection", (e) => {
+        states.push(`${e.state} ${e.attempt}`);
+        if (e.attempt === 3) ok();
+      }));
+      const retrying = c.connect().then(() => "resolved", (e) => e instanceof ConnectionError && e.message);
+      await third;
+      c.close();
+      out.retrying = await retrying;
+      out.states = states;
+      // A refused Init rejects with the server's error.
+      c = new BapiwsClient({ url, backend: "nope" });
+      out.init = await c.connect().then(() => "resolved", (e) => e instanceof RpcError && [e.code, e.data]);
+      // And the real thing.
+      c = new BapiwsClient({ url, backend: "sim", keepAliveMs: 0 });
+      await c.connect();
+      out.state = await c.request("GetState", [], { signal: AbortSignal.timeout(5000) });
+      c.close();
+      return out;
+    }, { url: server.url, dead });
+    assert.match(result.refused, new RegExp(`connection to ${dead} failed`));
+    assert.match(result.retrying, /close\(\) was called/);
+    assert.deepEqual(result.states, ["connecting 0", "reconnecting 1", "reconnecting 2", "reconnecting 3", "closed 3"]);
+    assert.equal(result.init[0], -32003);
+    assert.ok(result.init[1].includes("sim"), JSON.stringify(result.init));
+    assert.equal(result.state, "Available");
+  } finally {
+    await p.context().close();
     await server.stop();
   }
 });

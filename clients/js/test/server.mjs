@@ -1,6 +1,6 @@
 // Test support: the real bapiws binary on a free port.
 import { spawn } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -62,14 +62,17 @@ export function next(client, name, ms = 5000) {
   });
 }
 
-/** A raw JSON-RPC connection, for driving the server beside the client under test. */
-export async function raw(url) {
-  const ws = new WebSocket(url);
+/**
+ * A raw JSON-RPC connection, for driving the server beside the client under test; with
+ * the global WebSocket, or another implementation such as `ws`'s.
+ */
+export async function raw(url, WebSocketImpl = globalThis.WebSocket) {
+  const ws = new WebSocketImpl(url);
   await new Promise((ok, fail) => { ws.onopen = ok; ws.onerror = fail; });
   let id = 0;
   const waiting = new Map();
   ws.onmessage = (ev) => {
-    const m = JSON.parse(ev.data);
+    const m = JSON.parse(String(ev.data));
     if (m.id !== undefined && waiting.has(m.id)) { waiting.get(m.id)(m); waiting.delete(m.id); }
   };
   return {
@@ -104,4 +107,50 @@ export function collect(client, name) {
       }
     },
   };
+}
+
+/** Sends SIGSTOP to the server and waits until the kernel has really stopped it. */
+export async function pause(server) {
+  server.child.kill("SIGSTOP");
+  for (let i = 0; i < 200; i++) {
+    const stat = readFileSync(`/proc/${server.child.pid}/stat`, "utf8");
+    if (stat.slice(stat.lastIndexOf(")") + 2).startsWith("T")) return;
+    await new Promise((ok) => setTimeout(ok, 10));
+  }
+  throw new Error("the server did not stop");
+}
+
+/** Lets a paused server run again. */
+export function resume(server) {
+  server.child.kill("SIGCONT");
+}
+
+/**
+ * A TCP server on 127.0.0.1 that accepts connections and never answers: a WebSocket
+ * handshake to it hangs. `connections` counts the accepted ones.
+ */
+export async function blackHole() {
+  const sockets = new Set();
+  const server = createServer((s) => {
+    sockets.add(s);
+    s.on("error", () => {});
+    s.on("close", () => sockets.delete(s));
+    hole.connections += 1;
+    for (const w of hole.waiters.splice(0)) w();
+  });
+  await new Promise((ok) => server.listen(0, "127.0.0.1", ok));
+  const hole = {
+    url: `ws://127.0.0.1:${server.address().port}`,
+    connections: 0,
+    waiters: [],
+    /** Resolves once at least `n` connections were accepted. */
+    async accepted(n = 1) {
+      while (hole.connections < n) await new Promise((ok) => hole.waiters.push(ok));
+    },
+    close() {
+      for (const s of sockets) s.destroy();
+      return new Promise((ok) => server.close(ok));
+    },
+  };
+  return hole;
 }
