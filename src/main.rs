@@ -127,11 +127,16 @@ fn serve(args: &ServeArgs) -> ExitCode {
     let config = match Config::load(args) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("bapiws: {e}");
+            say_error(&e.to_string());
             return ExitCode::from(2);
         }
     };
-    let log_path = bapiws::logging::init(config.log_level, &config.log_dir);
+    // Dropped last (after the runtime): waits a moment for the last lines to be written.
+    let mut log_settings = bapiws::logging::Settings::new(config.log_level, config.log_dir.clone());
+    log_settings.max_bytes_per_day = config.log_max_bytes_per_day;
+    log_settings.keep_days = config.log_keep_days;
+    let log = bapiws::logging::init(&log_settings);
+    let log_path = log.file_path().to_owned();
     if let Some((before, after)) = bapiws::platform::raise_open_file_limit() {
         tracing::info!(
             before,
@@ -142,7 +147,8 @@ fn serve(args: &ServeArgs) -> ExitCode {
     let rt = match runtime() {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("bapiws: cannot start the runtime: {e}");
+            tracing::error!(error = %e, "cannot start the runtime");
+            say_error(&format!("cannot start the runtime: {e}"));
             return ExitCode::FAILURE;
         }
     };
@@ -151,7 +157,7 @@ fn serve(args: &ServeArgs) -> ExitCode {
             Ok(s) => s,
             Err(e) => {
                 tracing::error!(error = %e, "cannot start");
-                eprintln!("bapiws: {e}");
+                say_error(&e.to_string());
                 return ExitCode::FAILURE;
             }
         };
@@ -165,13 +171,13 @@ fn serve(args: &ServeArgs) -> ExitCode {
             .as_ref()
             .map(|p| format!("; config {}", p.display()))
             .unwrap_or_default();
-        println!(
+        print_banner(format!(
             "bapiws {} listening on {}; default backend: {}; log file: {}{file}",
             env!("CARGO_PKG_VERSION"),
             urls.join(" and "),
             config.backends.default,
             log_path.display()
-        );
+        ));
         tracing::info!(
             version = env!("CARGO_PKG_VERSION"),
             listen = %urls.join(" "),
@@ -185,26 +191,61 @@ fn serve(args: &ServeArgs) -> ExitCode {
     })
 }
 
+/// Prints a start-up error on stderr. A closed or broken stderr is no reason to panic
+/// (exit code 101): the exit code still says what happened.
+fn say_error(message: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "bapiws: {message}");
+}
+
+/// Prints the start-up line on stdout from a thread of its own: a stdout that is closed
+/// (the reader of a pipe gone) is logged and ignored, and one that blocks (a terminal
+/// stopped with Ctrl-S, a pipe nobody reads) holds up only that thread, never the server.
+fn print_banner(line: String) {
+    fn print(line: &str) {
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        if let Err(e) = writeln!(out, "{line}").and_then(|()| out.flush()) {
+            tracing::warn!(error = %e, "cannot print the start-up line on stdout");
+        }
+    }
+    let copy = line.clone();
+    let spawned = std::thread::Builder::new()
+        .name("bapiws-banner".into())
+        .spawn(move || print(&copy));
+    if spawned.is_err() {
+        print(&line);
+    }
+}
+
 /// Completes on SIGINT or SIGTERM (Ctrl-C elsewhere).
+/// Waits for Ctrl-C, or on Unix SIGTERM or SIGHUP (the terminal closed, the session
+/// ended): each shuts down cleanly, closing clients with 1001.
 async fn shutdown_signal() {
     #[cfg(unix)]
     {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
+        use tokio::signal::unix::{Signal, SignalKind, signal};
+        async fn next(s: &mut Option<Signal>) {
+            match s {
+                Some(s) => {
+                    s.recv().await;
                 }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
+                None => std::future::pending().await,
             }
         }
+        let mut term = signal(SignalKind::terminate()).ok();
+        let mut hup = signal(SignalKind::hangup()).ok();
+        let which = tokio::select! {
+            _ = tokio::signal::ctrl_c() => "interrupt",
+            _ = next(&mut term) => "SIGTERM",
+            _ = next(&mut hup) => "SIGHUP",
+        };
+        tracing::info!(signal = which, "shutting down");
     }
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
+        tracing::info!(signal = "interrupt", "shutting down");
     }
 }
 

@@ -22,7 +22,8 @@ async fn drive_calls(driver: &mut Ws, rounds: usize) -> usize {
 
 #[tokio::test]
 async fn connections_on_a_backend_see_every_notification_in_the_same_order() {
-    let server = Server::start(&["--extra-backend", "agent2=sim"]);
+    // Many commands from one connection on purpose: the rate limit is lifted.
+    let server = Server::start(&["--extra-backend", "agent2=sim", "--command-burst", "100000"]);
     let mut a = Ws::connect(&server.url).await;
     let mut b = Ws::connect(&server.url).await;
     let mut other = Ws::connect(&server.url).await;
@@ -149,7 +150,7 @@ async fn idle_connections_are_closed_and_keep_alive_keeps_them_open() {
 /// queue is full.
 #[tokio::test]
 async fn a_client_that_stops_reading_does_not_delay_others() {
-    let server = Server::start(&["--send-queue", "64"]);
+    let server = Server::start(&["--send-queue", "64", "--command-burst", "100000"]);
     let mut stalled = Ws::connect_small_buffer(&server.url).await;
     stalled.call("GetState", json!([])).await; // subscribed; from now on it never reads
     let mut reader = Ws::connect(&server.url).await;
@@ -219,7 +220,7 @@ async fn a_client_that_stops_reading_does_not_delay_others() {
 /// While one client does not read, 100 others receive every notification, in order.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hundred_clients_get_every_notification_beside_a_stalled_one() {
-    let server = Server::start(&["--send-queue", "64"]);
+    let server = Server::start(&["--send-queue", "64", "--command-burst", "100000"]);
     let mut stalled = Ws::connect_small_buffer(&server.url).await;
     stalled.call("GetState", json!([])).await; // subscribed; from now on it never reads
     let rounds = 50;

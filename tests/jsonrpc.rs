@@ -194,7 +194,15 @@ async fn spec_answer_example_with_a_string_id() {
 /// they are delivered while the batch runs.
 #[tokio::test]
 async fn a_big_batch_does_not_overflow_its_own_connection() {
-    let server = Server::start(&["--send-queue", "32", "--max-batch", "400"]);
+    // 400 commands at once on purpose: the rate limit is lifted.
+    let server = Server::start(&[
+        "--send-queue",
+        "32",
+        "--max-batch",
+        "400",
+        "--command-burst",
+        "100000",
+    ]);
     let mut c = Ws::connect(&server.url).await;
     let batch: Vec<Value> = (0..200)
         .flat_map(|i| {

@@ -63,6 +63,11 @@ impl OriginPolicy {
         }
     }
 
+    /// Whether every origin is allowed (`*`).
+    pub fn allows_any(&self) -> bool {
+        self.rules.contains(&Rule::Any)
+    }
+
     /// Whether a handshake with this Origin header (if any) is allowed.
     pub fn allows(&self, origin: Option<&str>) -> bool {
         let Some(origin) = origin else { return true };

@@ -21,7 +21,8 @@ use clap::Args;
 use serde::{Deserialize, Serialize};
 use tracing_subscriber::filter::LevelFilter;
 
-use crate::access::{Access, HostPolicy, OriginPolicy};
+use crate::access::{Access, DialPolicy, HostPolicy, OriginPolicy};
+use crate::logging;
 use crate::phone::{BackendArgs, BackendNames, BackendSettings};
 use crate::settings::{SettingError, in_range};
 use layers::Layers;
@@ -51,6 +52,10 @@ pub struct Config {
     pub log_level: LevelFilter,
     /// Folder of the daily log file.
     pub log_dir: PathBuf,
+    /// Most bytes written to one day's log file.
+    pub log_max_bytes_per_day: u64,
+    /// Days of log files kept (0: all).
+    pub log_keep_days: u32,
     /// Largest accepted WebSocket message in bytes.
     pub max_message_bytes: usize,
     /// Most simultaneous connections.
@@ -61,6 +66,10 @@ pub struct Config {
     pub log_full_numbers: bool,
     /// Notifications queued per connection before it counts as too slow.
     pub send_queue: usize,
+    /// State-changing commands one connection may send per second, sustained.
+    pub command_rate: u32,
+    /// State-changing commands one connection may send at once.
+    pub command_burst: u32,
     /// The configuration file that was read, if any.
     pub file: Option<PathBuf>,
 }
@@ -142,9 +151,18 @@ pub struct ServeArgs {
     /// the middle by default). [default: false]
     #[arg(long, env = "BAPIWS_LOG_FULL_NUMBERS", value_name = "BOOL")]
     pub log_full_numbers: Option<bool>,
-    /// Folder of the daily log file BAPIWS_yyyymmdd.log. [default: the temp directory]
+    /// Folder of the daily log file BAPIWS_yyyymmdd.log. [default: a private per-user
+    /// folder: ~/.local/state/bapiws on Linux, %TEMP% on Windows]
     #[arg(long, env = "BAPIWS_LOG_DIR", value_name = "DIR")]
     pub log_dir: Option<PathBuf>,
+    /// Most bytes written to one day's log file; then one "log full until midnight" line.
+    /// [default: 50000000]
+    #[arg(long, env = "BAPIWS_LOG_MAX_BYTES_PER_DAY", value_name = "BYTES")]
+    pub log_max_bytes_per_day: Option<u64>,
+    /// Days of log files kept, today included; older BAPIWS_*.log files are deleted. 0
+    /// keeps every file. [default: 7]
+    #[arg(long, env = "BAPIWS_LOG_KEEP_DAYS", value_name = "DAYS")]
+    pub log_keep_days: Option<u32>,
     /// Largest accepted message in bytes; larger ones close the connection (1009).
     /// [default: 65536]
     #[arg(long, env = "BAPIWS_MAX_MESSAGE_BYTES", value_name = "BYTES")]
@@ -160,6 +178,32 @@ pub struct ServeArgs {
     /// disconnected. [default: 1024]
     #[arg(long, env = "BAPIWS_SEND_QUEUE", value_name = "N")]
     pub send_queue: Option<usize>,
+    /// State-changing commands (all but GetState and GetActiveCalls) one connection may
+    /// send per second; the excess is answered -32005. [default: 20]
+    #[arg(long, env = "BAPIWS_COMMAND_RATE", value_name = "N")]
+    pub command_rate: Option<u32>,
+    /// How many state-changing commands one connection may send at once before the rate
+    /// applies. [default: 40]
+    #[arg(long, env = "BAPIWS_COMMAND_BURST", value_name = "N")]
+    pub command_burst: Option<u32>,
+    /// Numbers CallOut may dial, comma-separated: exact numbers or prefixes ending in `*`
+    /// (`+358*`). When set, every other number is refused (-32006). [default: all]
+    #[arg(
+        long,
+        env = "BAPIWS_DIAL_ALLOW",
+        value_delimiter = ',',
+        value_name = "PATTERN,..."
+    )]
+    pub dial_allow: Option<Vec<String>>,
+    /// Numbers CallOut may never dial, comma-separated: exact numbers or prefixes ending
+    /// in `*` (`+1900*`, `00*`); checked before dial_allow. [default: none]
+    #[arg(
+        long,
+        env = "BAPIWS_DIAL_DENY",
+        value_delimiter = ',',
+        value_name = "PATTERN,..."
+    )]
+    pub dial_deny: Option<Vec<String>>,
     /// Every backend's settings (file tables `[sim]`, `[baresip]`).
     #[command(flatten)]
     #[serde(flatten)]
@@ -275,6 +319,14 @@ impl Config {
             .map_err(|e| err(SettingError::new("allowed_hosts", e.to_string())))?;
         let origins = OriginPolicy::parse(m.allowed_origins.as_deref().unwrap_or(&["*".into()]))
             .map_err(|e| err(SettingError::new("allowed_origins", e.to_string())))?;
+        let (allow, deny) = (
+            m.dial_allow.as_deref().unwrap_or_default(),
+            m.dial_deny.as_deref().unwrap_or_default(),
+        );
+        let dial_error =
+            |key: &str, e: crate::access::PatternError| err(SettingError::new(key, e.to_string()));
+        DialPolicy::parse(allow, &[]).map_err(|e| dial_error("dial_allow", e))?;
+        let dial = DialPolicy::parse(allow, deny).map_err(|e| dial_error("dial_deny", e))?;
         let idle_secs = in_range(
             "idle_timeout_secs",
             m.idle_timeout_secs,
@@ -287,6 +339,7 @@ impl Config {
             &layers.pairs("extra_backends")?,
             &layers.pairs("aliases")?,
             m.default_backend.as_deref(),
+            &m.backends.configured_kinds(),
         )
         .map_err(err)?;
         let backend_settings = m.backends.resolve().map_err(err)?;
@@ -305,13 +358,33 @@ impl Config {
         Ok(Config {
             port,
             listen,
-            access: Access { origins, hosts },
+            access: Access {
+                origins,
+                hosts,
+                dial,
+            },
             allow_remote,
             idle_timeout: Duration::from_secs(idle_secs),
             backends,
             backend_settings,
             log_level,
-            log_dir: m.log_dir.clone().unwrap_or_else(std::env::temp_dir),
+            log_dir: m.log_dir.clone().unwrap_or_else(logging::default_dir),
+            log_max_bytes_per_day: in_range(
+                "log_max_bytes_per_day",
+                m.log_max_bytes_per_day,
+                logging::DEFAULT_MAX_BYTES_PER_DAY,
+                logging::MIN_MAX_BYTES_PER_DAY,
+                logging::MAX_MAX_BYTES_PER_DAY,
+            )
+            .map_err(err)?,
+            log_keep_days: in_range(
+                "log_keep_days",
+                m.log_keep_days,
+                logging::DEFAULT_KEEP_DAYS,
+                0,
+                logging::MAX_KEEP_DAYS,
+            )
+            .map_err(err)?,
             max_message_bytes: limit(
                 "max_message_bytes",
                 m.max_message_bytes,
@@ -323,6 +396,9 @@ impl Config {
             log_full_numbers: m.log_full_numbers.unwrap_or(false),
             max_batch: limit("max_batch", m.max_batch, 100, 1, 100_000)?,
             send_queue: limit("send_queue", m.send_queue, 1024, 1, 1_000_000)?,
+            command_rate: in_range("command_rate", m.command_rate, 20, 1, 10_000).map_err(err)?,
+            command_burst: in_range("command_burst", m.command_burst, 40, 1, 100_000)
+                .map_err(err)?,
             file,
         })
     }

@@ -401,11 +401,12 @@ impl PhoneHandle {
 }
 
 /// Declares the registry of backends: for each, its kind, its name (in `Init` and the
-/// configuration) and its module. A backend's module provides `Args` (its flags and file
+/// configuration), its module, and whether it runs only when configured (a backend that
+/// starts a program must never be started because a web page asked for it). A backend's module provides `Args` (its flags and file
 /// table, clap and serde derived), `Settings` (checked by `Args::resolve`) and
 /// `spawn(settings, events) -> PhoneHandle`.
 macro_rules! registry {
-    ($($kind:ident => $name:literal, $module:ident;)*) => {
+    ($($kind:ident => $name:literal, $module:ident, only_when_configured: $gated:literal;)*) => {
         /// The kinds of backend this build knows.
         #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
         pub enum BackendKind {
@@ -419,6 +420,13 @@ macro_rules! registry {
             /// Every kind with its canonical name.
             pub const ALL: &'static [(&'static str, BackendKind)] =
                 &[$(($name, BackendKind::$kind)),*];
+
+            /// Whether this kind runs only when the configuration asks for it.
+            pub fn only_when_configured(self) -> bool {
+                match self {
+                    $( BackendKind::$kind => $gated, )*
+                }
+            }
         }
 
         /// Every backend's settings as flags and file tables (`[sim]`, `[baresip]`, …).
@@ -442,6 +450,17 @@ macro_rules! registry {
         }
 
         impl BackendArgs {
+            /// The kinds with any setting given.
+            pub fn configured_kinds(&self) -> Vec<BackendKind> {
+                let mut kinds = Vec::new();
+                $(
+                    if self.$module != $module::Args::default() {
+                        kinds.push(BackendKind::$kind);
+                    }
+                )*
+                kinds
+            }
+
             /// Checks every backend's settings; keys in errors are `table.key`.
             pub fn resolve(&self) -> Result<BackendSettings, crate::settings::SettingError> {
                 Ok(BackendSettings {
@@ -461,8 +480,8 @@ macro_rules! registry {
 
 // The registry: adding a backend is its folder and one line here.
 registry! {
-    Sim => "sim", sim;
-    Baresip => "baresip", baresip;
+    Sim => "sim", sim, only_when_configured: false;
+    Baresip => "baresip", baresip, only_when_configured: true;
 }
 
 impl BackendKind {

@@ -21,6 +21,9 @@ pub struct BackendNames {
     pub aliases: BTreeMap<String, String>,
     /// The default instance.
     pub default: String,
+    /// Kinds this server does not run because nothing configures them (`baresip` with no
+    /// setting): `Init` names them in its error.
+    pub unconfigured: Vec<String>,
 }
 
 /// Why a name does not resolve.
@@ -42,6 +45,7 @@ impl Default for BackendNames {
                 .collect(),
             aliases: BTreeMap::new(),
             default: "sim".to_owned(),
+            unconfigured: Vec::new(),
         };
         names.add_builtin_aliases();
         names
@@ -51,11 +55,14 @@ impl Default for BackendNames {
 impl BackendNames {
     /// Checks extra instances (`name`, `kind`), aliases (`alias`, `backend`) and the
     /// default (a backend or alias; `sim` when `None`). Errors name the file key
-    /// (`extra_backends.NAME`, `aliases.ALIAS`, `default_backend`).
+    /// (`extra_backends.NAME`, `aliases.ALIAS`, `default_backend`). A kind that runs only
+    /// when configured is kept when it is in `configured` (it has settings) or the default
+    /// or an alias names it; otherwise it is left out.
     pub fn build(
         extra: &[(String, String)],
         aliases: &[(String, String)],
         default: Option<&str>,
+        configured: &[BackendKind],
     ) -> Result<BackendNames, SettingError> {
         let mut names = BackendNames::default();
         names.aliases.clear();
@@ -106,8 +113,28 @@ impl BackendNames {
                 SettingError::new("default_backend", format!("unknown backend {d:?}"))
             })?;
         }
+        let mut wanted: Vec<BackendKind> = configured.to_vec();
+        wanted.extend(names.kind(&names.default));
+        wanted.extend(names.aliases.values().filter_map(|i| names.kind(i)));
+        let left_out: Vec<String> = names
+            .instances
+            .iter()
+            .filter(|(_, k)| k.only_when_configured() && !wanted.contains(k))
+            .map(|(n, _)| n.clone())
+            .collect();
+        for name in &left_out {
+            names.instances.remove(name);
+        }
+        names.unconfigured = left_out;
         names.add_builtin_aliases();
         Ok(names)
+    }
+
+    /// Whether `name` is a kind this server leaves out because nothing configures it.
+    pub fn is_unconfigured(&self, name: &str) -> bool {
+        self.unconfigured
+            .iter()
+            .any(|n| n.eq_ignore_ascii_case(name))
     }
 
     fn add_builtin_aliases(&mut self) {

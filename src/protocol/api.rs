@@ -55,6 +55,11 @@ impl Method {
     pub fn is_call_control(&self) -> bool {
         matches!(self, Method::CallOut(_) | Method::HangUp | Method::Answer)
     }
+
+    /// Whether this only reads (GetState, GetActiveCalls): reads are never rate-limited.
+    pub fn is_read(&self) -> bool {
+        matches!(self, Method::GetState | Method::GetActiveCalls)
+    }
 }
 
 /// The default queue name of `Sim.QueueCall`.

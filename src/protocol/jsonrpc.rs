@@ -41,6 +41,10 @@ pub enum ErrorCode {
     UnknownBackend,
     /// The phone refused or failed the command.
     PhoneRefused,
+    /// The connection sent state-changing commands faster than its rate limit.
+    TooManyRequests,
+    /// The number is not allowed by the dial policy.
+    NotAllowed,
 }
 
 impl ErrorCode {
@@ -56,6 +60,8 @@ impl ErrorCode {
             ErrorCode::NoSuchCall => -32002,
             ErrorCode::UnknownBackend => -32003,
             ErrorCode::PhoneRefused => -32004,
+            ErrorCode::TooManyRequests => -32005,
+            ErrorCode::NotAllowed => -32006,
         }
     }
 }

@@ -94,6 +94,19 @@ impl Backends {
         Arc::clone(entry)
     }
 
+    /// Starts every backend this server runs, so that none is started later because a
+    /// page asked for it (and a managed baresip is registered before the first page).
+    pub fn start_all(&self) {
+        for (name, kind) in &self.names.instances {
+            self.start(name, *kind);
+        }
+    }
+
+    /// Whether `name` is a backend this server leaves out because nothing configures it.
+    pub fn is_unconfigured(&self, name: &str) -> bool {
+        self.names.is_unconfigured(name)
+    }
+
     /// The backends started so far.
     pub fn running(&self) -> Vec<Arc<Backend>> {
         let running = self.running.lock().unwrap_or_else(PoisonError::into_inner);
@@ -116,7 +129,12 @@ mod tests {
         aliases: &[(&str, &str)],
         default: &str,
     ) -> Result<BackendNames, crate::settings::SettingError> {
-        BackendNames::build(&pairs(extra), &pairs(aliases), Some(default))
+        BackendNames::build(
+            &pairs(extra),
+            &pairs(aliases),
+            Some(default),
+            &[BackendKind::Baresip],
+        )
     }
 
     fn registry() -> Backends {
@@ -175,9 +193,8 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn instances_are_shared_and_lazy() {
+    async fn instances_are_shared() {
         let r = registry();
-        assert!(r.running().is_empty());
         let a = r.get("sim").expect("known");
         let b = r.get(&r.resolve("lync").expect("alias")).expect("known");
         assert!(Arc::ptr_eq(&a, &b));

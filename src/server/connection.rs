@@ -53,7 +53,7 @@ pub async fn serve(
     let origin = head.header("origin").map(str::to_owned);
     let origin_text = origin
         .as_deref()
-        .map(truncate)
+        .map(|o| crate::logging::cut_keep_end(o, 64))
         .unwrap_or_else(|| "-".into());
     if permit.is_none() {
         tracing::warn!(conn = id, peer = %addr, "connection refused: at the connection limit");
@@ -63,7 +63,7 @@ pub async fn serve(
     if !shared.access.hosts.allows(head.header("host")) {
         let host = head
             .header("host")
-            .map(truncate)
+            .map(|h| crate::logging::cut_keep_end(h, 64))
             .unwrap_or_else(|| "-".into());
         tracing::warn!(conn = id, peer = %addr, host = %host, "connection refused: host not allowed (DNS rebinding?)");
         return http::respond_text(
@@ -96,8 +96,7 @@ pub async fn serve(
     let session = Session::new(
         peer,
         Arc::clone(&shared.backends),
-        shared.max_batch,
-        shared.log_full_numbers,
+        Arc::clone(&shared.rules),
     );
     if let Err(refusal) = http::accept_websocket(&mut stream, &head).await {
         tracing::info!(conn = id, peer = %addr, status = refusal.status, "websocket handshake refused");

@@ -44,10 +44,8 @@ pub struct Shared {
     pub max_message_bytes: usize,
     /// Notifications queued per connection before it counts as too slow.
     pub send_queue: usize,
-    /// Most requests in one batch.
-    pub max_batch: usize,
-    /// Whether the audit log shows dialled numbers in full.
-    pub log_full_numbers: bool,
+    /// What every session applies (batch limit, rate limit, dial policy, audit masking).
+    pub rules: Arc<session::Rules>,
     /// The backends.
     pub backends: Arc<Backends>,
     /// When the server started.
@@ -74,14 +72,31 @@ pub enum StartError {
     /// A configuration value is unusable.
     #[error("{0}")]
     Config(String),
-    /// No address could be bound.
-    #[error("cannot listen on {addr}: {source}")]
+    /// An address could not be bound.
+    #[error(
+        "cannot listen on {addr}: {source}; change the port (port, --port, BAPIWS_PORT) or the addresses (listen), or stop the program that holds it"
+    )]
     Bind {
         /// The address.
         addr: SocketAddr,
         /// The error.
         source: std::io::Error,
     },
+}
+
+/// Whether a bind failed because the machine lacks the address or its family.
+fn family_missing(e: &std::io::Error) -> bool {
+    if e.kind() == std::io::ErrorKind::AddrNotAvailable {
+        return true;
+    }
+    #[cfg(unix)]
+    {
+        e.raw_os_error() == Some(libc::EAFNOSUPPORT)
+    }
+    #[cfg(not(unix))]
+    {
+        false
+    }
 }
 
 /// A bound, not yet running server.
@@ -92,14 +107,22 @@ pub struct Server {
 }
 
 impl Server {
-    /// Binds every configured address. An address that cannot be bound is logged and
-    /// skipped as long as one other can be (a machine without IPv6 still serves on IPv4).
+    /// Binds every configured address. An address in use (or refused) stops the start,
+    /// naming it; only an address the machine lacks (no IPv6) is logged and skipped, as
+    /// long as another one can be bound.
     pub async fn bind(config: &Config) -> Result<Server, StartError> {
         let backends = Backends::new(
             config.backends.clone(),
             config.backend_settings.clone(),
             config.send_queue,
         );
+        // Every backend starts with the server: no page can cause a process to start.
+        backends.start_all();
+        if config.access.origins.allows_any() {
+            tracing::warn!(
+                "every web page this user visits may connect and place calls: allowed_origins is \"*\" (as in the original); set allowed_origins to your applications' origins"
+            );
+        }
         if config.allow_remote && config.listen.iter().any(|ip| !ip.is_loopback()) {
             tracing::warn!(
                 listen = ?config.listen,
@@ -107,19 +130,23 @@ impl Server {
             );
         }
         let mut listeners = Vec::new();
-        let mut last_error = None;
+        let mut skipped = None;
         for ip in &config.listen {
             let addr = SocketAddr::new(*ip, config.port);
             match TcpListener::bind(addr).await {
                 Ok(l) => listeners.push(l),
-                Err(source) => {
-                    tracing::warn!(%addr, error = %source, "cannot listen on this address");
-                    last_error = Some(StartError::Bind { addr, source });
+                // This machine lacks the address or its family (no IPv6): skip it.
+                Err(source) if family_missing(&source) => {
+                    tracing::warn!(%addr, error = %source, "this machine has no such address; not listening on it");
+                    skipped = Some(StartError::Bind { addr, source });
                 }
+                // Taken (another program, another bapiws) or refused: serving on the
+                // other addresses only would send pages and the CLI to that program.
+                Err(source) => return Err(StartError::Bind { addr, source }),
             }
         }
         if listeners.is_empty() {
-            return Err(last_error
+            return Err(skipped
                 .unwrap_or_else(|| StartError::Config("no listen address is configured".into())));
         }
         // Pages this server serves itself (the dialer) may always connect back to it.
@@ -136,8 +163,13 @@ impl Server {
                 idle_timeout: config.idle_timeout,
                 max_message_bytes: config.max_message_bytes,
                 send_queue: config.send_queue,
-                max_batch: config.max_batch,
-                log_full_numbers: config.log_full_numbers,
+                rules: Arc::new(session::Rules {
+                    max_batch: config.max_batch,
+                    full_numbers: config.log_full_numbers,
+                    command_rate: config.command_rate,
+                    command_burst: config.command_burst,
+                    dial: config.access.dial.clone(),
+                }),
                 backends: Arc::new(backends),
                 started: std::time::Instant::now(),
                 open: AtomicUsize::new(0),

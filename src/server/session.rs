@@ -2,11 +2,13 @@
 //! handling of each incoming text message. No sockets here, so it can be driven in memory.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use serde_json::json;
 
 use super::backends::{Backend, Backends};
 use super::hub::Subscription;
+use crate::access::{DialPolicy, Refusal};
 use crate::phone::{Command, PhoneError, Reply};
 use crate::protocol::api::{self, Method};
 use crate::protocol::jsonrpc::{
@@ -37,11 +39,86 @@ pub struct Peer {
     pub origin: Option<String>,
 }
 
+/// What every session applies: limits and policies from the configuration.
+#[derive(Clone, Debug)]
+pub struct Rules {
+    /// Most requests in one batch.
+    pub max_batch: usize,
+    /// Whether the audit log shows dialled numbers in full.
+    pub full_numbers: bool,
+    /// State-changing commands per second, sustained.
+    pub command_rate: u32,
+    /// State-changing commands at once.
+    pub command_burst: u32,
+    /// Which numbers may be dialled.
+    pub dial: DialPolicy,
+}
+
+impl Default for Rules {
+    fn default() -> Rules {
+        Rules {
+            max_batch: 100,
+            full_numbers: false,
+            command_rate: 20,
+            command_burst: 40,
+            dial: DialPolicy::default(),
+        }
+    }
+}
+
+/// How often a connection's refused commands are summed up in the log.
+const RATE_LOG_EVERY: Duration = Duration::from_secs(10);
+
+/// A token bucket: `burst` commands at once, refilled at `rate` a second.
+#[derive(Debug)]
+struct Bucket {
+    tokens: f64,
+    last: Instant,
+    refused: u64,
+    last_log: Option<Instant>,
+}
+
+impl Bucket {
+    fn new(burst: u32) -> Bucket {
+        Bucket {
+            tokens: f64::from(burst),
+            last: Instant::now(),
+            refused: 0,
+            last_log: None,
+        }
+    }
+
+    fn take(&mut self, rules: &Rules) -> bool {
+        let now = Instant::now();
+        let refill = now.duration_since(self.last).as_secs_f64() * f64::from(rules.command_rate);
+        self.tokens = (self.tokens + refill).min(f64::from(rules.command_burst));
+        self.last = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            self.refused += 1;
+            false
+        }
+    }
+
+    /// The number refused since the last log line, when a line is due.
+    fn log_due(&mut self) -> Option<u64> {
+        let due = self.last_log.is_none_or(|t| t.elapsed() >= RATE_LOG_EVERY);
+        if due && self.refused > 0 {
+            self.last_log = Some(Instant::now());
+            Some(std::mem::take(&mut self.refused))
+        } else {
+            None
+        }
+    }
+}
+
 /// A connection's protocol state.
 pub struct Session {
     peer: Peer,
-    max_batch: usize,
-    full_numbers: bool,
+    rules: Arc<Rules>,
+    bucket: Bucket,
     backends: Arc<Backends>,
     backend: Arc<Backend>,
     subscription: Subscription,
@@ -50,21 +127,15 @@ pub struct Session {
 }
 
 impl Session {
-    /// A session on the default backend, already subscribed to its notifications.
-    /// Batches may hold at most `max_batch` requests.
-    /// The audit log masks dialled numbers unless `full_numbers`.
-    pub fn new(
-        peer: Peer,
-        backends: Arc<Backends>,
-        max_batch: usize,
-        full_numbers: bool,
-    ) -> Session {
+    /// A session on the default backend, already subscribed to its notifications, that
+    /// applies `rules`.
+    pub fn new(peer: Peer, backends: Arc<Backends>, rules: Arc<Rules>) -> Session {
         let backend = backends.get_default();
         let subscription = backend.hub.subscribe();
         Session {
             peer,
-            max_batch,
-            full_numbers,
+            bucket: Bucket::new(rules.command_burst),
+            rules,
             backends,
             backend,
             subscription,
@@ -84,7 +155,7 @@ impl Session {
 
     /// Decodes one incoming text message.
     fn decode(&self, text: &str) -> Incoming {
-        jsonrpc::decode(text, self.max_batch)
+        jsonrpc::decode(text, self.rules.max_batch)
     }
 
     /// The backend this connection is on.
@@ -152,8 +223,32 @@ impl Session {
         };
         let Request { id, method, params } = request;
         let result = match api::decode_method(&method, params) {
+            Ok(m) if !m.is_read() && !self.bucket.take(&self.rules) => {
+                if let Some(n) = self.bucket.log_due() {
+                    tracing::warn!(
+                        conn = self.peer.id,
+                        refused = n,
+                        rate = self.rules.command_rate,
+                        burst = self.rules.command_burst,
+                        "too many requests: commands refused by the connection's rate limit"
+                    );
+                }
+                Err(RpcError::new(
+                    ErrorCode::TooManyRequests,
+                    format!(
+                        "too many requests: at most {} commands a second (bursts of {}); GetState and GetActiveCalls are not limited",
+                        self.rules.command_rate, self.rules.command_burst
+                    ),
+                ))
+            }
             Ok(m) => self.execute(m).await,
-            Err(e) => Err(e),
+            Err(e) => {
+                // Every CallOut is audited, also one refused for its params.
+                if method.eq_ignore_ascii_case("CallOut") {
+                    self.audit("CallOut", "-", &Err(e.clone()));
+                }
+                Err(e)
+            }
         };
         let id = id?;
         Some(match result {
@@ -165,7 +260,7 @@ impl Session {
     async fn execute(&mut self, method: Method) -> Result<serde_json::Value, RpcError> {
         let name = method.name();
         let audit = method.is_call_control().then(|| match &method {
-            Method::CallOut(n) if self.full_numbers => n.as_str().to_owned(),
+            Method::CallOut(n) if self.rules.full_numbers => n.as_str().to_owned(),
             Method::CallOut(n) => n.masked(),
             _ => "-".to_owned(),
         });
@@ -174,7 +269,18 @@ impl Session {
             // Reads come from the backend's published snapshot: no round trip.
             Method::GetState => Ok(json!(self.backend.phone.state().as_str())),
             Method::GetActiveCalls => Ok(json!(api::active_calls(&self.backend.phone.calls()))),
-            Method::CallOut(n) => self.simple(Command::CallOut(n)).await,
+            Method::CallOut(n) => match self.rules.dial.check(n.as_str()) {
+                Ok(()) => self.simple(Command::CallOut(n)).await,
+                Err(refusal) => Err(RpcError::new(
+                    ErrorCode::NotAllowed,
+                    match refusal {
+                        Refusal::Denied => "the number is not allowed by the dial policy (denied)",
+                        Refusal::NotAllowed => {
+                            "the number is not allowed by the dial policy (not in the allowed list)"
+                        }
+                    },
+                )),
+            },
             Method::HangUp => self.simple(Command::HangUp).await,
             Method::Answer => self.simple(Command::Answer).await,
             Method::Sim(c) => match &self.backend.phone.capabilities().simulator {
@@ -187,19 +293,7 @@ impl Session {
             },
         };
         if let Some(number) = audit {
-            let outcome = match &result {
-                Ok(_) => "ok".to_owned(),
-                Err(e) => format!("error {}: {}", e.code.code(), e.message),
-            };
-            tracing::info!(
-                conn = self.peer.id,
-                origin = self.peer.origin.as_deref().unwrap_or("-"),
-                backend = %self.backend.name,
-                method = name,
-                number = %number,
-                result = %outcome,
-                "call control"
-            );
+            self.audit(name, &number, &result);
         } else {
             tracing::debug!(
                 conn = self.peer.id,
@@ -209,6 +303,23 @@ impl Session {
             );
         }
         result
+    }
+
+    /// One audit line for a call-control command.
+    fn audit(&self, method: &str, number: &str, result: &Result<serde_json::Value, RpcError>) {
+        let outcome = match result {
+            Ok(_) => "ok".to_owned(),
+            Err(e) => format!("error {}: {}", e.code.code(), e.message),
+        };
+        tracing::info!(
+            conn = self.peer.id,
+            origin = %crate::logging::cut_keep_end(self.peer.origin.as_deref().unwrap_or("-"), 128),
+            backend = %self.backend.name,
+            method,
+            number = %number,
+            result = %outcome,
+            "call control"
+        );
     }
 
     async fn simple(&self, command: Command) -> Result<serde_json::Value, RpcError> {
@@ -222,11 +333,15 @@ impl Session {
         let instance = match name {
             None => self.backends.default_name().to_owned(),
             Some(n) => self.backends.resolve(n).map_err(|e| {
-                RpcError::new(
-                    ErrorCode::UnknownBackend,
-                    format!("Unknown backend: {}", jsonrpc::truncate(n)),
-                )
-                .with_data(json!(e.known))
+                let message = if self.backends.is_unconfigured(n) {
+                    format!(
+                        "Unknown backend: {} is not configured on this server (see its settings in docs/configuration.md)",
+                        jsonrpc::truncate(n)
+                    )
+                } else {
+                    format!("Unknown backend: {}", jsonrpc::truncate(n))
+                };
+                RpcError::new(ErrorCode::UnknownBackend, message).with_data(json!(e.known))
             })?,
         };
         if *instance != *self.backend.name {
@@ -258,6 +373,7 @@ mod tests {
             &[("agent2".to_owned(), "sim".to_owned())],
             &[],
             None,
+            &[],
         )
         .expect("registry");
         let settings = BackendSettings {
@@ -275,8 +391,7 @@ mod tests {
         Session::new(
             peer,
             Arc::new(Backends::new(names, settings, 16)),
-            100,
-            false,
+            Arc::new(Rules::default()),
         )
     }
 
