@@ -278,7 +278,7 @@ async fn client_command(cmd: Cmd) -> Result<(), ClientError> {
     };
     let mut c = Client::connect(&args.url).await?;
     let result = run_on(&mut c, cmd, &args, default_backend).await;
-    c.close().await;
+    let _ = c.close(None).await;
     result
 }
 

@@ -1,41 +1,32 @@
-//! The load generator: WebSocket clients on tokio-tungstenite, measuring what each
-//! benchmark needs.
+//! The load generator: clients of the crate's own client (`bapiws::client`, on
+//! tokio-tungstenite), measuring what each benchmark needs.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures_util::{SinkExt, StreamExt};
-use tokio::net::TcpStream;
+use bapiws::client::{Client, ConnectOptions};
 use tokio::sync::mpsc;
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
-
-pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// The request every JSON-RPC server answers (and the echo server echoes).
 pub const GET_STATE: &str = r#"{"jsonrpc":"2.0","id":1,"method":"GetState","params":[]}"#;
 
 /// Opens one client connection with a small read buffer (10,000 of them must fit).
-pub async fn connect(url: &str) -> Ws {
-    let config = WebSocketConfig::default().read_buffer_size(4096);
+pub async fn connect(url: &str) -> Client {
+    let options = ConnectOptions::default()
+        .read_buffer(4096)
+        .reply_timeout(Duration::from_secs(60));
     for _ in 0..50 {
-        let attempt = tokio_tungstenite::connect_async_with_config(url, Some(config), true).await;
-        match attempt {
-            Ok((ws, _)) => return ws,
+        match Client::connect_with(url, &options).await {
+            Ok(c) => return c,
             Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
         }
     }
     panic!("cannot connect to {url}");
 }
 
-async fn next_text(ws: &mut Ws) -> String {
-    loop {
-        match ws.next().await {
-            Some(Ok(Message::Text(t))) => return t.to_string(),
-            Some(Ok(_)) => {}
-            other => panic!("connection ended: {other:?}"),
-        }
+async fn next_text(c: &mut Client) {
+    if let Err(e) = c.recv_text().await {
+        panic!("connection ended: {e}");
     }
 }
 
@@ -45,7 +36,7 @@ pub async fn latency(url: &str, warmup: usize, count: usize) -> Vec<Duration> {
     let mut out = Vec::with_capacity(count);
     for i in 0..warmup + count {
         let t = Instant::now();
-        ws.send(Message::text(GET_STATE)).await.expect("send");
+        ws.send_text(GET_STATE).await.expect("send");
         next_text(&mut ws).await;
         if i >= warmup {
             out.push(t.elapsed());
@@ -69,7 +60,7 @@ pub async fn throughput(url: &str, conns: usize, depth: usize, time: Duration) -
             let mut replies = 0u64;
             while Instant::now() < deadline {
                 for _ in 0..depth {
-                    ws.feed(Message::text(GET_STATE)).await.expect("feed");
+                    ws.feed_text(GET_STATE).await.expect("feed");
                 }
                 ws.flush().await.expect("flush");
                 for _ in 0..depth {
@@ -118,10 +109,7 @@ pub async fn fanout(
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .push(t0);
-        control
-            .send(Message::text(trigger(round)))
-            .await
-            .expect("trigger");
+        control.send_text(trigger(round)).await.expect("trigger");
         let mut times = Vec::with_capacity(clients);
         while times.len() < clients {
             let at = tokio::time::timeout(Duration::from_secs(30), rx.recv())
@@ -132,17 +120,9 @@ pub async fn fanout(
         }
         per_round.push(times);
         // Let the control connection's own messages (reply, notification) drain.
-        let drain = async {
-            loop {
-                if tokio::time::timeout(Duration::from_millis(20), control.next())
-                    .await
-                    .is_err()
-                {
-                    return;
-                }
-            }
-        };
-        drain.await;
+        while let Ok(Ok(_)) =
+            tokio::time::timeout(Duration::from_millis(20), control.recv_text()).await
+        {}
     }
     for t in tasks {
         let _ = t.await;
@@ -151,7 +131,7 @@ pub async fn fanout(
 }
 
 /// Opens `count` idle connections, `parallel` at a time.
-pub async fn hold(url: &str, count: usize, parallel: usize) -> Vec<Ws> {
+pub async fn hold(url: &str, count: usize, parallel: usize) -> Vec<Client> {
     let mut out = Vec::with_capacity(count);
     let mut pending = Vec::new();
     for _ in 0..count {
@@ -172,7 +152,7 @@ pub async fn hold(url: &str, count: usize, parallel: usize) -> Vec<Ws> {
 /// Time from `started` until a WebSocket connection is accepted.
 pub async fn first_connection(url: &str, started: Instant) -> Duration {
     loop {
-        if let Ok((ws, _)) = tokio_tungstenite::connect_async(url).await {
+        if let Ok(ws) = Client::connect(url).await {
             let t = started.elapsed();
             drop(ws);
             return t;

@@ -187,7 +187,10 @@ thread_local! {
 
 async fn run(plan: Plan, args: &[String]) {
     let p = programs(args);
-    let nofile = process::raise_nofile();
+    let nofile = match bapiws::platform::raise_open_file_limit() {
+        Some((before, after)) => format!("raised from {before} to {after}"),
+        None => "unchanged".to_owned(),
+    };
     progress(&format!(
         "bapiws at {}; servers pinned to CPU {:?}, load on CPU 0; open-file limit {nofile}",
         p.bapiws.display(),

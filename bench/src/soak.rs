@@ -7,11 +7,10 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use futures_util::{SinkExt, StreamExt};
+use bapiws::client::Client;
 use serde_json::{Value, json};
-use tokio_tungstenite::tungstenite::Message;
 
-use crate::load::{Ws, connect};
+use crate::load::connect;
 use crate::process::{Kind, Programs, Server};
 
 /// What one client saw.
@@ -44,51 +43,46 @@ impl Lcg {
     }
 }
 
-async fn call(ws: &mut Ws, seen: &mut Seen, id: u64, method: &str, params: Value) {
-    let req = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
-    ws.send(Message::text(req.to_string())).await.expect("send");
-    loop {
-        let Some(Ok(msg)) = ws.next().await else {
-            panic!("soak client's connection ended");
-        };
-        let Message::Text(text) = msg else { continue };
-        let v: Value = serde_json::from_str(&text).expect("server sends JSON");
-        if v.get("method").is_some() {
-            seen.notifications += 1;
-            seen.hash = fnv(seen.hash, text.as_bytes());
-            continue;
-        }
-        if v["id"] == json!(id) {
-            if let Some(code) = v["error"]["code"].as_i64() {
-                *seen.errors.entry(code).or_default() += 1;
-            }
-            seen.ops += 1;
-            return;
-        }
+/// Counts `text` if it is a notification.
+fn note(seen: &mut Seen, text: &str) {
+    let v: Value = serde_json::from_str(text).expect("server sends JSON");
+    if v.get("method").is_some() {
+        seen.notifications += 1;
+        seen.hash = fnv(seen.hash, text.as_bytes());
     }
 }
 
+async fn call(c: &mut Client, seen: &mut Seen, method: &str, params: Value) {
+    let reply = c
+        .request(method, params)
+        .await
+        .unwrap_or_else(|e| panic!("soak client's {method}: {e}"));
+    // The notifications that came before the reply, in order.
+    for text in c.take_kept() {
+        note(seen, &text);
+    }
+    if let Some(code) = reply["error"]["code"].as_i64() {
+        *seen.errors.entry(code).or_default() += 1;
+    }
+    seen.ops += 1;
+}
+
 /// Reads notifications until none arrives for `quiet`.
-async fn drain(ws: &mut Ws, seen: &mut Seen, quiet: Duration) {
-    while let Ok(Some(Ok(Message::Text(text)))) = tokio::time::timeout(quiet, ws.next()).await {
-        let v: Value = serde_json::from_str(&text).expect("JSON");
-        if v.get("method").is_some() {
-            seen.notifications += 1;
-            seen.hash = fnv(seen.hash, text.as_bytes());
-        }
+async fn drain(c: &mut Client, seen: &mut Seen, quiet: Duration) {
+    while let Ok(Ok(text)) = tokio::time::timeout(quiet, c.recv_text()).await {
+        note(seen, &text);
     }
 }
 
 async fn client(url: String, n: usize, until: Instant, period: Duration) -> Seen {
-    let mut ws = connect(&url).await;
+    let mut c = connect(&url).await;
     let mut seen = Seen {
         hash: 0xcbf29ce484222325,
         ..Seen::default()
     };
     let mut rng = Lcg(n as u64 + 1);
-    let mut id = 0u64;
     // Every client's first request makes sure it is subscribed before anyone acts.
-    call(&mut ws, &mut seen, 0, "GetState", json!([])).await;
+    call(&mut c, &mut seen, "GetState", json!([])).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     while Instant::now() < until {
         let pause = period.mul_f64(0.5 + (rng.next() % 1000) as f64 / 1000.0);
@@ -98,29 +92,29 @@ async fn client(url: String, n: usize, until: Instant, period: Duration) -> Seen
         loop {
             tokio::select! {
                 _ = &mut wait => break,
-                msg = ws.next() => {
-                    let Some(Ok(Message::Text(text))) = msg else { continue };
+                text = c.recv_text() => {
+                    let text = text.unwrap_or_else(|e| panic!("soak client's connection: {e}"));
                     seen.notifications += 1;
                     seen.hash = fnv(seen.hash, text.as_bytes());
                 }
             }
         }
-        id += 1;
         let number = format!("+35840{:07}", rng.next() % 10_000_000);
         // More ways to end calls than to start them, so the call list stays small, as
         // on a real phone (a random walk would let it, and the largest reply, grow).
-        match rng.next() % 9 {
-            0 => call(&mut ws, &mut seen, id, "GetState", json!([])).await,
-            1 => call(&mut ws, &mut seen, id, "GetActiveCalls", json!([])).await,
-            2 => call(&mut ws, &mut seen, id, "CallOut", json!([number])).await,
-            3 => call(&mut ws, &mut seen, id, "Sim.IncomingCall", json!([number])).await,
-            4 => call(&mut ws, &mut seen, id, "Answer", json!([])).await,
-            5 => call(&mut ws, &mut seen, id, "Sim.RemoteAnswer", json!([])).await,
-            6 => call(&mut ws, &mut seen, id, "Sim.RemoteHangUp", json!([])).await,
-            _ => call(&mut ws, &mut seen, id, "HangUp", json!([])).await,
-        }
+        let (method, params) = match rng.next() % 9 {
+            0 => ("GetState", json!([])),
+            1 => ("GetActiveCalls", json!([])),
+            2 => ("CallOut", json!([number])),
+            3 => ("Sim.IncomingCall", json!([number])),
+            4 => ("Answer", json!([])),
+            5 => ("Sim.RemoteAnswer", json!([])),
+            6 => ("Sim.RemoteHangUp", json!([])),
+            _ => ("HangUp", json!([])),
+        };
+        call(&mut c, &mut seen, method, params).await;
     }
-    drain(&mut ws, &mut seen, Duration::from_secs(2)).await;
+    drain(&mut c, &mut seen, Duration::from_secs(2)).await;
     seen
 }
 

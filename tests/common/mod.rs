@@ -7,17 +7,15 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use futures_util::{SinkExt, StreamExt};
+use bapiws::client::{Client, ClientError, ConnectOptions};
+use futures_util::StreamExt;
 use serde_json::{Value, json};
-use tokio::net::TcpStream;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async};
 
-/// How long a test waits for any one expected message.
 pub mod baresip;
 
+/// How long a test waits for any one expected message.
 pub const WAIT: Duration = Duration::from_secs(10);
 
 /// A private temporary folder, removed on drop.
@@ -51,6 +49,13 @@ impl Drop for TempDir {
 /// The `bapiws` binary under test.
 pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_bapiws")
+}
+
+/// How the tests connect: every wait at most [`WAIT`].
+fn options() -> ConnectOptions {
+    ConnectOptions::default()
+        .connect_timeout(WAIT)
+        .reply_timeout(WAIT)
 }
 
 /// A `bapiws` command with a clean environment: no BAPIWS_* variables and no per-user
@@ -198,10 +203,11 @@ pub fn wait_exit(child: &mut Child, limit: Duration) -> Option<std::process::Exi
     None
 }
 
-/// A WebSocket client for tests.
+/// A WebSocket client for tests: the crate's [`Client`] (in `ws`, which is also the raw
+/// [`Sink`](futures_util::Sink) and [`Stream`](futures_util::Stream) of frames), with
+/// helpers that panic on anything unexpected and wait at most [`WAIT`].
 pub struct Ws {
-    pub ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
-    next_id: u64,
+    pub ws: Client,
 }
 
 impl Ws {
@@ -213,37 +219,33 @@ impl Ws {
         Ws::try_connect(url, Some(origin)).await.expect("connect")
     }
 
+    /// Connects, returning the handshake's error (an HTTP refusal is `WsError::Http`).
     pub async fn try_connect(url: &str, origin: Option<&str>) -> Result<Ws, WsError> {
-        let mut req = url.into_client_request()?;
+        let mut options = options();
         if let Some(o) = origin {
-            req.headers_mut()
-                .insert("origin", o.parse().expect("origin header value"));
+            options = options.origin(o);
         }
-        let (ws, _) = tokio::time::timeout(WAIT, connect_async(req))
-            .await
-            .expect("connect timed out")?;
-        Ok(Ws { ws, next_id: 0 })
+        Ws::open(url, &options).await
     }
 
     /// Connects with a tiny receive buffer, so that a client that stops reading fills up
     /// quickly.
     pub async fn connect_small_buffer(url: &str) -> Ws {
-        let addr = url.trim_start_matches("ws://");
-        let addr: std::net::SocketAddr = addr.parse().expect("socket address in url");
-        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
-        socket.set_recv_buffer_size(4096).expect("SO_RCVBUF");
-        let stream = socket.connect(addr).await.expect("tcp connect");
-        let (ws, _) = tokio_tungstenite::client_async(url, MaybeTlsStream::Plain(stream))
+        Ws::open(url, &options().socket_recv_buffer(4096))
             .await
-            .expect("handshake");
-        Ws { ws, next_id: 0 }
+            .expect("connect")
+    }
+
+    async fn open(url: &str, options: &ConnectOptions) -> Result<Ws, WsError> {
+        match Client::connect_with(url, options).await {
+            Ok(ws) => Ok(Ws { ws }),
+            Err(ClientError::Unreachable { source, .. }) => Err(source),
+            Err(e) => panic!("connect timed out: {e}"),
+        }
     }
 
     pub async fn send(&mut self, text: &str) {
-        self.ws
-            .send(Message::text(text.to_owned()))
-            .await
-            .expect("send");
+        self.ws.send_text(text.to_owned()).await.expect("send");
     }
 
     /// The next text message, parsed.
@@ -254,33 +256,26 @@ impl Ws {
 
     /// The next text message, as sent.
     pub async fn recv_text(&mut self) -> String {
-        loop {
-            let msg = tokio::time::timeout(WAIT, self.ws.next())
-                .await
-                .expect("timed out waiting for a message")
-                .expect("connection ended")
-                .expect("read error");
-            match msg {
-                Message::Text(t) => return t.to_string(),
-                Message::Close(c) => panic!("closed by server: {c:?}"),
-                _ => {}
-            }
+        let msg = tokio::time::timeout(WAIT, self.ws.recv_text())
+            .await
+            .expect("timed out waiting for a message");
+        match msg {
+            Ok(text) => text.to_string(),
+            Err(ClientError::Closed(c)) => panic!("closed by server: {c:?}"),
+            Err(ClientError::Ended) => panic!("connection ended"),
+            Err(e) => panic!("read error: {e}"),
         }
     }
 
     /// Waits for the server's close frame.
     pub async fn recv_close(&mut self, limit: Duration) -> Option<CloseFrame> {
-        let deadline = tokio::time::Instant::now() + limit;
-        loop {
-            let msg = tokio::time::timeout_at(deadline, self.ws.next())
-                .await
-                .expect("timed out waiting for the close frame");
-            match msg {
-                Some(Ok(Message::Close(c))) => return c,
-                Some(Ok(_)) => {}
-                Some(Err(e)) => panic!("read error before close frame: {e}"),
-                None => panic!("connection ended without a close frame"),
-            }
+        let msg = tokio::time::timeout(limit, self.ws.recv_close())
+            .await
+            .expect("timed out waiting for the close frame");
+        match msg {
+            Ok(c) => c,
+            Err(ClientError::Ended) => panic!("connection ended without a close frame"),
+            Err(e) => panic!("read error before close frame: {e}"),
         }
     }
 
@@ -294,10 +289,7 @@ impl Ws {
     /// Sends a request and returns the whole response, checking that no notification
     /// arrives before it.
     pub async fn request(&mut self, method: &str, params: Value) -> Value {
-        self.next_id += 1;
-        let id = self.next_id;
-        let req = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
-        self.send(&req.to_string()).await;
+        let id = self.ws.send_request(method, params).await.expect("send");
         let resp = self.recv().await;
         assert_eq!(resp["id"], json!(id), "reply to {method}: {resp}");
         resp
@@ -306,17 +298,14 @@ impl Ws {
     /// Sends a request and returns its result, skipping any notifications before the
     /// reply (for a connection that only drives the simulated phone).
     pub async fn control(&mut self, method: &str, params: Value) -> Value {
-        self.next_id += 1;
-        let id = self.next_id;
-        let req = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
-        self.send(&req.to_string()).await;
-        loop {
-            let msg = self.recv().await;
-            if msg.get("id") == Some(&json!(id)) {
-                assert!(msg.get("error").is_none(), "{method} failed: {msg}");
-                return msg["result"].clone();
-            }
-        }
+        let msg = self
+            .ws
+            .request(method, params)
+            .await
+            .unwrap_or_else(|e| panic!("{method}: {e}"));
+        self.ws.take_kept();
+        assert!(msg.get("error").is_none(), "{method} failed: {msg}");
+        msg["result"].clone()
     }
 
     /// Sends a request and returns its result, failing on an error.
