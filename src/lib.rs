@@ -44,6 +44,8 @@
 //!   with its Node and headless-Chromium tests.
 
 #![warn(missing_docs)]
+// Nothing outside tests may unwrap: input must never be able to panic the server.
+#![deny(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod access;
 pub mod client;

@@ -1,5 +1,8 @@
 //! The `bapiws` command: the server (`bapiws serve`) and a client for it.
 
+// Nothing outside tests may unwrap: input must never be able to panic the program.
+#![deny(clippy::unwrap_used, clippy::expect_used)]
+
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
