@@ -682,6 +682,16 @@ pub fn notification_line(n: &Value) -> String {
     )
 }
 
+/// Server text made safe for a terminal: every control character (escape sequences that
+/// could set the title or colours, move the cursor), line separator and bidi control is
+/// written as an escape; line breaks between lines are kept.
+pub fn for_terminal(text: &str) -> String {
+    text.split('\n')
+        .map(crate::logging::escape_line)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// Prints notifications until interrupted, keeping the connection alive.
 pub async fn watch(client: &mut Client, raw: bool) -> Result<(), ClientError> {
     let mut keep_alive = tokio::time::interval(KEEP_ALIVE);
@@ -691,9 +701,9 @@ pub async fn watch(client: &mut Client, raw: bool) -> Result<(), ClientError> {
             n = client.notification() => {
                 let n = n?;
                 if raw {
-                    println!("{n}");
+                    println!("{}", for_terminal(&n.to_string()));
                 } else {
-                    println!("{}", notification_line(&n));
+                    println!("{}", for_terminal(&notification_line(&n)));
                 }
             }
             _ = keep_alive.tick() => {

@@ -263,7 +263,7 @@ fn run_client(cmd: Cmd) -> ExitCode {
     match rt.block_on(client_command(cmd)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("bapiws: {e}");
+            eprintln!("bapiws: {}", client::for_terminal(&e.to_string()));
             match e {
                 ClientError::Rpc { .. } => ExitCode::from(1),
                 _ => ExitCode::from(2),
@@ -295,7 +295,10 @@ async fn run_on(
         c.call("Init", json!([backend])).await?;
     }
     match cmd {
-        Cmd::State(_) => println!("{}", text(&c.call("GetState", json!([])).await?)),
+        Cmd::State(_) => println!(
+            "{}",
+            client::for_terminal(&text(&c.call("GetState", json!([])).await?))
+        ),
         Cmd::Call { number, .. } => {
             c.call("CallOut", json!([number])).await?;
             println!("Calling {number}.");
@@ -310,7 +313,9 @@ async fn run_on(
         }
         Cmd::Calls(_) => print!(
             "{}",
-            client::calls_table(&c.call("GetActiveCalls", json!([])).await?)
+            client::for_terminal(&client::calls_table(
+                &c.call("GetActiveCalls", json!([])).await?
+            ))
         ),
         Cmd::Watch { json, .. } => {
             // A round trip first: once it is answered, the subscription is certainly live.
@@ -318,7 +323,7 @@ async fn run_on(
             eprintln!(
                 "Watching {} (phone {}) for notifications; Ctrl-C to stop.",
                 args.url,
-                text(&state)
+                client::for_terminal(&text(&state))
             );
             tokio::select! {
                 r = client::watch(c, json) => r?,
@@ -348,7 +353,7 @@ async fn run_on(
             };
             let result = c.call(method, params).await?;
             match result.as_str() {
-                Some(id) => println!("{method}: ok, call id {id}"),
+                Some(id) => println!("{method}: ok, call id {}", client::for_terminal(id)),
                 None => println!("{method}: ok"),
             }
         }

@@ -266,3 +266,66 @@ fn serve_help_documents_every_key() {
         assert!(help.contains(&env), "serve --help lacks {env}");
     }
 }
+
+/// A hostile server: every reply's text holds terminal escape sequences, a bell and bidi
+/// controls. Answers GetState, GetActiveCalls and errors for everything else.
+fn hostile_server() -> String {
+    use futures_util::{SinkExt, StreamExt};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("ws://{}", listener.local_addr().expect("addr"));
+    listener.set_nonblocking(true).expect("nonblocking");
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
+            let evil = "\u{1b}]0;pwned\u{7}\u{1b}[31mAvail\u{202e}able\r\nX";
+            while let Ok((stream, _)) = listener.accept().await {
+                let Ok(mut ws) = tokio_tungstenite::accept_async(stream).await else {
+                    continue;
+                };
+                while let Some(Ok(msg)) = ws.next().await {
+                    let Ok(text) = msg.to_text() else { break };
+                    let req: serde_json::Value = serde_json::from_str(text).unwrap_or_default();
+                    let id = req["id"].clone();
+                    let reply = match req["method"].as_str() {
+                        Some("GetState") => serde_json::json!({"jsonrpc": "2.0", "id": id, "result": evil}),
+                        Some("GetActiveCalls") => serde_json::json!({"jsonrpc": "2.0", "id": id,
+                            "result": ["1", "Inbound", "Ringing", evil, "id", "2026-01-01 00:00:00.000"]}),
+                        _ => serde_json::json!({"jsonrpc": "2.0", "id": id,
+                            "error": {"code": -32004, "message": evil}}),
+                    };
+                    if ws.send(reply.to_string().into()).await.is_err() {
+                        break;
+                    }
+                }
+            }
+        });
+    });
+    url
+}
+
+/// Nothing a server sends reaches the terminal raw: escape sequences, bells and bidi
+/// controls are shown escaped.
+#[test]
+fn server_text_is_escaped_for_the_terminal() {
+    let url = hostile_server();
+    let dir = TempDir::new("cli-hostile");
+    for args in [&["state"][..], &["calls"], &["answer"]] {
+        let (_, out, err) = run(dir.path(), &url, args);
+        for text in [&out, &err] {
+            assert!(
+                !text
+                    .chars()
+                    .any(|c| c == '\u{1b}' || c == '\u{7}' || c == '\u{202e}' || c == '\r'),
+                "{args:?}: raw control characters in {text:?}"
+            );
+        }
+        assert!(
+            out.contains("\\u{1b}") || err.contains("\\u{1b}"),
+            "{args:?}: shown escaped: {out:?} {err:?}"
+        );
+    }
+}
