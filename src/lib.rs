@@ -21,13 +21,13 @@
 //!   SIP softphone over its ctrl_tcp protocol (managed or attached). A backend knows
 //!   nothing of WebSockets or JSON-RPC.
 //! - [`server`]: the WebSocket server. [`server::Server`] binds and runs the accept loop
-//!   with graceful shutdown; [`server::http`] reads each request head and serves the
+//!   with graceful shutdown; `server::http` reads each request head and serves the
 //!   WebSocket upgrade, the dialer page (`src/server/assets/`) and `/health`;
-//!   [`server::connection`] runs one connection (access checks, limits, idle timeout, the
-//!   closing handshake); [`server::ws`] is the WebSocket framing (RFC 6455 frames in and
-//!   out, close codes), without I/O; [`server::session`] is one connection's protocol
-//!   state and the one path every message takes; [`server::backends`] runs the backends by
-//!   name; [`server::hub`] fans a backend's notifications out to its connections.
+//!   `server::connection` runs one connection (access checks, limits, idle timeout, the
+//!   closing handshake); `server::ws` is the WebSocket framing (RFC 6455 frames in and
+//!   out, close codes), without I/O; `server::session` is one connection's protocol
+//!   state and the one path every message takes; `server::backends` runs the backends by
+//!   name; `server::hub` fans a backend's notifications out to its connections.
 //! - [`access`]: who may connect: the Origin rules and the Host rules (against DNS
 //!   rebinding), parsed once by the configuration.
 //! - [`config`]: `bapiws serve`'s settings, derived from one struct (flags, `BAPIWS_*`

@@ -88,11 +88,7 @@ pub async fn serve(
     }
     // Subscribe before the handshake completes, so that no notification that happens
     // after the client sees its connection open is missed.
-    let peer = Peer {
-        id,
-        addr: addr.to_string(),
-        origin,
-    };
+    let peer = Peer { id, origin };
     let session = Session::new(
         peer,
         Arc::clone(&shared.backends),

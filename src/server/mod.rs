@@ -1,18 +1,18 @@
 //! The server: listeners, the accept loop, limits and graceful shutdown.
 //!
-//! - [`connection`]: one WebSocket connection (handshake, read/write loop, idle timeout,
+//! - `connection`: one WebSocket connection (handshake, read/write loop, idle timeout,
 //!   closing handshake).
-//! - [`ws`]: WebSocket frames in and out (RFC 6455), without I/O.
-//! - [`session`]: one connection's protocol state, without sockets.
-//! - [`backends`]: the registry of backends and aliases.
-//! - [`hub`]: fan-out of a backend's notifications to its connections.
+//! - `ws`: WebSocket frames in and out (RFC 6455), without I/O.
+//! - `session`: one connection's protocol state, without sockets.
+//! - `backends`: the registry of backends and aliases.
+//! - `hub`: fan-out of a backend's notifications to its connections.
 
-pub mod backends;
-pub mod connection;
-pub mod http;
-pub mod hub;
-pub mod session;
-pub mod ws;
+pub(crate) mod backends;
+pub(crate) mod connection;
+pub(crate) mod http;
+pub(crate) mod hub;
+pub(crate) mod session;
+pub(crate) mod ws;
 
 use std::future::Future;
 use std::net::SocketAddr;

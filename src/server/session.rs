@@ -33,8 +33,6 @@ impl Outbox for Vec<String> {
 pub struct Peer {
     /// Connection number, unique in this process.
     pub id: u64,
-    /// The peer's socket address.
-    pub addr: String,
     /// The Origin header, if any.
     pub origin: Option<String>,
 }
@@ -143,22 +141,13 @@ impl Session {
         }
     }
 
-    /// Records the Origin header once the handshake has been read.
-    pub fn set_origin(&mut self, origin: Option<String>) {
-        self.peer.origin = origin;
-    }
-
-    /// The connection's number.
-    pub fn id(&self) -> u64 {
-        self.peer.id
-    }
-
     /// Decodes one incoming text message.
     fn decode(&self, text: &str) -> Incoming {
         jsonrpc::decode(text, self.rules.max_batch)
     }
 
     /// The backend this connection is on.
+    #[cfg(test)]
     pub fn backend_name(&self) -> &str {
         &self.backend.name
     }
@@ -385,7 +374,6 @@ mod tests {
         };
         let peer = Peer {
             id: 1,
-            addr: "test".into(),
             origin: None,
         };
         Session::new(
