@@ -1,5 +1,6 @@
-//! bapiws-bench: measures bapiws against the limit of its stack (a WebSocket echo server
-//! and a minimal broadcast server on tokio + tokio-tungstenite) and against jsonrpsee,
+//! bapiws-bench: measures bapiws against the limit of its stack (a coalescing WebSocket
+//! echo and a coalescing broadcast server on tokio + tokio-tungstenite, the same echo over
+//! raw TCP with hand-written framing, a minimal JSON-RPC server) and against jsonrpsee,
 //! all started by this harness on this machine in one run, interleaved and repeated.
 //!
 //! `bapiws-bench all` prints a Markdown table; `bapiws-bench smoke` runs every
@@ -19,6 +20,8 @@ use process::{Kind, Programs, Server};
 #[derive(Clone, Copy, Debug)]
 struct Plan {
     reps: usize,
+    /// A smoke run: figures only, no targets.
+    smoke: bool,
     latency_warmup: usize,
     latency_count: usize,
     tp_conns: usize,
@@ -33,6 +36,7 @@ struct Plan {
 
 const FULL: Plan = Plan {
     reps: 3,
+    smoke: false,
     latency_warmup: 2_000,
     latency_count: 20_000,
     tp_conns: 100,
@@ -47,6 +51,7 @@ const FULL: Plan = Plan {
 
 const SMOKE: Plan = Plan {
     reps: 1,
+    smoke: true,
     latency_warmup: 20,
     latency_count: 200,
     tp_conns: 10,
@@ -62,22 +67,25 @@ const SMOKE: Plan = Plan {
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let port = |i: usize| args.get(i).and_then(|p| p.parse().ok()).unwrap_or(0u16);
+    let command = args.first().map(String::as_str).unwrap_or("");
+    // The harness and every thread it will start (the runtime's workers inherit it) run
+    // on CPU 0; the servers are started on CPU 1.
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let pinned = !command.starts_with("serve-") && cpus >= 2 && process::pin_self(0);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .expect("runtime");
     let result = match args.first().map(String::as_str) {
-        Some("serve-echo") => rt.block_on(servers::echo(port(1))),
-        Some("serve-broadcast") => rt.block_on(servers::broadcast(port(1))),
-        Some("serve-jsonrpsee") => rt.block_on(servers::jsonrpsee(port(1))),
+        Some(name) if name.starts_with("serve-") => rt.block_on(servers::serve(name, port(1))),
         Some("all") => {
-            rt.block_on(run(FULL, &args[1..]));
+            rt.block_on(run(FULL, &args[1..], pinned));
             Ok(())
         }
         Some("smoke") => {
-            rt.block_on(run(SMOKE, &args[1..]));
+            rt.block_on(run(SMOKE, &args[1..], pinned));
             let ok = rt.block_on(async {
-                let p = programs(&args[1..]);
+                let p = programs(&args[1..], pinned);
                 soak::run(&p, 20, Duration::from_secs(3)).await
             });
             if !ok {
@@ -95,7 +103,7 @@ fn main() {
                     .unwrap_or(default)
             };
             let ok = rt.block_on(async {
-                let p = programs(&args[1..]);
+                let p = programs(&args[1..], pinned);
                 soak::run(
                     &p,
                     num("--clients", 200) as usize,
@@ -122,7 +130,7 @@ fn main() {
     }
 }
 
-fn programs(args: &[String]) -> Programs {
+fn programs(args: &[String], pinned: bool) -> Programs {
     let harness = std::env::current_exe().expect("own path");
     let bapiws = args
         .iter()
@@ -137,8 +145,7 @@ fn programs(args: &[String]) -> Programs {
     );
     let log_dir = std::env::temp_dir().join(format!("bapiws-bench-{}", std::process::id()));
     std::fs::create_dir_all(&log_dir).expect("log dir");
-    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let server_cpu = (cpus >= 2 && process::pin_self(0)).then_some(1);
+    let server_cpu = pinned.then_some(1);
     Programs {
         bapiws,
         harness,
@@ -169,7 +176,7 @@ struct Row {
     what: String,
     bapiws: f64,
     base: f64,
-    base_name: &'static str,
+    base_name: String,
     unit: &'static str,
     target: String,
 }
@@ -185,16 +192,73 @@ thread_local! {
     static START: Instant = Instant::now();
 }
 
-async fn run(plan: Plan, args: &[String]) {
-    let p = programs(args);
+type Figures = std::collections::HashMap<&'static str, Vec<Vec<f64>>>;
+
+/// The median over repetitions of figure `i` of `kind`.
+fn med(f: &Figures, kind: &str, i: usize) -> f64 {
+    median(
+        f.get(kind)
+            .map(|reps| reps.iter().filter_map(|r| r.get(i).copied()).collect())
+            .unwrap_or_default(),
+    )
+}
+
+/// A row comparing figure `i` of bapiws with that of `base`.
+fn row(f: &Figures, what: String, i: usize, base: Kind, unit: &'static str, target: &str) -> Row {
+    Row {
+        what,
+        bapiws: med(f, "bapiws", i),
+        base: med(f, base.name(), i),
+        base_name: base.name().to_owned(),
+        unit,
+        target: target.to_owned(),
+    }
+}
+
+/// Runs `measure` for every kind, interleaved, `reps` times; prints each repetition.
+async fn repeat<F, Fut>(
+    plan: Plan,
+    label: &str,
+    kinds: &[Kind],
+    p: &Programs,
+    measure: F,
+) -> Figures
+where
+    F: Fn(Server) -> Fut,
+    Fut: std::future::Future<Output = Vec<f64>>,
+{
+    let mut figures = Figures::new();
+    for rep in 0..plan.reps {
+        for &kind in kinds {
+            let s = Server::start(kind, p);
+            let values = measure(s).await;
+            progress(&format!(
+                "{label}, {} (rep {}): {}",
+                kind.name(),
+                rep + 1,
+                values
+                    .iter()
+                    .map(|v| format!("{v:.2}"))
+                    .collect::<Vec<_>>()
+                    .join(" / ")
+            ));
+            figures.entry(kind.name()).or_default().push(values);
+        }
+    }
+    figures
+}
+
+async fn run(plan: Plan, args: &[String], pinned: bool) {
+    let p = programs(args, pinned);
     let nofile = match bapiws::platform::raise_open_file_limit() {
         Some((before, after)) => format!("raised from {before} to {after}"),
         None => "unchanged".to_owned(),
     };
     progress(&format!(
-        "bapiws at {}; servers pinned to CPU {:?}, load on CPU 0; open-file limit {nofile}",
+        "bapiws at {}; servers pinned to CPU {:?}, the harness and all its threads to CPU 0: {}; open-file limit {nofile}",
         p.bapiws.display(),
-        p.server_cpu
+        p.server_cpu,
+        pinned
     ));
     let only: Vec<&str> = args
         .iter()
@@ -204,255 +268,266 @@ async fn run(plan: Plan, args: &[String]) {
         .unwrap_or_default();
     let want = |name: &str| only.is_empty() || only.contains(&name);
     let mut rows = Vec::new();
+    use Kind::{Bapiws, BroadcastCoalesced, EchoCoalesced, JsonrpcMin, Jsonrpsee, RawTcp};
 
     if want("latency") {
-        // 1. Latency, interleaved: echo, bapiws, jsonrpsee per repetition.
-        let mut lat: std::collections::HashMap<&str, Vec<[f64; 3]>> = Default::default();
-        for rep in 0..plan.reps {
-            for kind in [Kind::Echo, Kind::Bapiws, Kind::Jsonrpsee] {
-                progress(&format!("latency {} (rep {})", kind.name(), rep + 1));
-                let s = Server::start(kind, &p);
+        // 1. Latency: p50, p99, p99.9 of sequential round trips, in µs.
+        let f = repeat(
+            plan,
+            "latency p50/p99/p99.9 µs",
+            &[EchoCoalesced, RawTcp, Bapiws, Jsonrpsee],
+            &p,
+            |s| async move {
                 let mut d = load::latency(&s.url(), plan.latency_warmup, plan.latency_count).await;
                 d.sort();
-                lat.entry(kind.name()).or_default().push([
-                    us(pct(&d, 0.5)),
-                    us(pct(&d, 0.99)),
-                    us(pct(&d, 0.999)),
-                ]);
-            }
-        }
-        let lat_med = |k: &str, i: usize| median(lat[k].iter().map(|v| v[i]).collect());
-        for (i, label, target) in [
-            (0, "p50", "≤ 1.10 × echo"),
-            (1, "p99", "≤ 1.20 × echo"),
-            (2, "p99.9", ""),
-        ] {
-            rows.push(Row {
-                what: format!("Latency {label}, 1 client, sequential GetState"),
-                bapiws: lat_med("bapiws", i),
-                base: lat_med("echo", i),
-                base_name: "echo",
-                unit: "µs",
-                target: target.into(),
-            });
-            rows.push(Row {
-                what: format!("Latency {label} (vs jsonrpsee)"),
-                bapiws: lat_med("bapiws", i),
-                base: lat_med("jsonrpsee", i),
-                base_name: "jsonrpsee",
-                unit: "µs",
-                target: String::new(),
-            });
-        }
+                vec![us(pct(&d, 0.5)), us(pct(&d, 0.99)), us(pct(&d, 0.999))]
+            },
+        )
+        .await;
+        let lat = "Latency, 1 client, sequential GetState";
+        rows.push(row(
+            &f,
+            format!("{lat}, p50"),
+            0,
+            EchoCoalesced,
+            "µs",
+            "≤ 1.05 × echo-coalesced",
+        ));
+        rows.push(row(
+            &f,
+            format!("{lat}, p99"),
+            1,
+            EchoCoalesced,
+            "µs",
+            "≤ 1.10 × echo-coalesced",
+        ));
+        rows.push(row(&f, format!("{lat}, p99.9"), 2, EchoCoalesced, "µs", ""));
+        rows.push(row(&f, format!("{lat}, p50"), 0, RawTcp, "µs", ""));
+        rows.push(row(&f, format!("{lat}, p50"), 0, Jsonrpsee, "µs", ""));
     }
     if want("throughput") {
-        // 2. Throughput with the server's CPU use.
-        let mut tp: std::collections::HashMap<&str, Vec<(f64, f64)>> = Default::default();
-        for rep in 0..plan.reps {
-            for kind in [Kind::Echo, Kind::Bapiws, Kind::Jsonrpsee] {
-                progress(&format!("throughput {} (rep {})", kind.name(), rep + 1));
-                let s = Server::start(kind, &p);
+        // 2. Throughput: replies/s, the server's CPU (% of one core) and its CPU time per
+        // reply (µs), from /proc over the interval.
+        let f = repeat(
+            plan,
+            "throughput replies/s / CPU % / CPU µs per reply",
+            &[EchoCoalesced, RawTcp, JsonrpcMin, Bapiws, Jsonrpsee],
+            &p,
+            |s| async move {
                 let cpu0 = s.cpu_time();
                 let t0 = Instant::now();
                 let rate = load::throughput(&s.url(), plan.tp_conns, 16, plan.tp_time).await;
-                let cpu = (s.cpu_time() - cpu0).as_secs_f64() / t0.elapsed().as_secs_f64();
-                tp.entry(kind.name()).or_default().push((rate, cpu * 100.0));
-            }
-        }
-        let tp_med = |k: &str| median(tp[k].iter().map(|v| v.0).collect());
-        let cpu_med = |k: &str| median(tp[k].iter().map(|v| v.1).collect());
-        rows.push(Row {
-            what: format!("Throughput, {} connections × 16 in flight", plan.tp_conns),
-            bapiws: tp_med("bapiws"),
-            base: tp_med("echo"),
-            base_name: "echo",
-            unit: "replies/s",
-            target: "≥ 0.90 × echo".into(),
-        });
-        rows.push(Row {
-            what: "Throughput (vs jsonrpsee)".into(),
-            bapiws: tp_med("bapiws"),
-            base: tp_med("jsonrpsee"),
-            base_name: "jsonrpsee",
-            unit: "replies/s",
-            target: "≥ 1.30 × jsonrpsee".into(),
-        });
-        rows.push(Row {
-            what: "Server CPU during throughput (100% = one core)".into(),
-            bapiws: cpu_med("bapiws"),
-            base: cpu_med("echo"),
-            base_name: "echo",
-            unit: "%",
-            target: format!("jsonrpsee: {:.0}%", cpu_med("jsonrpsee")),
-        });
+                let secs = t0.elapsed().as_secs_f64();
+                let cpu = (s.cpu_time() - cpu0).as_secs_f64();
+                let replies = (rate * secs).max(1.0);
+                vec![rate, cpu / secs * 100.0, cpu / replies * 1e6]
+            },
+        )
+        .await;
+        let per = format!(
+            "Server CPU per reply, {} connections × 16 in flight",
+            plan.tp_conns
+        );
+        rows.push(row(
+            &f,
+            per.clone(),
+            2,
+            JsonrpcMin,
+            "µs",
+            "≤ 1.3 × jsonrpc-min",
+        ));
+        rows.push(row(
+            &f,
+            per.clone(),
+            2,
+            EchoCoalesced,
+            "µs",
+            "≤ 2.0 × echo-coalesced",
+        ));
+        rows.push(row(&f, per.clone(), 2, RawTcp, "µs", ""));
+        rows.push(row(&f, per.clone(), 2, Jsonrpsee, "µs", ""));
+        let tp = format!("Throughput, {} connections × 16 in flight", plan.tp_conns);
+        rows.push(row(&f, tp.clone(), 0, JsonrpcMin, "replies/s", ""));
+        rows.push(row(&f, tp.clone(), 0, EchoCoalesced, "replies/s", ""));
+        rows.push(row(&f, tp, 0, Jsonrpsee, "replies/s", ""));
+        rows.push(row(
+            &f,
+            "Server CPU during throughput (100% = one core)".into(),
+            1,
+            JsonrpcMin,
+            "%",
+            "",
+        ));
     }
     if want("fanout") {
-        // 3. Fan-out.
-        let mut fan: std::collections::HashMap<&str, Vec<[f64; 4]>> = Default::default();
-        for rep in 0..plan.reps {
-            for kind in [Kind::Broadcast, Kind::Bapiws] {
-                progress(&format!(
-                    "fan-out to {} clients, {} (rep {})",
-                    plan.fan_clients,
-                    kind.name(),
-                    rep + 1
-                ));
-                let s = Server::start(kind, &p);
-                let trigger: fn(usize) -> String = if kind == Kind::Bapiws {
+        // 3. Fan-out: per-client p50 and p99, time to the last client p99 and max, in µs.
+        let clients = plan.fan_clients;
+        let f = repeat(
+            plan,
+            "fan-out per-client p50/p99, last p99/max µs",
+            &[BroadcastCoalesced, Bapiws],
+            &p,
+            |s| async move {
+                let trigger: fn(usize) -> String = if s.kind == Bapiws {
                     |round| {
                         format!(
                             r#"{{"jsonrpc":"2.0","id":{round},"method":"Sim.SetAvailability","params":["{}"]}}"#,
-                            if round.is_multiple_of(2) {
-                                "Away"
-                            } else {
-                                "Available"
-                            }
+                            if round.is_multiple_of(2) { "Away" } else { "Available" }
                         )
                     }
                 } else {
                     |_| "go".to_owned()
                 };
-                let rounds =
-                    load::fanout(&s.url(), plan.fan_clients, plan.fan_rounds, trigger).await;
+                let rounds = load::fanout(&s.url(), clients, plan.fan_rounds, trigger).await;
                 let mut all: Vec<Duration> = rounds.iter().flatten().copied().collect();
                 all.sort();
-                let mut last: Vec<Duration> = rounds
-                    .iter()
-                    .filter_map(|r| r.iter().max().copied())
-                    .collect();
+                let mut last: Vec<Duration> =
+                    rounds.iter().filter_map(|r| r.iter().max().copied()).collect();
                 last.sort();
-                fan.entry(kind.name()).or_default().push([
+                vec![
                     us(pct(&all, 0.5)),
                     us(pct(&all, 0.99)),
                     us(pct(&last, 0.99)),
                     us(last.last().copied().unwrap_or_default()),
-                ]);
-            }
-        }
-        let fan_med = |k: &str, i: usize| median(fan[k].iter().map(|v| v[i]).collect());
-        for (i, label, target) in [
-            (0, "per-client p50", ""),
-            (1, "per-client p99", ""),
-            (2, "time to last client, p99", "≤ 1.0 × broadcast"),
-            (3, "time to last client, max", ""),
-        ] {
-            rows.push(Row {
-                what: format!("Fan-out to {} clients, {label}", plan.fan_clients),
-                bapiws: fan_med("bapiws", i),
-                base: fan_med("broadcast", i),
-                base_name: "broadcast",
-                unit: "µs",
-                target: target.into(),
-            });
-        }
+                ]
+            },
+        )
+        .await;
+        let fan = format!("Fan-out to {clients} clients");
+        rows.push(row(
+            &f,
+            format!("{fan}, per-client p50"),
+            0,
+            BroadcastCoalesced,
+            "µs",
+            "",
+        ));
+        rows.push(row(
+            &f,
+            format!("{fan}, per-client p99"),
+            1,
+            BroadcastCoalesced,
+            "µs",
+            "",
+        ));
+        rows.push(row(
+            &f,
+            format!("{fan}, time to last client, p99"),
+            2,
+            BroadcastCoalesced,
+            "µs",
+            "≤ 1.0 × broadcast-coalesced",
+        ));
+        rows.push(row(
+            &f,
+            format!("{fan}, time to last client, max"),
+            3,
+            BroadcastCoalesced,
+            "µs",
+            "",
+        ));
     }
     if want("memory") {
-        // 4. Memory: at rest and per idle connection.
-        let mut mem: std::collections::HashMap<&str, Vec<(f64, f64)>> = Default::default();
-        for rep in 0..plan.reps {
-            for kind in [Kind::Echo, Kind::Bapiws] {
-                progress(&format!(
-                    "memory with {} idle connections, {} (rep {})",
-                    plan.idle_conns,
-                    kind.name(),
-                    rep + 1
-                ));
-                let s = Server::start(kind, &p);
+        // 4. Memory: at rest and per idle connection, in KiB.
+        let conns = plan.idle_conns;
+        let f = repeat(
+            plan,
+            "memory at rest / per idle connection KiB",
+            &[EchoCoalesced, Bapiws],
+            &p,
+            |s| async move {
                 tokio::time::sleep(Duration::from_millis(300)).await;
                 let rest = s.rss() as f64;
-                let held = load::hold(&s.url(), plan.idle_conns, 64).await;
+                let held = load::hold(&s.url(), conns, 64).await;
                 tokio::time::sleep(Duration::from_millis(500)).await;
                 let loaded = s.rss() as f64;
                 // Still serving with all of them open.
                 let check = load::latency(&s.url(), 0, 1).await;
                 assert_eq!(check.len(), 1);
-                mem.entry(kind.name()).or_default().push((
-                    rest / 1024.0,
-                    (loaded - rest) / plan.idle_conns as f64 / 1024.0,
-                ));
                 drop(held);
-            }
-        }
-        let mem_med = |k: &str, i: usize| {
-            median(
-                mem[k]
-                    .iter()
-                    .map(|v| if i == 0 { v.0 } else { v.1 })
-                    .collect(),
-            )
-        };
-        rows.push(Row {
-            what: "Resident memory at rest".into(),
-            bapiws: mem_med("bapiws", 0),
-            base: mem_med("echo", 0),
-            base_name: "echo",
-            unit: "KiB",
-            target: String::new(),
-        });
-        rows.push(Row {
-            what: format!("Memory per idle connection ({} held)", plan.idle_conns),
-            bapiws: mem_med("bapiws", 1),
-            base: mem_med("echo", 1),
-            base_name: "echo",
-            unit: "KiB",
-            target: "≤ 8 KiB".into(),
-        });
+                vec![rest / 1024.0, (loaded - rest) / conns as f64 / 1024.0]
+            },
+        )
+        .await;
+        rows.push(row(
+            &f,
+            "Resident memory at rest".into(),
+            0,
+            EchoCoalesced,
+            "KiB",
+            "",
+        ));
+        rows.push(row(
+            &f,
+            format!("Memory per idle connection ({conns} held)"),
+            1,
+            EchoCoalesced,
+            "KiB",
+            "≤ 8 KiB",
+        ));
     }
     if want("startup") {
-        // 5. Start-up and idle CPU.
-        let mut startup: std::collections::HashMap<&str, Vec<f64>> = Default::default();
-        for _ in 0..plan.startups {
-            for kind in [Kind::Echo, Kind::Bapiws] {
-                let s = Server::start(kind, &p);
+        // 5. Start-up, in ms.
+        let f = repeat(
+            Plan {
+                reps: plan.startups,
+                ..plan
+            },
+            "start-up ms",
+            &[EchoCoalesced, Bapiws],
+            &p,
+            |s| async move {
                 let t = load::first_connection(&s.url(), s.started).await;
-                startup
-                    .entry(kind.name())
-                    .or_default()
-                    .push(t.as_secs_f64() * 1000.0);
-            }
-        }
-        progress("start-up measured");
-        rows.push(Row {
-            what: "Start-up to first accepted connection".into(),
-            bapiws: median(startup["bapiws"].clone()),
-            base: median(startup["echo"].clone()),
-            base_name: "echo",
-            unit: "ms",
-            target: "≤ 15 ms".into(),
-        });
+                vec![t.as_secs_f64() * 1000.0]
+            },
+        )
+        .await;
+        rows.push(row(
+            &f,
+            "Start-up to first accepted connection".into(),
+            0,
+            EchoCoalesced,
+            "ms",
+            "≤ 15 ms",
+        ));
     }
     if want("idle") {
-        let mut idle: std::collections::HashMap<&str, f64> = Default::default();
-        for kind in [Kind::Echo, Kind::Bapiws] {
-            progress(&format!(
-                "idle CPU, {} connections for {:?}, {}",
-                plan.idle_cpu_conns,
-                plan.idle_cpu_time,
-                kind.name()
-            ));
-            let s = Server::start(kind, &p);
-            let held = load::hold(&s.url(), plan.idle_cpu_conns, 16).await;
-            tokio::time::sleep(Duration::from_millis(200)).await;
-            let cpu0 = s.cpu_time();
-            tokio::time::sleep(plan.idle_cpu_time).await;
-            idle.insert(kind.name(), (s.cpu_time() - cpu0).as_secs_f64() * 1000.0);
-            drop(held);
-        }
-        rows.push(Row {
-            what: format!(
-                "CPU used holding {} idle connections for {:?}",
-                plan.idle_cpu_conns, plan.idle_cpu_time
-            ),
-            bapiws: idle["bapiws"],
-            base: idle["echo"],
-            base_name: "echo",
-            unit: "ms",
-            target: "≤ 10 ms (for 60 s)".into(),
-        });
+        // 6. CPU while holding idle connections, in ms.
+        let (conns, time) = (plan.idle_cpu_conns, plan.idle_cpu_time);
+        let f = repeat(
+            Plan { reps: 1, ..plan },
+            "idle CPU ms",
+            &[EchoCoalesced, Bapiws],
+            &p,
+            |s| async move {
+                let held = load::hold(&s.url(), conns, 16).await;
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                let cpu0 = s.cpu_time();
+                tokio::time::sleep(time).await;
+                let used = (s.cpu_time() - cpu0).as_secs_f64() * 1000.0;
+                drop(held);
+                vec![used]
+            },
+        )
+        .await;
+        rows.push(row(
+            &f,
+            format!("CPU used holding {conns} idle connections for {time:?}"),
+            0,
+            EchoCoalesced,
+            "ms",
+            "≤ 10 ms (for 60 s)",
+        ));
     }
 
-    println!("| Measurement | bapiws | baseline | bapiws ÷ baseline | target |");
-    println!("|---|---:|---:|---:|---|");
+    if plan.smoke {
+        // A smoke run is too short for targets: figures only.
+        println!("| Measurement | bapiws | baseline | bapiws ÷ baseline |");
+        println!("|---|---:|---:|---:|");
+    } else {
+        println!("| Measurement | bapiws | baseline | bapiws ÷ baseline | target |");
+        println!("|---|---:|---:|---:|---|");
+    }
     for r in rows {
         // CPU times come in clock ticks (10 ms): 0 means "under one tick".
         let ratio = if r.base > 0.0 {
@@ -460,13 +535,18 @@ async fn run(plan: Plan, args: &[String]) {
         } else {
             "—".to_owned()
         };
+        let target = if plan.smoke {
+            String::new()
+        } else {
+            format!(" {} |", r.target)
+        };
         println!(
-            "| {} | {:.1} {} | {:.1} {} ({}) | {} | {} |",
-            r.what, r.bapiws, r.unit, r.base, r.unit, r.base_name, ratio, r.target
+            "| {} | {:.1} {} | {:.1} {} ({}) | {} |{target}",
+            r.what, r.bapiws, r.unit, r.base, r.unit, r.base_name, ratio
         );
     }
     println!(
-        "\n{} repetition(s), medians; servers on CPU {:?}, load generator on CPU 0.",
+        "\n{} repetition(s), medians; servers on CPU {:?}, the load generator (every thread) on CPU 0.",
         plan.reps, p.server_cpu
     );
     let _ = std::fs::remove_dir_all(&p.log_dir);

@@ -11,10 +11,14 @@ use std::time::{Duration, Instant};
 pub enum Kind {
     /// bapiws on the simulated phone.
     Bapiws,
-    /// A WebSocket echo server on the same stack.
-    Echo,
-    /// A minimal broadcast server on the same stack.
-    Broadcast,
+    /// A WebSocket echo server on the same stack, coalescing its writes.
+    EchoCoalesced,
+    /// Echo over raw TCP with hand-written framing, coalescing.
+    RawTcp,
+    /// A minimal JSON-RPC server on the coalescing echo.
+    JsonrpcMin,
+    /// A minimal broadcast server on the same stack, coalescing its writes.
+    BroadcastCoalesced,
     /// jsonrpsee answering GetState.
     Jsonrpsee,
 }
@@ -23,8 +27,10 @@ impl Kind {
     pub fn name(self) -> &'static str {
         match self {
             Kind::Bapiws => "bapiws",
-            Kind::Echo => "echo",
-            Kind::Broadcast => "broadcast",
+            Kind::EchoCoalesced => "echo-coalesced",
+            Kind::RawTcp => "raw-tcp",
+            Kind::JsonrpcMin => "jsonrpc-min",
+            Kind::BroadcastCoalesced => "broadcast-coalesced",
             Kind::Jsonrpsee => "jsonrpsee",
         }
     }
@@ -42,6 +48,7 @@ pub struct Programs {
 
 /// A running server.
 pub struct Server {
+    pub kind: Kind,
     pub child: Child,
     pub port: u16,
     pub started: Instant,
@@ -79,18 +86,16 @@ impl Server {
                     "3600",
                     "--sim-auto-answer",
                     "false",
+                    // The fan-out's control connection triggers a notification per round;
+                    // the baselines have no rate limit either.
+                    "--command-burst",
+                    "100000",
                 ]);
                 cmd.arg("--log-dir").arg(&p.log_dir);
                 cmd.env("XDG_CONFIG_HOME", &p.log_dir);
             }
-            Kind::Echo => {
-                cmd.args(["serve-echo", "0"]);
-            }
-            Kind::Broadcast => {
-                cmd.args(["serve-broadcast", "0"]);
-            }
-            Kind::Jsonrpsee => {
-                cmd.args(["serve-jsonrpsee", "0"]);
+            other => {
+                cmd.args([&format!("serve-{}", other.name()), "0"]);
             }
         }
         cmd.args(extra);
@@ -113,6 +118,7 @@ impl Server {
             .and_then(|p| p.parse().ok())
             .unwrap_or_else(|| panic!("{}: no port in {line:?}", kind.name()));
         Server {
+            kind,
             child,
             port,
             started,
