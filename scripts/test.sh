@@ -3,7 +3,9 @@
 # including the end-to-end tests with real baresip processes.
 # Usage: scripts/test.sh   (from anywhere; needs Rust's cargo on PATH)
 #
-# The baresip tests need Debian's baresip-core, the browser tests Debian's chromium and
+# The baresip tests need Debian's baresip-core, and those in a real SIP network
+# (tests/sip_network.rs) also kamailio (the registrar) and sip-tester (SIPp, the far
+# ends); the browser tests need Debian's chromium and
 # the Python recipe test Debian's python3-websockets;
 # the JavaScript client's tests need Node 20 and npm. As root with apt-get, this script
 # installs the Debian packages when they are missing; otherwise it says what to install.
@@ -25,6 +27,17 @@ need_package() { # command package
 }
 
 need_package baresip baresip-core
+need_package kamailio kamailio
+need_package sipp sip-tester
+# The tests run their own kamailio on loopback ports of their own; the package's system
+# service is not used: make sure it does not run (it would hold port 5060).
+if [ "$(id -u)" = 0 ]; then
+  if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+    systemctl disable --now kamailio >/dev/null 2>&1 || true
+  elif command -v service >/dev/null 2>&1; then
+    service kamailio stop >/dev/null 2>&1 || true
+  fi
+fi
 need_package chromium chromium
 
 step "cargo fmt --check"

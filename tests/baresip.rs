@@ -422,3 +422,54 @@ async fn commands_fail_fast_while_baresip_is_starting() {
     }
     drop(server);
 }
+
+/// Answering a second call while one is connected makes baresip hold the first: the
+/// hold state shown is the one baresip reports (`listcalls`), and the first call is
+/// connected again once the second ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answering_a_second_call_shows_the_hold_baresip_made() {
+    let ports = Ports::next();
+    let r = Remote::start(&ports);
+    let server = start(&ports);
+    let mut c = connect_when_ready(&server).await;
+    let uri = ports.phone_uri();
+    let (r, _) = remote(r, move |r| r.dial(&uri)).await;
+    let first = c.expect_notification("CallComing").await[0].clone();
+    c.expect_notification("StateChanged").await;
+    c.call("Answer", json!([])).await;
+    c.expect_notification("CallConnected").await;
+    let uri = ports.phone_uri();
+    let (_r, _) = remote(r, move |r| r.dial(&uri)).await;
+    let second = c.expect_notification("CallComing").await[0].clone();
+    c.call("Answer", json!([])).await;
+    assert_eq!(
+        c.expect_notification("CallConnected").await,
+        [second.as_str()]
+    );
+    let states = |calls: serde_json::Value| -> Vec<(String, String)> {
+        calls
+            .as_array()
+            .expect("array")
+            .chunks(6)
+            .map(|f| {
+                (
+                    f[4].as_str().unwrap_or("").to_owned(),
+                    f[2].as_str().unwrap_or("").to_owned(),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(
+        states(c.call("GetActiveCalls", json!([])).await),
+        [
+            (first.clone(), "OnHold".to_owned()),
+            (second.clone(), "Connected".to_owned())
+        ]
+    );
+    c.call("HangUp", json!([])).await;
+    assert_eq!(c.expect_notification("CallDisconnected").await[0], second);
+    assert_eq!(
+        states(c.call("GetActiveCalls", json!([])).await),
+        [(first.clone(), "Connected".to_owned())]
+    );
+}

@@ -295,19 +295,50 @@ pub struct PhoneHandle {
     capabilities: Capabilities,
 }
 
+/// What a backend says about its link to the phone service beyond the state, for
+/// operators (`/health`): backend-neutral words, no secrets.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BackendStatus {
+    /// The link in a few words (e.g. `registered`, `not registered`, `unreachable`).
+    pub link: Option<String>,
+    /// The last failure, with its reason (e.g. `registration failed: 401 Unauthorized`).
+    pub last_error: Option<String>,
+}
+
 /// The phone's state and calls as its backend last published them, readable without a
 /// round trip to the backend task. A backend publishes before it emits the events of a
 /// change, so a reader never sees an older state than the notifications it has.
 #[derive(Debug)]
 pub struct Snapshot {
     inner: std::sync::RwLock<(PhoneState, Vec<Call>)>,
+    status: std::sync::RwLock<BackendStatus>,
 }
 
 impl Snapshot {
     fn new() -> Self {
         Snapshot {
             inner: std::sync::RwLock::new((PhoneState::Offline, Vec::new())),
+            status: std::sync::RwLock::new(BackendStatus::default()),
         }
+    }
+
+    /// Replaces the backend's status (optional: backends without one never call it).
+    pub fn publish_status(&self, status: &BackendStatus) {
+        let mut guard = self
+            .status
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if *guard != *status {
+            *guard = status.clone();
+        }
+    }
+
+    /// The backend's status, as last published.
+    pub fn status(&self) -> BackendStatus {
+        self.status
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     /// Replaces the state and the calls.
@@ -387,6 +418,11 @@ impl PhoneHandle {
     /// The active calls, as last published (no round trip).
     pub fn calls(&self) -> Vec<Call> {
         self.snapshot.calls()
+    }
+
+    /// The backend's status for operators, as last published (no round trip).
+    pub fn status(&self) -> BackendStatus {
+        self.snapshot.status()
     }
 
     /// Sends a command and waits for the backend's answer.

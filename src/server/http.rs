@@ -354,12 +354,22 @@ fn health(shared: &Shared) -> serde_json::Value {
     for (name, kind) in shared.backends.instances() {
         let backend = running.iter().find(|b| *b.name == *name);
         let state = backend.map(|b| b.phone.state().as_str());
-        backends.push(json!({
+        let mut entry = json!({
             "name": name,
             "kind": kind,
             "running": backend.is_some(),
             "state": state,
-        }));
+        });
+        // A backend's own status (e.g. a SIP registration and its last failure), if any.
+        if let Some(status) = backend.map(|b| b.phone.status()) {
+            if let Some(link) = status.link {
+                entry["link"] = json!(link);
+            }
+            if let Some(error) = status.last_error {
+                entry["last_error"] = json!(error);
+            }
+        }
+        backends.push(entry);
     }
     json!({
         "name": "bapiws",

@@ -30,7 +30,7 @@ pub struct Ports {
 }
 
 impl Ports {
-    /// A block of 40 ports no other test in this process uses, below the kernel's
+    /// A block of 40 ports no other test in this process uses (up to 25 tests), below the kernel's
     /// ephemeral range (32768 and up), spread by process id and time so that concurrent
     /// test runs rarely meet (the managed backend refuses a taken control port).
     pub fn next() -> Ports {
@@ -40,10 +40,10 @@ impl Ports {
             let nanos = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.subsec_nanos());
-            ((std::process::id() ^ nanos) % 40) as u16
+            ((std::process::id() ^ nanos) % 20) as u16
         });
-        let n = NEXT.fetch_add(1, Ordering::Relaxed) % 12;
-        let base = 12000 + run * 500 + n * 40;
+        let n = NEXT.fetch_add(1, Ordering::Relaxed) % 25;
+        let base = 12000 + run * 1000 + n * 40;
         Ports {
             phone_sip: base,
             phone_ctrl: base + 2,
@@ -139,6 +139,12 @@ impl Remote {
             ..BaresipSettings::default()
         };
         process::write_config(dir.path(), &settings).expect("remote config");
+        // The remote's account goes in its file (bapiws gives its own with `uanew`).
+        std::fs::write(
+            dir.path().join("accounts"),
+            process::account_line(&settings) + "\n",
+        )
+        .expect("remote accounts");
         let child = Command::new("baresip")
             .arg("-f")
             .arg(dir.path())

@@ -6,7 +6,9 @@
 use std::time::SystemTime;
 
 use super::ctrl::Event;
-use crate::phone::{Availability, Call, CallId, CallState, Direction, PhoneEvent, PhoneState};
+use crate::phone::{
+    Availability, BackendStatus, Call, CallId, CallState, Direction, PhoneEvent, PhoneState,
+};
 
 /// The `extraInfo` of calls that ended because baresip went away.
 pub const REASON_CONNECTION_LOST: &str = "phone connection lost";
@@ -24,6 +26,9 @@ struct Tracked {
     deferred: Vec<PhoneEvent>,
     /// Ended before it was announced.
     closed: bool,
+    /// The token of a `dial` that baresip has not answered yet (it did not answer in
+    /// time): its late response settles the call.
+    dial_token: Option<String>,
 }
 
 /// The calls and the phone's state as baresip reported them.
@@ -38,6 +43,12 @@ pub struct Calls {
     pub registers: bool,
     /// The user's availability.
     pub availability: Availability,
+    /// Why the account is not registered now (the registrar's status), if it failed.
+    pub registration_error: Option<String>,
+    /// The last failure worth telling an operator, kept after recovery.
+    pub last_failure: Option<String>,
+    /// Whether the calls' hold states must be read again from baresip (`listcalls`).
+    holds_due: bool,
     reported: PhoneState,
     out: Vec<PhoneEvent>,
 }
@@ -51,6 +62,9 @@ impl Calls {
             registered: None,
             registers,
             availability,
+            registration_error: None,
+            last_failure: None,
+            holds_due: false,
             reported: PhoneState::Offline,
             out: Vec::new(),
         }
@@ -61,14 +75,51 @@ impl Calls {
         self.connected && (!self.registers || self.registered == Some(true))
     }
 
-    /// The state GetState reports.
+    /// The state GetState reports: `Offline` while baresip is unreachable; `Busy` while
+    /// any call exists, even when the registration lapsed meanwhile (the call goes on);
+    /// otherwise `Offline` until registered, then the availability.
     pub fn state(&self) -> PhoneState {
-        if !self.online() {
+        if !self.connected {
             PhoneState::Offline
         } else if self.calls.iter().any(|t| t.announced) {
             PhoneState::Online(Availability::Busy)
+        } else if !self.online() {
+            PhoneState::Offline
         } else {
             PhoneState::Online(self.availability)
+        }
+    }
+
+    /// Why commands that need the registration cannot run now, if they cannot.
+    pub fn offline_reason(&self) -> Option<String> {
+        if !self.connected {
+            Some("baresip is not reachable".into())
+        } else if self.online() {
+            None
+        } else {
+            Some(match &self.registration_error {
+                Some(why) => format!("the SIP account is not registered: {why}"),
+                None => "the SIP account is not registered (yet)".into(),
+            })
+        }
+    }
+
+    /// The link and the last failure, for operators.
+    pub fn status(&self) -> BackendStatus {
+        let link = if !self.connected {
+            "baresip not reachable"
+        } else if !self.registers {
+            "connected (no registration)"
+        } else {
+            match self.registered {
+                Some(true) => "registered",
+                Some(false) => "not registered",
+                None => "registering",
+            }
+        };
+        BackendStatus {
+            link: Some(link.to_owned()),
+            last_error: self.last_failure.clone(),
         }
     }
 
@@ -112,6 +163,7 @@ impl Calls {
             announced: false,
             deferred: Vec::new(),
             closed: false,
+            dial_token: None,
         });
         id
     }
@@ -136,6 +188,43 @@ impl Calls {
         if self.out.len() > before {
             self.sync_state();
         }
+    }
+
+    /// baresip did not answer the dial in time but may still carry it out: announce the
+    /// call now and keep it until baresip settles it (its late response, the call's own
+    /// events, or the connection's end). False when the call is already gone.
+    pub fn dial_unsettled(&mut self, id: &CallId, token: String) -> bool {
+        let Some(i) = self.index(id) else {
+            return false;
+        };
+        self.calls[i].dial_token = Some(token);
+        self.dial_confirmed(id);
+        true
+    }
+
+    /// A late response to a dial: ends the call if baresip refused it. False when no dial
+    /// waits for this token.
+    pub fn dial_settled(&mut self, token: &str, ok: bool, reason: &str) -> bool {
+        let Some(i) = self
+            .calls
+            .iter()
+            .position(|t| t.dial_token.as_deref() == Some(token))
+        else {
+            return false;
+        };
+        self.calls[i].dial_token = None;
+        if !ok {
+            let id = self.calls[i].call.id.clone();
+            self.emit(
+                i,
+                PhoneEvent::CallDisconnected {
+                    id,
+                    reason: reason.to_owned(),
+                },
+            );
+            self.calls.remove(i);
+        }
+        true
     }
 
     /// baresip refused the dial: forget the call.
@@ -235,8 +324,24 @@ impl Calls {
     /// Applies one baresip event.
     pub fn on_event(&mut self, e: &Event, now: SystemTime) {
         match e.kind.as_str() {
-            "REGISTER_OK" => self.registered = Some(true),
-            "REGISTER_FAIL" => self.registered = Some(false),
+            "REGISTER_OK" => {
+                if self.registered == Some(false) {
+                    tracing::info!("the SIP account is registered again");
+                }
+                self.registered = Some(true);
+                self.registration_error = None;
+            }
+            "REGISTER_FAIL" => {
+                let why = if e.param.trim().is_empty() {
+                    "no reason given".to_owned()
+                } else {
+                    e.param.trim().chars().take(200).collect()
+                };
+                tracing::warn!(status = %why, "SIP registration failed");
+                self.registered = Some(false);
+                self.last_failure = Some(format!("registration failed: {why}"));
+                self.registration_error = Some(why);
+            }
             "CALL_INCOMING" => {
                 self.find_or_add(e, now);
             }
@@ -248,11 +353,9 @@ impl Calls {
                     return;
                 };
                 if self.calls[i].call.state != CallState::Connected {
-                    for t in &mut self.calls {
-                        if t.call.state == CallState::Connected {
-                            t.call.state = CallState::OnHold;
-                        }
-                    }
+                    // Whether other calls are now on hold is read from baresip: it holds
+                    // them when it answers a second call, not when it dials one.
+                    self.holds_due = self.calls.len() > 1;
                     self.calls[i].call.state = CallState::Connected;
                     let id = self.calls[i].call.id.clone();
                     self.emit(i, PhoneEvent::CallConnected { id });
@@ -263,7 +366,6 @@ impl Calls {
                     return;
                 };
                 let id = self.calls[i].call.id.clone();
-                let was_connected = self.calls[i].call.state == CallState::Connected;
                 self.emit(
                     i,
                     PhoneEvent::CallDisconnected {
@@ -276,18 +378,36 @@ impl Calls {
                 } else {
                     self.calls[i].closed = true;
                 }
-                // baresip resumes the held call when the connected one ends.
-                if was_connected
-                    && let Some(held) = self
-                        .calls
-                        .iter_mut()
-                        .rev()
-                        .find(|t| t.call.state == CallState::OnHold)
-                {
-                    held.call.state = CallState::Connected;
-                }
+                // baresip may resume a held call now: read it again.
+                self.holds_due = self.calls.iter().any(|t| t.call.state == CallState::OnHold);
             }
             _ => {}
+        }
+    }
+
+    /// Whether the hold states must be read again; clears the flag.
+    pub fn take_holds_due(&mut self) -> bool {
+        std::mem::take(&mut self.holds_due)
+    }
+
+    /// Applies baresip's `listcalls` rows (peer URI, on hold), in baresip's order, which
+    /// is the order the calls started: each row goes to the first call not yet matched
+    /// with that peer. Only connected calls can be held, and only held ones resumed.
+    pub fn apply_holds(&mut self, rows: &[(String, bool)]) {
+        let mut matched = vec![false; self.calls.len()];
+        for (peer, on_hold) in rows {
+            let Some(i) =
+                (0..self.calls.len()).find(|&i| !matched[i] && self.calls[i].peer_uri == *peer)
+            else {
+                continue;
+            };
+            matched[i] = true;
+            let call = &mut self.calls[i].call;
+            call.state = match (call.state, on_hold) {
+                (CallState::Connected, true) => CallState::OnHold,
+                (CallState::OnHold, false) => CallState::Connected,
+                (state, _) => state,
+            };
         }
     }
 
@@ -370,6 +490,7 @@ impl Calls {
             announced: true,
             deferred: Vec::new(),
             closed: false,
+            dial_token: None,
         });
         self.out.push(first);
         self.sync_state();
@@ -540,11 +661,21 @@ mod tests {
             now,
         );
         let states: Vec<CallState> = c.list().iter().map(|x| x.state).collect();
+        assert_eq!(
+            states,
+            [CallState::Connected, CallState::Connected],
+            "nothing is assumed held"
+        );
+        assert!(c.take_holds_due(), "baresip is asked");
+        c.apply_holds(&[(a.into(), true), ("sip:1003@h".into(), false)]);
+        let states: Vec<CallState> = c.list().iter().map(|x| x.state).collect();
         assert_eq!(states, [CallState::OnHold, CallState::Connected]);
         c.on_event(
             &ev("CALL_CLOSED", "incoming", "sip:1003@h", Some("s2"), "x"),
             now,
         );
+        assert!(c.take_holds_due());
+        c.apply_holds(&[(a.into(), false)]);
         let states: Vec<CallState> = c.list().iter().map(|x| x.state).collect();
         assert_eq!(states, [CallState::Connected], "the held call resumes");
     }
@@ -637,6 +768,90 @@ mod tests {
             SystemTime::now(),
         );
         assert_eq!(c.state(), PhoneState::Offline);
+    }
+
+    fn reg(kind: &str, param: &str) -> Event {
+        Event {
+            kind: kind.into(),
+            class: "register".into(),
+            param: param.into(),
+            ..Event::default()
+        }
+    }
+
+    #[test]
+    fn a_registration_lapse_during_a_call_stays_busy_until_the_call_ends() {
+        let now = SystemTime::now();
+        let mut c = Calls::new(Availability::Available, true);
+        c.connected = true;
+        c.on_event(&reg("REGISTER_OK", "200 OK"), now);
+        c.on_event(
+            &ev("CALL_INCOMING", "incoming", "sip:5@h", Some("s1"), ""),
+            now,
+        );
+        c.on_event(
+            &ev("CALL_ESTABLISHED", "incoming", "sip:5@h", Some("s1"), ""),
+            now,
+        );
+        let id = c.list()[0].id.clone();
+        c.take_events();
+        c.on_event(&reg("REGISTER_FAIL", "503 Registrar Unavailable"), now);
+        assert_eq!(c.take_events(), vec![], "still Busy");
+        assert_eq!(c.state(), PhoneState::Online(Availability::Busy));
+        assert_eq!(
+            c.offline_reason().as_deref(),
+            Some("the SIP account is not registered: 503 Registrar Unavailable")
+        );
+        c.on_event(
+            &ev("CALL_CLOSED", "incoming", "sip:5@h", Some("s1"), "bye"),
+            now,
+        );
+        assert_eq!(
+            brief(&c.take_events(), &[&id]),
+            ["CallDisconnected c0 bye", "StateChanged Offline"]
+        );
+        assert_eq!(
+            c.status().last_error.as_deref(),
+            Some("registration failed: 503 Registrar Unavailable")
+        );
+        c.on_event(&reg("REGISTER_OK", "200 OK"), now);
+        assert_eq!(c.offline_reason(), None);
+        assert_eq!(c.status().link.as_deref(), Some("registered"));
+        assert!(c.status().last_error.is_some(), "the last failure stays");
+    }
+
+    #[test]
+    fn a_dial_answered_late_keeps_its_call() {
+        let now = SystemTime::now();
+        let mut c = online();
+        let uri = "sip:2001@r";
+        let id = c.dial_started(uri, "2001", now);
+        assert!(c.dial_unsettled(&id, "t1".into()));
+        assert_eq!(
+            brief(&c.take_events(), &[&id]),
+            ["CallingOut c0 2001", "StateChanged Busy"]
+        );
+        // Events that come later bind to the same call.
+        c.on_event(&ev("CALL_RINGING", "outgoing", uri, Some("x1"), ""), now);
+        assert!(c.dial_settled("t1", true, ""));
+        assert!(!c.dial_settled("t1", true, ""), "settled once");
+        c.on_event(
+            &ev("CALL_ESTABLISHED", "outgoing", uri, Some("x1"), ""),
+            now,
+        );
+        assert_eq!(brief(&c.take_events(), &[&id]), ["CallConnected c0"]);
+        // A dial refused late ends its call with baresip's reason.
+        let id2 = c.dial_started("sip:2002@r", "2002", now);
+        assert!(c.dial_unsettled(&id2, "t2".into()));
+        assert!(c.dial_settled("t2", false, "invalid URI"));
+        assert_eq!(
+            brief(&c.take_events(), &[&id, &id2]),
+            ["CallingOut c1 2002", "CallDisconnected c1 invalid URI"]
+        );
+        // A dial whose call is gone (connection lost) cannot be kept.
+        let id3 = c.dial_started("sip:2003@r", "2003", now);
+        c.suspend();
+        assert!(!c.dial_unsettled(&id3, "t3".into()));
     }
 
     #[test]

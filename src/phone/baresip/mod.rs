@@ -66,6 +66,9 @@ const ANSWER_WAIT: Duration = Duration::from_secs(3);
 /// Starts the backend task.
 pub fn spawn(settings: BaresipSettings, events: Events) -> PhoneHandle {
     let (handle, commands, snapshot) = PhoneHandle::channel();
+    if settings.mode == Mode::Managed {
+        process::remove_stale_dirs();
+    }
     let actor = Actor {
         snapshot,
         calls: Calls::new(settings.availability, settings.register),
@@ -148,15 +151,17 @@ impl Actor {
                         return;
                     }
                     let result = self.handle(command).await;
+                    self.refresh_holds().await;
                     // Events first, then the answer (see the phone module's contract).
                     self.flush();
                     let _ = reply_to.send(result);
                 }
                 frame = next_frame(&mut self.conn) => match frame {
-                    Some(Frame::Event(e)) => self.calls.on_event(&e, SystemTime::now()),
-                    Some(Frame::Response(r)) => {
-                        tracing::debug!(token = %r.token, "late response from baresip ignored");
+                    Some(Frame::Event(e)) => {
+                        self.calls.on_event(&e, SystemTime::now());
+                        self.refresh_holds().await;
                     }
+                    Some(Frame::Response(r)) => self.late_response(&r),
                     None => self.control_closed().await,
                 },
                 status = child_exit(&mut self.child) => {
@@ -179,6 +184,7 @@ impl Actor {
 
     fn flush(&mut self) {
         let events = self.calls.take_events();
+        self.snapshot.publish_status(&self.calls.status());
         self.snapshot
             .publish_if_changed(self.calls.state(), &self.calls.list());
         for e in events {
@@ -209,6 +215,7 @@ impl Actor {
                 }
                 Err(e) => {
                     tracing::error!(binary = %self.s.binary.display(), error = %e, "cannot start baresip");
+                    self.calls.last_failure = Some(format!("cannot start baresip: {e}"));
                     self.gone();
                     return;
                 }
@@ -239,13 +246,53 @@ impl Actor {
         self.connected_at = Some(Instant::now());
         self.calls.connected = true;
         // Resynchronise: baresip does not replay what happened while nobody listened.
-        if self.s.register
-            && let Ok(r) = self.request("reginfo", None).await
-        {
-            self.calls.registered = registration(&r.data, &self.s.account);
+        let aor = self.s.account.split(';').next().unwrap_or(&self.s.account);
+        let aor = aor.to_owned();
+        if let Ok(r) = self.request("reginfo", None).await {
+            let listed = clean_lines(&r.data).any(|l| l.contains(aor.as_str()));
+            if self.s.mode == Mode::Managed && !listed {
+                self.add_account().await;
+            } else if self.s.register {
+                self.calls.registered = registration(&r.data, &aor);
+            }
         }
         if let Ok(r) = self.request("listcalls", None).await {
             self.calls.reconcile(listed_peers(&r.data));
+        }
+    }
+
+    /// Gives a managed baresip its account over the control connection (`uanew`), so that
+    /// the password is never written to disk. baresip's answer repeats the account line,
+    /// password included: it is never logged.
+    async fn add_account(&mut self) {
+        let line = process::account_line(&self.s);
+        match self.request("uanew", Some(&line)).await {
+            Ok(r) if r.ok => tracing::info!(account = %self.s.account, "account added to baresip"),
+            Ok(_) => {
+                tracing::error!(account = %self.s.account, "baresip refused the account");
+                self.calls.last_failure = Some("baresip refused the account".into());
+            }
+            Err(e) => tracing::warn!(error = %e, "could not add the account to baresip"),
+        }
+    }
+
+    /// A response that no command waits for any more: a dial that timed out is settled
+    /// by it; anything else is dropped.
+    fn late_response(&mut self, r: &Response) {
+        if self.calls.dial_settled(&r.token, r.ok, &clean(&r.data)) {
+            tracing::info!(token = %r.token, ok = r.ok, "baresip answered a dial late");
+        } else {
+            tracing::debug!(token = %r.token, "late response from baresip ignored");
+        }
+    }
+
+    /// Reads the calls' hold states from baresip when a change may have moved them.
+    async fn refresh_holds(&mut self) {
+        if !self.calls.take_holds_due() {
+            return;
+        }
+        if let Ok(r) = self.request("listcalls", None).await {
+            self.calls.apply_holds(&listed_holds(&r.data));
         }
     }
 
@@ -339,7 +386,7 @@ impl Actor {
                 }
                 Ok(Some(Frame::Event(e))) => self.calls.on_event(&e, SystemTime::now()),
                 Ok(Some(Frame::Response(r))) if r.token == token => return Ok(r),
-                Ok(Some(Frame::Response(_))) => {}
+                Ok(Some(Frame::Response(r))) => self.late_response(&r),
             }
         }
     }
@@ -353,14 +400,9 @@ impl Actor {
     }
 
     fn require_online(&self) -> Result<(), PhoneError> {
-        if self.calls.online() {
-            Ok(())
-        } else if self.calls.connected {
-            Err(PhoneError::Unavailable(
-                "the SIP account is not registered".into(),
-            ))
-        } else {
-            Err(PhoneError::Unavailable("baresip is not reachable".into()))
+        match self.calls.offline_reason() {
+            None => Ok(()),
+            Some(why) => Err(PhoneError::Unavailable(why)),
         }
     }
 
@@ -372,7 +414,21 @@ impl Actor {
                 let id = self
                     .calls
                     .dial_started(&uri, number.as_str(), SystemTime::now());
-                match self.request("dial", Some(&uri)).await {
+                let sent = match self.conn.as_mut() {
+                    Some(conn) => conn.send("dial", Some(&uri)).await,
+                    None => Err(std::io::ErrorKind::NotConnected.into()),
+                };
+                let token = match sent {
+                    Ok(token) => token,
+                    Err(e) => {
+                        self.calls.dial_failed(&id);
+                        self.disconnected(&format!("write failed: {e}"));
+                        return Err(PhoneError::Unavailable(
+                            "the connection to baresip broke".into(),
+                        ));
+                    }
+                };
+                match self.response(&token, "dial").await {
                     Ok(r) if r.ok => {
                         self.calls.dial_confirmed(&id);
                         Ok(Reply::Call(id))
@@ -381,10 +437,14 @@ impl Actor {
                         self.calls.dial_failed(&id);
                         Err(PhoneError::Refused(clean(&r.data)))
                     }
-                    Err(e) => {
-                        self.calls.dial_failed(&id);
-                        Err(e)
+                    // baresip has the dial but has not answered: it may still place the
+                    // call, so the call is announced and tracked until baresip settles it
+                    // (a refusal then ends it), rather than denied and placed anyway.
+                    Err(e) if self.calls.dial_unsettled(&id, token) => {
+                        tracing::warn!(error = %e, "baresip is slow to answer a dial; the call is reported and followed");
+                        Ok(Reply::Call(id))
                     }
+                    Err(e) => Err(e),
                 }
             }
             Command::Answer => {
@@ -548,6 +608,18 @@ fn listed_peers(data: &str) -> Vec<String> {
         .collect()
 }
 
+/// The peer URI of each call in `listcalls`' output, in order, and whether baresip
+/// holds it (`(on hold)` in its row).
+fn listed_holds(data: &str) -> Vec<(String, bool)> {
+    clean_lines(data)
+        .filter(|l| l.contains("[line"))
+        .filter_map(|l| {
+            let peer = l.split_whitespace().last()?.to_owned();
+            Some((peer, l.contains("(on hold)")))
+        })
+        .collect()
+}
+
 /// The account's registration in `reginfo`'s output: its row says `OK` once
 /// registered, `ERR` when registration failed (`zzz` while it is still going on).
 fn registration(data: &str, account: &str) -> Option<bool> {
@@ -596,6 +668,14 @@ mod tests {
             ["sip:b@127.0.0.1:5080", "sip:c@127.0.0.1:5080"]
         );
         assert!(listed_peers("\n--- Active calls (0) ---\n\n").is_empty());
+        let held = "\n--- Active calls (2) ---\n  [line 1]  0:00:09  ESTABLISHED (on hold)  sip:2001@r\n> [line 2]  0:00:02  ESTABLISHED  sip:2002@r\n\n";
+        assert_eq!(
+            listed_holds(held),
+            [
+                ("sip:2001@r".to_owned(), true),
+                ("sip:2002@r".to_owned(), false)
+            ]
+        );
         let reg = |status: &str| {
             format!(
                 "\n--- User Agents (1) ---\n> sip:1001@pbx.example.com             \u{1b}[32m{status}\u{1b}[;m pbx.example.com\n\n"

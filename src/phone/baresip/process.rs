@@ -54,8 +54,10 @@ pub fn config_text(s: &BaresipSettings) -> String {
     lines.join("\n") + "\n"
 }
 
-/// The `accounts` file's text: one account, answered by hand (Answer).
-pub fn accounts_text(s: &BaresipSettings) -> String {
+/// The account line (baresip's `accounts` syntax): one account, answered by hand
+/// (Answer). It holds the SIP password, so it never goes to disk or to the log: managed
+/// mode hands it to baresip with `uanew` over the control connection.
+pub fn account_line(s: &BaresipSettings) -> String {
     let mut uri = s.account.clone();
     if s.transport != "udp" {
         uri.push_str(";transport=");
@@ -71,13 +73,14 @@ pub fn accounts_text(s: &BaresipSettings) -> String {
     if let Some(proxy) = &s.outbound_proxy {
         line.push_str(&format!(";outbound=\"{proxy}\""));
     }
-    line.push_str(if s.register {
-        ";regint=3600"
+    let regint = if s.register {
+        s.register_interval.as_secs()
     } else {
-        ";regint=0"
-    });
+        0
+    };
+    line.push_str(&format!(";regint={regint}"));
     line.push_str(";answermode=manual;audio_codecs=PCMU,PCMA");
-    line + "\n"
+    line
 }
 
 /// The audio driver of a device setting (`alsa,default` → `alsa`).
@@ -85,13 +88,59 @@ fn driver(device: &str) -> &str {
     device.split(',').next().unwrap_or(device).trim()
 }
 
-/// Writes the configuration into `dir`, readable by this user only (it holds the SIP
-/// password).
+/// Writes the configuration into `dir`, readable by this user only, with an empty
+/// `accounts` file: the account (and its password) is given to baresip over the control
+/// connection ([`account_line`]), so that no password is left on disk, even when bapiws is
+/// killed.
 pub fn write_config(dir: &Path, s: &BaresipSettings) -> std::io::Result<()> {
     create_private_dir(dir)?;
     write_private(&dir.join("config"), &config_text(s))?;
-    write_private(&dir.join("accounts"), &accounts_text(s))
+    write_private(&dir.join("accounts"), "")
 }
+
+/// Removes the configuration folders that managed backends of bapiws processes that no
+/// longer run left behind (killed before they could clean up). Only folders of this
+/// user's that match the name pattern are touched.
+#[cfg(target_os = "linux")]
+pub fn remove_stale_dirs() {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let me = unsafe { libc::geteuid() };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(rest) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("bapiws-baresip-"))
+        else {
+            continue;
+        };
+        let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<u32>().ok()) else {
+            continue;
+        };
+        let alive = Path::new(&format!("/proc/{pid}")).exists();
+        let mine = entry
+            .path()
+            .symlink_metadata()
+            .is_ok_and(|m| m.is_dir() && m.uid() == me);
+        if !alive && mine {
+            match std::fs::remove_dir_all(entry.path()) {
+                Ok(()) => {
+                    tracing::info!(folder = %entry.path().display(), "removed a stale baresip folder")
+                }
+                Err(e) => {
+                    tracing::warn!(folder = %entry.path().display(), error = %e, "cannot remove a stale baresip folder")
+                }
+            }
+        }
+    }
+}
+
+/// Removes stale configuration folders (Linux only, where dead processes can be told).
+#[cfg(not(target_os = "linux"))]
+pub fn remove_stale_dirs() {}
 
 #[cfg(unix)]
 fn create_private_dir(dir: &Path) -> std::io::Result<()> {
@@ -197,8 +246,8 @@ mod tests {
             ..BaresipSettings::default()
         };
         assert_eq!(
-            accounts_text(&s),
-            "<sip:1001@pbx.example.com;transport=tcp>;auth_user=1001;auth_pass=secret;regint=3600;answermode=manual;audio_codecs=PCMU,PCMA\n"
+            account_line(&s),
+            "<sip:1001@pbx.example.com;transport=tcp>;auth_user=1001;auth_pass=secret;regint=300;answermode=manual;audio_codecs=PCMU,PCMA"
         );
         let config = config_text(&s);
         for line in [

@@ -172,6 +172,15 @@ pub struct Args {
         value_name = "MS"
     )]
     pub command_timeout_ms: Option<u64>,
+    /// How often the account re-registers, in seconds (managed, with register); also
+    /// bounds how long a registrar that lost the registration goes unnoticed. [default: 300]
+    #[arg(
+        id = "baresip_register_interval_secs",
+        long = "baresip-register-interval-secs",
+        env = "BAPIWS_BARESIP_REGISTER_INTERVAL_SECS",
+        value_name = "SECS"
+    )]
+    pub register_interval_secs: Option<u64>,
 }
 
 /// How baresip is run.
@@ -225,6 +234,8 @@ pub struct BaresipSettings {
     pub availability: Availability,
     /// How long one command to baresip may take.
     pub command_timeout: Duration,
+    /// The registration interval (baresip's `regint`).
+    pub register_interval: Duration,
 }
 
 impl Default for BaresipSettings {
@@ -249,6 +260,7 @@ impl Default for BaresipSettings {
             module_path: default_module_path(),
             availability: Availability::Available,
             command_timeout: Duration::from_secs(5),
+            register_interval: Duration::from_secs(300),
         }
     }
 }
@@ -429,6 +441,13 @@ impl Args {
             5000,
             100,
             60_000,
+        )?);
+        s.register_interval = Duration::from_secs(in_range(
+            "register_interval_secs",
+            self.register_interval_secs,
+            300,
+            5,
+            86_400,
         )?);
         if s.mode == Mode::Managed {
             check_ctrl_address(&s)?;

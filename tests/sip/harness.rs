@@ -1,0 +1,400 @@
+//! A real SIP network for the end-to-end tests, on loopback only: Debian's kamailio as
+//! registrar and proxy (`tests/sip/kamailio.cfg`, digest auth, registrations in memory)
+//! and SIPp far ends (`tests/sip/*.xml`). Every process binds 127.0.0.1 on ports of the
+//! test's own [`Ports`] block; kamailio does no DNS, SIPp is given IP addresses, and the
+//! phone's baresip uses 127.0.0.1 as its DNS server, so no packet leaves loopback.
+//!
+//! The tests fail, never skip, when kamailio or SIPp is missing.
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{TcpStream, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::common::TempDir;
+use crate::common::baresip::{Ports, require_baresip};
+
+/// The test user's password (kamailio.cfg's TEST_PASSWORD): characters that break naive
+/// quoting on purpose.
+pub const PASSWORD: &str = "s3cret@#=&!";
+
+/// The folder of the SIP fixtures.
+pub fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sip")
+}
+
+/// Fails the test (never skips it) when a program is missing.
+pub fn require(program: &str, arg: &str, package: &str) {
+    let found = Command::new(program)
+        .arg(arg)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok();
+    assert!(
+        found,
+        "{program} is not installed; these tests need it: apt-get install {package} \
+         (scripts/test.sh installs it when run as root)"
+    );
+}
+
+/// The SIP side of a test's port block (see [`Ports`]: the phone has `phone_sip` and
+/// `phone_sip + 1`, its control port and `phone_rtp..+9`).
+#[derive(Clone, Copy, Debug)]
+pub struct SipPorts {
+    pub ports: Ports,
+    pub registrar: u16,
+    pub far: u16,
+    pub far_ctrl: u16,
+    pub far_media: u16,
+    pub caller: u16,
+    pub caller_ctrl: u16,
+    pub caller_media: u16,
+}
+
+impl SipPorts {
+    pub fn next() -> SipPorts {
+        let ports = Ports::next();
+        let base = ports.phone_sip;
+        SipPorts {
+            ports,
+            registrar: base + 10,
+            far: base + 13,
+            far_ctrl: base + 14,
+            far_media: base + 30,
+            caller: base + 16,
+            caller_ctrl: base + 17,
+            caller_media: base + 34,
+        }
+    }
+
+    /// `bapiws serve` flags: a managed baresip registering as 1001 with `password` at the
+    /// registrar, refreshing every `interval` seconds, dialling through the registrar.
+    pub fn serve_flags(&self, password: &str, interval: u32) -> Vec<String> {
+        let p = self.ports;
+        let registrar = format!("127.0.0.1:{}", self.registrar);
+        let flags = [
+            ("--default-backend", "baresip".to_owned()),
+            ("--baresip-account", format!("sip:1001@{registrar}")),
+            ("--baresip-auth-user", "1001".to_owned()),
+            ("--baresip-auth-password", password.to_owned()),
+            ("--baresip-register", "true".to_owned()),
+            ("--baresip-register-interval-secs", interval.to_string()),
+            ("--baresip-sip-listen", format!("127.0.0.1:{}", p.phone_sip)),
+            (
+                "--baresip-ctrl-address",
+                format!("127.0.0.1:{}", p.phone_ctrl),
+            ),
+            (
+                "--baresip-rtp-ports",
+                format!("{}-{}", p.phone_rtp, p.phone_rtp + 9),
+            ),
+            ("--baresip-audio-source", "ausine,440".to_owned()),
+            ("--baresip-audio-player", "aubridge,nil".to_owned()),
+            ("--baresip-dial-uri", format!("sip:{{number}}@{registrar}")),
+            ("--baresip-dns-server", "127.0.0.1:53".to_owned()),
+            ("--baresip-net-interface", "127.0.0.1".to_owned()),
+        ];
+        flags
+            .into_iter()
+            .flat_map(|(k, v)| [k.to_owned(), v])
+            .collect()
+    }
+}
+
+/// Whether something holds UDP `127.0.0.1:port` (a bind fails).
+fn udp_port_taken(port: u16) -> bool {
+    UdpSocket::bind(("127.0.0.1", port)).is_err()
+}
+
+fn wait_until(limit: Duration, what: &str, mut ready: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !ready() {
+        assert!(Instant::now() < deadline, "{what} within {limit:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Stops a process started in its own process group (kamailio's workers with it): a
+/// SIGTERM to the group, then SIGKILL if it lingers.
+fn stop_group(child: &mut Child) {
+    let group = format!("-{}", child.id());
+    let _ = Command::new("kill").args(["-TERM", "--", &group]).status();
+    if crate::common::wait_exit(child, Duration::from_secs(5)).is_none() {
+        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
+    }
+    let _ = child.wait();
+    // Workers that outlive the main process still hold the port: finish them too.
+    let _ = Command::new("kill")
+        .args(["-KILL", "--", &group])
+        .stderr(Stdio::null())
+        .status();
+}
+
+/// A kamailio registrar and proxy on UDP 127.0.0.1:`ports.registrar`, routing numbers
+/// 2xxx to the far end's port.
+pub struct Kamailio {
+    child: Option<Child>,
+    dir: TempDir,
+    port: u16,
+    far: u16,
+    max_expires: u32,
+}
+
+impl Kamailio {
+    /// Starts it; `max_expires` caps the registration interval.
+    pub fn start(ports: &SipPorts, max_expires: u32) -> Kamailio {
+        require("kamailio", "-v", "kamailio");
+        let mut k = Kamailio {
+            child: None,
+            dir: TempDir::new("kamailio"),
+            port: ports.registrar,
+            far: ports.far,
+            max_expires,
+        };
+        k.run(&[]);
+        k
+    }
+
+    /// Starts the process with extra `-A` symbols (variants of the configuration).
+    fn run(&mut self, symbols: &[&str]) {
+        assert!(
+            !udp_port_taken(self.port),
+            "the registrar's port {} is taken",
+            self.port
+        );
+        let log = std::fs::File::create(self.dir.path().join("kamailio.log")).expect("log");
+        let mut cmd = Command::new("kamailio");
+        cmd.arg("-f")
+            .arg(fixtures().join("kamailio.cfg"))
+            .args(["-DD", "-E", "-m", "32", "-M", "4"])
+            .arg("-w")
+            .arg(self.dir.path())
+            .arg("-P")
+            .arg(self.dir.path().join("kamailio.pid"))
+            .arg("-l")
+            .arg(format!("udp:127.0.0.1:{}", self.port))
+            .arg("-A")
+            .arg(format!("FAR_END=\"127.0.0.1:{}\"", self.far))
+            .arg("-A")
+            .arg(format!("MAX_EXPIRES={}", self.max_expires));
+        for s in symbols {
+            cmd.arg("-A").arg(s);
+        }
+        use std::os::unix::process::CommandExt;
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .process_group(0)
+            .spawn()
+            .expect("start kamailio");
+        self.child = Some(child);
+        let port = self.port;
+        wait_until(Duration::from_secs(10), "kamailio listens", || {
+            udp_port_taken(port)
+        });
+    }
+
+    /// Stops it (registrations are lost: they are kept in memory only).
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            stop_group(&mut child);
+        }
+        let port = self.port;
+        wait_until(Duration::from_secs(5), "kamailio's port is free", || {
+            !udp_port_taken(port)
+        });
+    }
+
+    /// Starts it again, answering REGISTER with 503 (`REFUSE_REGISTER`) but still routing
+    /// calls and in-dialog requests.
+    pub fn restart_refusing_registrations(&mut self) {
+        self.stop();
+        self.run(&["REFUSE_REGISTER"]);
+    }
+
+    /// Starts it again, as it was first.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.run(&[]);
+    }
+
+    /// What it logged.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("kamailio.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Kamailio {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            stop_group(&mut child);
+        }
+    }
+}
+
+/// One SIPp run of a scenario in `tests/sip/`.
+pub struct Sipp {
+    child: Child,
+    dir: TempDir,
+    name: String,
+}
+
+/// Which SIPp of the test: the far end the phone calls (UAS), or a caller (UAC).
+#[derive(Clone, Copy, Debug)]
+pub enum Role {
+    Far,
+    Caller,
+}
+
+impl Sipp {
+    /// Starts `scenario` with `extra` arguments; a UAS is ready when this returns. A UAC
+    /// sends to the registrar, calling 1001 (the phone).
+    pub fn start(ports: &SipPorts, role: Role, scenario: &str, extra: &[&str]) -> Sipp {
+        let dir = TempDir::new("sipp");
+        Sipp::start_file(ports, role, dir, &fixtures().join(scenario), extra)
+    }
+
+    /// The far end answering `code reason` (`uas_reject.xml` with them filled in: SIPp
+    /// checks status codes when it loads a scenario).
+    pub fn start_rejecting(ports: &SipPorts, code: u16, reason: &str) -> Sipp {
+        let dir = TempDir::new("sipp");
+        let text = std::fs::read_to_string(fixtures().join("uas_reject.xml"))
+            .expect("uas_reject.xml")
+            .replace("[code] [reason]", &format!("{code} {reason}"));
+        let file = dir.path().join("uas_reject.xml");
+        std::fs::write(&file, text).expect("scenario");
+        Sipp::start_file(ports, Role::Far, dir, &file, &[])
+    }
+
+    fn start_file(ports: &SipPorts, role: Role, dir: TempDir, file: &Path, extra: &[&str]) -> Sipp {
+        require("sipp", "-v", "sip-tester");
+        require_baresip();
+        let scenario = file
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("?")
+            .to_owned();
+        let (port, ctrl, media) = match role {
+            Role::Far => (ports.far, ports.far_ctrl, ports.far_media),
+            Role::Caller => (ports.caller, ports.caller_ctrl, ports.caller_media),
+        };
+        let mut cmd = Command::new("sipp");
+        cmd.current_dir(dir.path())
+            .arg("-sf")
+            .arg(file)
+            .args(["-i", "127.0.0.1", "-mi", "127.0.0.1"])
+            .args(["-p", &port.to_string()])
+            .args(["-mp", &media.to_string()])
+            .args(["-cp", &ctrl.to_string()])
+            .args(["-nostdin", "-trace_msg", "-trace_err"])
+            .arg("-message_file")
+            .arg(dir.path().join("messages.log"))
+            .arg("-error_file")
+            .arg(dir.path().join("errors.log"))
+            .args(["-timeout", "60s", "-timeout_error"]);
+        if let Role::Caller = role {
+            cmd.args(["-s", "1001"])
+                .arg(format!("127.0.0.1:{}", ports.registrar));
+        }
+        if !extra.contains(&"-m") {
+            cmd.args(["-m", "1"]);
+        }
+        let stderr = std::fs::File::create(dir.path().join("stderr.log")).expect("stderr");
+        cmd.args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(stderr);
+        let mut child = cmd.spawn().expect("start sipp");
+        if let Role::Far = role {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while !udp_port_taken(port) {
+                let exited = child.try_wait().ok().flatten();
+                if exited.is_some() || Instant::now() > deadline {
+                    let err =
+                        std::fs::read_to_string(dir.path().join("stderr.log")).unwrap_or_default();
+                    panic!("SIPp {scenario} did not start ({exited:?}):\n{err}");
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        Sipp {
+            child,
+            dir,
+            name: scenario,
+        }
+    }
+
+    /// The SIP messages SIPp sent and received so far.
+    pub fn messages(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("messages.log")).unwrap_or_default()
+    }
+
+    /// Waits for SIPp to finish and asserts that its scenario passed; returns the
+    /// messages.
+    pub fn passed(mut self, limit: Duration) -> String {
+        let status = crate::common::wait_exit(&mut self.child, limit);
+        let messages = self.messages();
+        let errors =
+            std::fs::read_to_string(self.dir.path().join("errors.log")).unwrap_or_default();
+        match status {
+            Some(s) if s.success() => messages,
+            other => panic!(
+                "SIPp {} did not pass ({other:?}).\nErrors:\n{errors}\nMessages:\n{messages}",
+                self.name
+            ),
+        }
+    }
+
+    /// Waits until SIPp has sent or received a message whose first line starts with
+    /// `first_line` (e.g. `SIP/2.0 180`, `BYE`).
+    pub fn wait_message(&self, first_line: &str, limit: Duration) {
+        wait_until(
+            limit,
+            &format!("SIPp {} saw {first_line}", self.name),
+            || {
+                self.messages()
+                    .lines()
+                    .any(|l| l.trim_start().starts_with(first_line))
+            },
+        );
+    }
+}
+
+impl Drop for Sipp {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+        }
+        let _ = self.child.wait();
+    }
+}
+
+/// `GET /health` from the server on `port`; the parsed JSON body.
+pub fn health(port: u16) -> serde_json::Value {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    s.write_all(
+        format!("GET /health HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n")
+            .as_bytes(),
+    )
+    .expect("write");
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    let body = out.split("\r\n\r\n").nth(1).unwrap_or("");
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("/health is not JSON ({e}): {out}"))
+}
+
+/// Sends a signal to a process by id (SIGSTOP, SIGCONT, SIGKILL).
+pub fn kill(pid: u32, sig: &str) {
+    let ok = Command::new("kill")
+        .args([&format!("-{sig}"), &pid.to_string()])
+        .status()
+        .expect("kill")
+        .success();
+    assert!(ok, "kill -{sig} {pid}");
+}

@@ -1,0 +1,472 @@
+//! End-to-end tests of the baresip backend in a real SIP network: the bapiws server
+//! managing a baresip phone that registers (digest auth) with a real registrar (Debian's
+//! kamailio), and SIPp (Debian's sip-tester) as the far ends, with the scenarios in
+//! `tests/sip/`. Everything runs on loopback (see `tests/sip/harness.rs`); the tests fail,
+//! never skip, when baresip, kamailio or SIPp is missing.
+
+mod common;
+#[path = "sip/harness.rs"]
+mod harness;
+
+use std::time::Duration;
+
+use common::baresip::managed_baresip_pid;
+use common::{Server, Ws};
+use harness::{Kamailio, PASSWORD, Role, SipPorts, Sipp, health, kill};
+use serde_json::json;
+
+/// Long enough for any one SIP step on loopback (registrations, answers, BYEs).
+const SIP_WAIT: Duration = Duration::from_secs(20);
+
+/// The registration interval the phone uses in these tests (kamailio caps it too).
+const INTERVAL: u32 = 5;
+
+/// A phone registered with a registrar, and a WebSocket client that saw nothing yet.
+struct Net {
+    ports: SipPorts,
+    kamailio: Kamailio,
+    server: Server,
+}
+
+fn start_server(ports: &SipPorts, password: &str, extra: &[&str]) -> Server {
+    let mut flags = ports.serve_flags(password, INTERVAL);
+    flags.extend(extra.iter().map(|s| (*s).to_owned()));
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    Server::start(&flags)
+}
+
+fn network(extra: &[&str]) -> Net {
+    let ports = SipPorts::next();
+    let kamailio = Kamailio::start(&ports, 60);
+    let server = start_server(&ports, PASSWORD, extra);
+    Net {
+        ports,
+        kamailio,
+        server,
+    }
+}
+
+/// Polls GetState on a probe connection until `state`, then opens the connection the
+/// test uses (it sees no notification from before).
+async fn connect_when(server: &Server, state: &str) -> Ws {
+    let mut probe = Ws::connect(&server.url).await;
+    let deadline = tokio::time::Instant::now() + SIP_WAIT;
+    loop {
+        let now = probe.control("GetState", json!([])).await;
+        if now == json!(state) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the phone is {now}, not {state}, after {SIP_WAIT:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ws::connect(&server.url).await
+}
+
+/// The rows of GetActiveCalls as (id, direction, state, number).
+async fn calls(c: &mut Ws) -> Vec<(String, String, String, String)> {
+    let flat = c.call("GetActiveCalls", json!([])).await;
+    let flat: Vec<String> = flat
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|v| v.as_str().unwrap_or("").to_owned())
+        .collect();
+    flat.chunks(6)
+        .map(|f| (f[4].clone(), f[1].clone(), f[2].clone(), f[3].clone()))
+        .collect()
+}
+
+/// Runs a blocking SIPp wait without stalling the WebSocket client.
+async fn passed(sipp: Sipp) -> String {
+    tokio::task::spawn_blocking(move || sipp.passed(SIP_WAIT))
+        .await
+        .expect("join")
+}
+
+async fn wait_message(sipp: &Sipp, first_line: &str) {
+    let deadline = tokio::time::Instant::now() + SIP_WAIT;
+    while !sipp
+        .messages()
+        .lines()
+        .any(|l| l.trim_start().starts_with(first_line))
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "SIPp never saw {first_line}:\n{}",
+            sipp.messages()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Digest registration makes the phone Available (and /health says registered); a call
+/// out goes through the registrar, is answered, and ends with the far end's BYE.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registers_with_digest_auth_and_a_call_out_ends_with_the_far_ends_bye() {
+    let net = network(&[]);
+    let far = Sipp::start(
+        &net.ports,
+        Role::Far,
+        "uas_answer_then_bye.xml",
+        &["-d", "1000"],
+    );
+    let mut c = connect_when(&net.server, "Available").await;
+    let h = health(net.server.port);
+    assert_eq!(h["backends"][0]["state"], "Available", "{h}");
+    assert_eq!(h["backends"][0]["link"], "registered", "{h}");
+
+    assert_eq!(c.call("CallOut", json!(["2001"])).await, json!(0));
+    let out = c.expect_notification("CallingOut").await;
+    assert_eq!(out[1], "2001");
+    let id = out[0].clone();
+    assert_eq!(c.expect_notification("StateChanged").await, ["Busy"]);
+    assert_eq!(c.expect_notification("CallConnected").await, [id.as_str()]);
+    let ended = c.expect_notification("CallDisconnected").await;
+    assert_eq!(ended, [id.as_str(), "Connection reset by peer"]);
+    assert_eq!(c.expect_notification("StateChanged").await, ["Available"]);
+    let wire = passed(far).await;
+    assert!(
+        wire.contains("Proxy-Authorization: Digest"),
+        "the INVITE was authenticated:\n{wire}"
+    );
+}
+
+/// HangUp of a connected call sends BYE (SIPp's scenario passes only if it gets one).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hang_up_sends_bye() {
+    let net = network(&[]);
+    let far = Sipp::start(&net.ports, Role::Far, "uas_answer.xml", &[]);
+    let mut c = connect_when(&net.server, "Available").await;
+    c.call("CallOut", json!(["2001"])).await;
+    let id = c.expect_notification("CallingOut").await[0].clone();
+    c.expect_notification("StateChanged").await;
+    assert_eq!(c.expect_notification("CallConnected").await, [id.as_str()]);
+    assert_eq!(c.call("HangUp", json!([])).await, json!(0));
+    assert_eq!(
+        c.expect_notification("CallDisconnected").await,
+        [id.as_str(), "Connection reset by user"]
+    );
+    assert_eq!(c.expect_notification("StateChanged").await, ["Available"]);
+    let wire = passed(far).await;
+    assert!(wire.contains("BYE sip:"), "{wire}");
+}
+
+/// The far end refuses: 486, 404 and 603 each end the call with their reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rejections_end_the_call_with_their_reasons() {
+    let net = network(&[]);
+    let mut c = connect_when(&net.server, "Available").await;
+    for (code, reason) in [(486, "Busy Here"), (404, "Not Found"), (603, "Decline")] {
+        let far = Sipp::start_rejecting(&net.ports, code, reason);
+        c.call("CallOut", json!(["2001"])).await;
+        let id = c.expect_notification("CallingOut").await[0].clone();
+        assert_eq!(c.expect_notification("StateChanged").await, ["Busy"]);
+        let ended = c.expect_notification("CallDisconnected").await;
+        assert_eq!(ended, [id.clone(), format!("{code} {reason}")]);
+        assert_eq!(c.expect_notification("StateChanged").await, ["Available"]);
+        passed(far).await;
+        assert!(calls(&mut c).await.is_empty());
+    }
+}
+
+/// HangUp while the far end rings sends CANCEL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hang_up_while_ringing_sends_cancel() {
+    let net = network(&[]);
+    let far = Sipp::start(&net.ports, Role::Far, "uas_ring.xml", &[]);
+    let mut c = connect_when(&net.server, "Available").await;
+    c.call("CallOut", json!(["2001"])).await;
+    let id = c.expect_notification("CallingOut").await[0].clone();
+    c.expect_notification("StateChanged").await;
+    wait_message(&far, "SIP/2.0 180").await;
+    assert_eq!(calls(&mut c).await[0].2, "Calling");
+    assert_eq!(c.call("HangUp", json!([])).await, json!(0));
+    let ended = c.expect_notification("CallDisconnected").await;
+    assert_eq!(ended[0], id);
+    assert_eq!(c.expect_notification("StateChanged").await, ["Available"]);
+    let wire = passed(far).await;
+    assert!(wire.contains("CANCEL sip:"), "{wire}");
+}
+
+/// A call in through the registrar: CallComing with the caller's number, Answer, and
+/// HangUp sends BYE to the caller.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn call_in_rings_with_the_callers_number_and_is_answered() {
+    let net = network(&[]);
+    let mut c = connect_when(&net.server, "Available").await;
+    let caller = Sipp::start(&net.ports, Role::Caller, "uac_call.xml", &[]);
+    let coming = c.expect_notification("CallComing").await;
+    assert_eq!(coming[1], "2001", "the caller's number");
+    let id = coming[0].clone();
+    assert_eq!(c.expect_notification("StateChanged").await, ["Busy"]);
+    assert_eq!(
+        calls(&mut c).await,
+        [(
+            id.clone(),
+            "Inbound".into(),
+            "Ringing".into(),
+            "2001".into()
+        )]
+    );
+    assert_eq!(c.call("Answer", json!([])).await, json!(0));
+    assert_eq!(c.expect_notification("CallConnected").await, [id.as_str()]);
+    assert_eq!(calls(&mut c).await[0].2, "Connected");
+    c.call("HangUp", json!([])).await;
+    assert_eq!(c.expect_notification("CallDisconnected").await[0], id);
+    assert_eq!(c.expect_notification("StateChanged").await, ["Available"]);
+    passed(caller).await;
+}
+
+/// The caller gives up while the phone rings (CANCEL): the call ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn call_in_cancelled_by_the_caller() {
+    let net = network(&[]);
+    let mut c = connect_when(&net.server, "Available").await;
+    let caller = Sipp::start(&net.ports, Role::Caller, "uac_cancel.xml", &["-d", "1000"]);
+    let id = c.expect_notification("CallComing").await[0].clone();
+    c.expect_notification("StateChanged").await;
+    let ended = c.expect_notification("CallDisconnected").await;
+    assert_eq!(ended[0], id);
+    assert_eq!(c.expect_notification("StateChanged").await, ["Available"]);
+    passed(caller).await;
+    assert!(calls(&mut c).await.is_empty());
+}
+
+/// HangUp of a ringing inbound call rejects it (the caller gets 486).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn call_in_rejected() {
+    let net = network(&[]);
+    let mut c = connect_when(&net.server, "Available").await;
+    let caller = Sipp::start(&net.ports, Role::Caller, "uac_rejected.xml", &[]);
+    let id = c.expect_notification("CallComing").await[0].clone();
+    c.expect_notification("StateChanged").await;
+    c.call("HangUp", json!([])).await;
+    assert_eq!(c.expect_notification("CallDisconnected").await[0], id);
+    assert_eq!(c.expect_notification("StateChanged").await, ["Available"]);
+    passed(caller).await;
+}
+
+/// A wrong password: Offline, and the registrar's answer is in /health, in the log at
+/// warn, and in CallOut's error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_password_is_offline_with_the_reason() {
+    let ports = SipPorts::next();
+    let _kamailio = Kamailio::start(&ports, 60);
+    let server = start_server(&ports, "not-the-password", &[]);
+    let mut c = Ws::connect(&server.url).await;
+    let deadline = tokio::time::Instant::now() + SIP_WAIT;
+    let h = loop {
+        let h = health(server.port);
+        if h["backends"][0]["link"] == "not registered" {
+            break h;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{h}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(h["backends"][0]["state"], "Offline", "{h}");
+    assert_eq!(
+        h["backends"][0]["last_error"], "registration failed: 401 Unauthorized",
+        "{h}"
+    );
+    assert_eq!(c.call("GetState", json!([])).await, json!("Offline"));
+    let resp = c.request("CallOut", json!(["2001"])).await;
+    assert_eq!(resp["error"]["code"], -32001, "{resp}");
+    let message = resp["error"]["message"].as_str().unwrap_or("");
+    assert!(message.contains("401 Unauthorized"), "{resp}");
+    let err = server.stderr_after_kill();
+    let warned = err
+        .lines()
+        .any(|l| l.contains("WARN") && l.contains("registration failed") && l.contains("401"));
+    assert!(warned, "no warning with the status in:\n{err}");
+    assert!(!err.contains(PASSWORD) && !err.contains("not-the-password"));
+}
+
+/// The registration lapses during a call (the registrar comes back refusing REGISTER):
+/// the phone stays Busy with the call listed until it ends, then reports Offline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_registration_lapse_during_a_call_stays_busy_until_it_ends() {
+    let mut net = network(&[]);
+    let far = Sipp::start(
+        &net.ports,
+        Role::Far,
+        "uas_answer_then_bye.xml",
+        &["-d", "12000"],
+    );
+    let mut c = connect_when(&net.server, "Available").await;
+    c.call("CallOut", json!(["2001"])).await;
+    let id = c.expect_notification("CallingOut").await[0].clone();
+    c.expect_notification("StateChanged").await;
+    assert_eq!(c.expect_notification("CallConnected").await, [id.as_str()]);
+    tokio::task::block_in_place(|| net.kamailio.restart_refusing_registrations());
+    // The next refresh (every INTERVAL s) fails with 503.
+    let deadline = tokio::time::Instant::now() + SIP_WAIT;
+    while health(net.server.port)["backends"][0]["link"] != "not registered" {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "registration never failed"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(c.call("GetState", json!([])).await, json!("Busy"));
+    assert_eq!(calls(&mut c).await[0].2, "Connected");
+    // The far end hangs up (through the registrar, by the recorded route).
+    let ended = c.expect_notification("CallDisconnected").await;
+    assert_eq!(ended[0], id);
+    assert_eq!(c.expect_notification("StateChanged").await, ["Offline"]);
+    passed(far).await;
+    let h = health(net.server.port);
+    assert_eq!(
+        h["backends"][0]["last_error"], "registration failed: 503 Registrar Unavailable",
+        "{h}"
+    );
+}
+
+/// baresip is stopped when CallOut comes (it cannot answer the dial in time) and goes on
+/// later: the reply, the events and GetActiveCalls agree with the call it then places,
+/// under one call id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dial_that_baresip_answers_late_is_one_call_with_one_id() {
+    let net = network(&["--baresip-command-timeout-ms", "300"]);
+    let far = Sipp::start(
+        &net.ports,
+        Role::Far,
+        "uas_answer_then_bye.xml",
+        &["-d", "500"],
+    );
+    let mut c = connect_when(&net.server, "Available").await;
+    let pid = managed_baresip_pid(net.server.child.id()).expect("baresip runs");
+    kill(pid, "STOP");
+    let resp = c.request("CallOut", json!(["2001"])).await;
+    let stopped_calls = {
+        let out = c.expect_notification("CallingOut").await;
+        assert_eq!(c.expect_notification("StateChanged").await, ["Busy"]);
+        let listed = calls(&mut c).await;
+        kill(pid, "CONT");
+        assert_eq!(resp["result"], json!(0), "{resp}");
+        (out[0].clone(), listed)
+    };
+    let (id, listed) = stopped_calls;
+    assert_eq!(
+        listed,
+        [(
+            id.clone(),
+            "Outbound".into(),
+            "Calling".into(),
+            "2001".into()
+        )]
+    );
+    assert_eq!(c.expect_notification("CallConnected").await, [id.as_str()]);
+    let ended = c.expect_notification("CallDisconnected").await;
+    assert_eq!(ended[0], id);
+    assert_eq!(c.expect_notification("StateChanged").await, ["Available"]);
+    passed(far).await;
+    // No second call anywhere.
+    c.expect_silence(Duration::from_millis(300)).await;
+}
+
+/// CallOut while a call is connected: baresip does not hold the first call (no
+/// re-INVITE), so it must not be reported OnHold.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn call_out_during_a_call_reports_what_baresip_does() {
+    let net = network(&[]);
+    let far = Sipp::start(&net.ports, Role::Far, "uas_answer.xml", &["-m", "2"]);
+    let mut c = connect_when(&net.server, "Available").await;
+    c.call("CallOut", json!(["2001"])).await;
+    let first = c.expect_notification("CallingOut").await[0].clone();
+    c.expect_notification("StateChanged").await;
+    assert_eq!(
+        c.expect_notification("CallConnected").await,
+        [first.as_str()]
+    );
+    c.call("CallOut", json!(["2002"])).await;
+    let second = c.expect_notification("CallingOut").await[0].clone();
+    assert_eq!(
+        c.expect_notification("CallConnected").await,
+        [second.as_str()]
+    );
+    let states: Vec<(String, String)> = calls(&mut c)
+        .await
+        .into_iter()
+        .map(|(id, _, state, _)| (id, state))
+        .collect();
+    let wire = far.messages();
+    let reinvites = wire.matches("INVITE sip:").count();
+    assert_eq!(reinvites, 2, "no hold re-INVITE was sent:\n{wire}");
+    assert_eq!(
+        states,
+        [
+            (first.clone(), "Connected".to_owned()),
+            (second.clone(), "Connected".to_owned())
+        ]
+    );
+    c.call("HangUp", json!([])).await;
+    assert_eq!(c.expect_notification("CallDisconnected").await[0], second);
+    c.call("HangUp", json!([])).await;
+    assert_eq!(c.expect_notification("CallDisconnected").await[0], first);
+    assert_eq!(c.expect_notification("StateChanged").await, ["Available"]);
+    passed(far).await;
+}
+
+/// bapiws is killed (SIGKILL): its baresip goes too, and no file holding the SIP
+/// password is left behind; the next start removes the dead server's folder.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_of_bapiws_leaves_no_password_on_disk() {
+    let net = network(&[]);
+    let _c = connect_when(&net.server, "Available").await;
+    let pid = net.server.child.id();
+    let folders = |pid: u32| -> Vec<std::path::PathBuf> {
+        std::fs::read_dir(std::env::temp_dir())
+            .expect("temp dir")
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with(&format!("bapiws-baresip-{pid}-")))
+            })
+            .collect()
+    };
+    let mine = folders(pid);
+    assert_eq!(mine.len(), 1, "{mine:?}");
+    let holds_password = |dir: &std::path::Path| {
+        std::fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|f| {
+                std::fs::read(f.path())
+                    .is_ok_and(|b| String::from_utf8_lossy(&b).contains(PASSWORD))
+            })
+    };
+    assert!(!holds_password(&mine[0]), "the password is on disk");
+    let baresip = managed_baresip_pid(pid).expect("baresip runs");
+    let Net {
+        ports,
+        kamailio,
+        server,
+    } = net;
+    server.stderr_after_kill();
+    // baresip follows its parent (SIGTERM on the parent's death).
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while std::path::Path::new(&format!("/proc/{baresip}")).exists()
+        && !std::fs::read_to_string(format!("/proc/{baresip}/stat"))
+            .is_ok_and(|s| s.contains(") Z"))
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "baresip outlived bapiws"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    for dir in folders(pid) {
+        assert!(!holds_password(&dir), "the password was left in {dir:?}");
+    }
+    // The next server cleans up what the killed one left.
+    let next = start_server(&ports, PASSWORD, &[]);
+    let _c = connect_when(&next, "Available").await;
+    assert!(folders(pid).is_empty(), "{:?}", folders(pid));
+    drop(kamailio);
+}
