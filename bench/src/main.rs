@@ -94,6 +94,14 @@ fn main() {
             }
             Ok(())
         }
+        Some("load") => {
+            // Throughput load against a server you started (for profiling it).
+            let url = args.get(1).cloned().unwrap_or_default();
+            let secs = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(10u64);
+            let rate = rt.block_on(load::throughput(&url, 100, 16, Duration::from_secs(secs)));
+            println!("{rate:.0} replies/s");
+            Ok(())
+        }
         Some("soak") => {
             let num = |flag: &str, default: u64| {
                 args.iter()
@@ -119,7 +127,7 @@ fn main() {
         }
         _ => {
             eprintln!(
-                "usage: bapiws-bench all|smoke|soak [--bapiws PATH] [--only latency,throughput,fanout,memory,startup,idle] [--clients N --seconds N]\n  all    every measurement, repeated, as a Markdown table (several minutes)\n  smoke  every measurement briefly, no targets"
+                "usage: bapiws-bench all|smoke|soak|load [--bapiws PATH] [--only latency,throughput,fanout,memory,startup,idle] [--clients N --seconds N]\n  all    every measurement, repeated, as a Markdown table (several minutes)\n  smoke  every measurement briefly, no targets\n  load URL SECONDS   the throughput load (100 connections × 16 in flight) against a running server, for profiling it"
             );
             std::process::exit(2);
         }

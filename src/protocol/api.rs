@@ -83,12 +83,73 @@ pub const METHODS: &[(&str, &[&str], usize)] = &[
     ("Sim.SetOnline", &[], 0),
 ];
 
+/// A method's entry in [`METHODS`]: the exact name by a `match` (no scan), any other
+/// case by a case-insensitive search.
+fn lookup(name: &str) -> Option<&'static (&'static str, &'static [&'static str], usize)> {
+    let exact = match name {
+        "Init" => Some(0),
+        "GetState" => Some(1),
+        "CallOut" => Some(2),
+        "HangUp" => Some(3),
+        "Answer" => Some(4),
+        "GetActiveCalls" => Some(5),
+        _ => None,
+    };
+    match exact {
+        Some(i) => METHODS.get(i),
+        None => METHODS
+            .iter()
+            .find(|(n, _, _)| n.eq_ignore_ascii_case(name)),
+    }
+}
+
+/// What a method answers, encoded straight into the reply.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Answer {
+    /// `0`: done.
+    Zero,
+    /// A fixed string (GetState).
+    Text(&'static str),
+    /// A string (a new call's id).
+    Owned(String),
+    /// A list of strings (GetActiveCalls).
+    List(Vec<String>),
+}
+
+impl Answer {
+    /// Writes the answer's JSON into `out`: our own fixed strings (plain ASCII) directly,
+    /// the rest through serde.
+    pub fn write_json(&self, out: &mut Vec<u8>) {
+        match self {
+            Answer::Zero => out.push(b'0'),
+            Answer::Text(t) if t.bytes().all(|b| b.is_ascii_alphanumeric()) => {
+                out.push(b'"');
+                out.extend_from_slice(t.as_bytes());
+                out.push(b'"');
+            }
+            other => {
+                if serde_json::to_writer(&mut *out, other).is_err() {
+                    out.extend_from_slice(b"null");
+                }
+            }
+        }
+    }
+}
+
+impl serde::Serialize for Answer {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Answer::Zero => s.serialize_u8(0),
+            Answer::Text(t) => s.serialize_str(t),
+            Answer::Owned(t) => s.serialize_str(t),
+            Answer::List(l) => l.serialize(s),
+        }
+    }
+}
+
 /// Decodes a method name (case-insensitive) and its params.
 pub fn decode_method(name: &str, params: Params) -> Result<Method, RpcError> {
-    let Some(&(canonical, names, required)) = METHODS
-        .iter()
-        .find(|(n, _, _)| n.eq_ignore_ascii_case(name))
-    else {
+    let Some(&(canonical, names, required)) = lookup(name) else {
         return Err(RpcError::new(
             ErrorCode::MethodNotFound,
             format!("Method not found: {}", truncate(name)),
@@ -310,6 +371,30 @@ mod tests {
             Value::Object(o) => Params::Object(o),
             other => panic!("bad test params {other}"),
         }
+    }
+
+    #[test]
+    fn answers_written_directly_match_serde() {
+        for a in [
+            Answer::Zero,
+            Answer::Text("Available"),
+            Answer::Text("OffWork"),
+            Answer::Owned("a\"b\u{1}".into()),
+            Answer::List(vec!["1".into(), "x\ny".into()]),
+        ] {
+            let mut direct = Vec::new();
+            a.write_json(&mut direct);
+            assert_eq!(direct, serde_json::to_vec(&a).unwrap_or_default(), "{a:?}");
+        }
+    }
+
+    #[test]
+    fn the_exact_lookup_agrees_with_the_table() {
+        for (name, _, _) in METHODS {
+            assert_eq!(lookup(name).map(|m| m.0), Some(*name));
+            assert_eq!(lookup(&name.to_ascii_lowercase()).map(|m| m.0), Some(*name));
+        }
+        assert!(lookup("GetStat").is_none());
     }
 
     /// docs/protocol.md lists exactly the methods and params of [`METHODS`].

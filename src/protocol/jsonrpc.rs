@@ -131,20 +131,43 @@ pub enum Incoming {
     Invalid(String),
 }
 
+fn parse_error(e: &serde_json::Error) -> Incoming {
+    Incoming::Invalid(encode_error(
+        None,
+        &RpcError::new(
+            ErrorCode::ParseError,
+            "Parse error: the message is not valid JSON",
+        )
+        .with_data(Value::String(truncate(&e.to_string()))),
+    ))
+}
+
 /// Decodes one incoming text message; a batch may hold at most `max_batch` requests.
+/// A single request is read in one pass; only an error is looked at twice (to tell
+/// invalid JSON, -32700, from a valid JSON value that is not a request, -32600).
 pub fn decode(text: &str, max_batch: usize) -> Incoming {
+    match text.trim_start().as_bytes().first() {
+        Some(b'{') => match serde_json::from_str::<RawRequest>(text) {
+            Ok(req) => Incoming::Single(check(req)),
+            Err(e) if e.is_syntax() || e.is_eof() => parse_error(&e),
+            // A data error came first; the text may still be invalid JSON further on.
+            Err(_) => match serde_json::from_str::<serde::de::IgnoredAny>(text) {
+                Err(e) => parse_error(&e),
+                Ok(_) => Incoming::Single(Err(invalid_request(
+                    None,
+                    "a request must be an object without duplicate members",
+                ))),
+            },
+        },
+        _ => decode_slow(text, max_batch),
+    }
+}
+
+/// Everything but a single request object: batches and invalid messages.
+fn decode_slow(text: &str, max_batch: usize) -> Incoming {
     let raw: &RawValue = match serde_json::from_str(text) {
         Ok(raw) => raw,
-        Err(e) => {
-            return Incoming::Invalid(encode_error(
-                None,
-                &RpcError::new(
-                    ErrorCode::ParseError,
-                    "Parse error: the message is not valid JSON",
-                )
-                .with_data(Value::String(truncate(&e.to_string()))),
-            ));
-        }
+        Err(e) => return parse_error(&e),
     };
     match raw.get().as_bytes().first() {
         Some(b'[') => {
@@ -166,7 +189,6 @@ pub fn decode(text: &str, max_batch: usize) -> Incoming {
             }
             Incoming::Batch(items.into_iter().map(decode_one).collect())
         }
-        Some(b'{') => Incoming::Single(decode_one(raw)),
         _ => Incoming::Invalid(invalid_request(
             None,
             "a request must be a JSON object or an array of them",
@@ -201,6 +223,29 @@ fn decode_one(raw: &RawValue) -> Entry {
             "a request must be an object without duplicate members",
         ));
     };
+    check(req)
+}
+
+/// A JSON string's text without reading it again when it holds no escape.
+fn json_str(raw: &RawValue) -> Option<std::borrow::Cow<'_, str>> {
+    let t = raw.get();
+    match t.strip_prefix('"').and_then(|t| t.strip_suffix('"')) {
+        Some(inner) if !inner.contains('\\') => Some(std::borrow::Cow::Borrowed(inner)),
+        _ => serde_json::from_str::<String>(t)
+            .ok()
+            .map(std::borrow::Cow::Owned),
+    }
+}
+
+/// Whether structured params are empty (`[]` or `{}`, whitespace allowed).
+fn empty_structure(t: &str) -> bool {
+    t.len() >= 2
+        && t.get(1..t.len() - 1)
+            .is_some_and(|inner| inner.trim().is_empty())
+}
+
+/// Checks a request's members.
+fn check(req: RawRequest<'_>) -> Entry {
     let id = match req.id {
         None => None,
         Some(r) => match r.get().as_bytes().first() {
@@ -213,16 +258,14 @@ fn decode_one(raw: &RawValue) -> Entry {
             }
         },
     };
-    let version_ok = req
-        .jsonrpc
-        .and_then(|r| serde_json::from_str::<String>(r.get()).ok())
-        .is_some_and(|v| v == "2.0");
+    let version_ok = req.jsonrpc.and_then(json_str).is_some_and(|v| v == "2.0");
     if !version_ok {
         return Err(invalid_request(id.as_ref(), "jsonrpc must be \"2.0\""));
     }
     let Some(method) = req
         .method
-        .and_then(|r| serde_json::from_str::<String>(r.get()).ok())
+        .and_then(json_str)
+        .map(std::borrow::Cow::into_owned)
     else {
         return Err(invalid_request(id.as_ref(), "method must be a string"));
     };
@@ -234,6 +277,11 @@ fn decode_one(raw: &RawValue) -> Entry {
                 "params must be an array or an object",
             ));
         }
+        // The usual `[]`: nothing to read.
+        Some(r) if empty_structure(r.get()) => match r.get().as_bytes().first() {
+            Some(b'[') => Params::Array(Vec::new()),
+            _ => Params::Object(Map::new()),
+        },
         // Structured, but unreadable: a duplicate member, a number beyond f64, a lone
         // surrogate, nesting too deep.
         Some(r) => match serde_json::from_str::<Strict>(r.get()) {
@@ -385,6 +433,35 @@ pub fn encode_success<T: Serialize>(id: &Id, result: &T) -> String {
     serde_json::to_string(&out).unwrap_or_else(|_| internal_error(id))
 }
 
+/// Writes a success response into `out` (no intermediate string).
+pub fn write_success<T: Serialize>(out: &mut Vec<u8>, id: &Id, result: &T) {
+    let start = out.len();
+    let reply = SuccessOut {
+        jsonrpc: "2.0",
+        result,
+        id: &id.0,
+    };
+    if serde_json::to_writer(&mut *out, &reply).is_err() {
+        out.truncate(start);
+        out.extend_from_slice(internal_error(id).as_bytes());
+    }
+}
+
+/// Writes a success response whose result `write_result` writes as JSON: the same bytes
+/// as [`write_success`], without going through serde for the envelope.
+pub fn write_success_with(out: &mut Vec<u8>, id: &Id, write_result: impl FnOnce(&mut Vec<u8>)) {
+    out.extend_from_slice(br#"{"jsonrpc":"2.0","result":"#);
+    write_result(out);
+    out.extend_from_slice(br#","id":"#);
+    out.extend_from_slice(id.as_json().as_bytes());
+    out.push(b'}');
+}
+
+/// Writes an error response into `out` (`id: null` when the id is unknown).
+pub fn write_error(out: &mut Vec<u8>, id: Option<&Id>, err: &RpcError) {
+    out.extend_from_slice(encode_error(id, err).as_bytes());
+}
+
 /// Encodes an error response (`id: null` when the id is unknown).
 pub fn encode_error(id: Option<&Id>, err: &RpcError) -> String {
     let out = ErrorOut {
@@ -442,6 +519,20 @@ mod tests {
             Incoming::Single(e) => e,
             other => panic!("{text}: expected a single entry, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn both_ways_of_writing_a_success_agree() {
+        let id = match single(r#"{"jsonrpc":"2.0","id":"a\u0062","method":"x"}"#) {
+            Ok(req) => req.id,
+            Err(e) => panic!("{e}"),
+        };
+        let Some(id) = id else { panic!("an id") };
+        let mut a = Vec::new();
+        write_success(&mut a, &id, &"Available");
+        let mut b = Vec::new();
+        write_success_with(&mut b, &id, |o| o.extend_from_slice(br#""Available""#));
+        assert_eq!(a, b);
     }
 
     #[test]

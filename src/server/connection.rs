@@ -137,31 +137,35 @@ async fn run(
     shutdown: &mut watch::Receiver<bool>,
 ) -> String {
     let idle = shared.idle_timeout;
-    let mut deadline = Instant::now() + idle;
     let mut dec = Decoder::new(shared.max_message_bytes);
     let mut enc = Encoder::default();
     dec.read_buf().extend_from_slice(&leftover);
     drop(leftover);
+    // Registered once, not at every wake-up: the idle timer is moved only when it fires
+    // (to the last read plus the timeout), and the shutdown watch stays armed.
+    let mut last_read = Instant::now();
+    let idle_timer = sleep_until(last_read + idle);
+    tokio::pin!(idle_timer);
+    let shutting_down = shutdown.changed();
+    tokio::pin!(shutting_down);
     // Messages that arrived with the handshake.
     let mut ended = process(&mut dec, &mut enc, &mut session).await;
     let end = loop {
-        let overflow = Arc::clone(&session.subscription().overflow);
-        if let Err(e) = write_out(&mut stream, &mut enc, &overflow).await {
+        if !enc.out.is_empty()
+            && let Err(e) = write_out(&mut stream, &mut enc, session.overflow_signal()).await
+        {
             break e;
         }
         if let Some(e) = ended.take() {
             break e;
         }
-        let sub = session.subscription();
         tokio::select! {
             biased;
-            _ = shutdown.changed() => {
+            _ = &mut shutting_down => {
                 break End::Closed(code::AWAY, "server shutting down".into());
             }
-            _ = sub.overflow.notified() => {
-                break End::Dropped(overflow_reason(shared));
-            }
-            event = sub.queue.recv() => {
+            // A subscriber that overflowed is removed from the hub: its queue ends.
+            event = session.subscription().queue.recv() => {
                 let Some(text) = event else {
                     break End::Dropped(overflow_reason(shared));
                 };
@@ -169,16 +173,20 @@ async fn run(
                 enc.text(&text);
                 session.drain_events(&mut enc);
             }
-            _ = sleep_until(deadline) => {
-                break End::Closed(
-                    code::NORMAL,
-                    format!("idle timeout: nothing received for {} s", idle.as_secs()),
-                );
+            _ = &mut idle_timer => {
+                let due = last_read + idle;
+                if Instant::now() >= due {
+                    break End::Closed(
+                        code::NORMAL,
+                        format!("idle timeout: nothing received for {} s", idle.as_secs()),
+                    );
+                }
+                idle_timer.as_mut().reset(due);
             }
             read = stream.read_buf(dec.read_buf()) => match read {
                 Ok(0) => break End::Eof,
                 Ok(_) => {
-                    deadline = Instant::now() + idle;
+                    last_read = Instant::now();
                     // Every message that is here is handled, in order, and the replies
                     // are written in one go: pipelining clients get one write per read.
                     ended = process(&mut dec, &mut enc, &mut session).await;
@@ -217,6 +225,9 @@ async fn process(dec: &mut Decoder, enc: &mut Encoder, session: &mut Session) ->
 impl Outbox for Encoder {
     fn push(&mut self, text: &str) {
         self.text(text);
+    }
+    fn push_json(&mut self, write: impl FnOnce(&mut Vec<u8>)) {
+        self.text_with(write);
     }
 }
 

@@ -10,21 +10,48 @@ use super::backends::{Backend, Backends};
 use super::hub::Subscription;
 use crate::access::{DialPolicy, Refusal};
 use crate::phone::{Command, PhoneError, Reply};
-use crate::protocol::api::{self, Method};
-use crate::protocol::jsonrpc::{
-    self, ErrorCode, Incoming, Request, RpcError, encode_batch, encode_error, encode_success,
-};
+use crate::protocol::api::{self, Answer, Method};
+use crate::protocol::jsonrpc::{self, ErrorCode, Id, Incoming, Request, RpcError};
 
 /// Where a session's output goes: replies and notifications, already encoded, in the
 /// order the client must receive them.
 pub trait Outbox {
     /// Appends one message.
     fn push(&mut self, text: &str);
+    /// Appends one message that `write` writes (JSON, so UTF-8), with no copy in between.
+    fn push_json(&mut self, write: impl FnOnce(&mut Vec<u8>));
 }
 
 impl Outbox for Vec<String> {
     fn push(&mut self, text: &str) {
         Vec::push(self, text.to_owned());
+    }
+    fn push_json(&mut self, write: impl FnOnce(&mut Vec<u8>)) {
+        let mut bytes = Vec::new();
+        write(&mut bytes);
+        Vec::push(self, String::from_utf8_lossy(&bytes).into_owned());
+    }
+}
+
+/// The reply due to one request.
+enum Response {
+    /// Already encoded (the error for an invalid request).
+    Encoded(String),
+    /// A result.
+    Success(Id, Answer),
+    /// An error.
+    Failure(Id, RpcError),
+}
+
+impl Response {
+    fn write(&self, buf: &mut Vec<u8>) {
+        match self {
+            Response::Encoded(text) => buf.extend_from_slice(text.as_bytes()),
+            Response::Success(id, answer) => {
+                jsonrpc::write_success_with(buf, id, |out| answer.write_json(out))
+            }
+            Response::Failure(id, e) => jsonrpc::write_error(buf, Some(id), e),
+        }
     }
 }
 
@@ -152,6 +179,11 @@ impl Session {
         &self.backend.name
     }
 
+    /// Signalled when this connection's notification queue overflowed.
+    pub fn overflow_signal(&self) -> &tokio::sync::Notify {
+        &self.subscription.overflow
+    }
+
     /// The subscription to the current backend's notifications.
     pub fn subscription(&mut self) -> &mut Subscription {
         &mut self.subscription
@@ -163,30 +195,33 @@ impl Session {
     /// between, so that a large batch cannot fill the connection's own queue.
     pub async fn handle_text<O: Outbox>(&mut self, text: &str, out: &mut O) {
         self.drain_events(out);
-        let reply = match self.decode(text) {
+        match self.decode(text) {
             Incoming::Invalid(reply) => {
                 tracing::debug!(conn = self.peer.id, "invalid message");
-                Some(reply)
+                out.push(&reply);
             }
             Incoming::Single(entry) => {
                 let reply = self.handle_entry(entry).await;
                 self.write_carried(out);
-                reply
+                if let Some(reply) = reply {
+                    out.push_json(|buf| reply.write(buf));
+                }
             }
             Incoming::Batch(entries) => {
-                let mut replies = Vec::new();
+                let mut batch = Vec::new();
                 for entry in entries {
-                    if let Some(r) = self.handle_entry(entry).await {
-                        replies.push(r);
+                    if let Some(reply) = self.handle_entry(entry).await {
+                        batch.push(if batch.is_empty() { b'[' } else { b',' });
+                        reply.write(&mut batch);
                     }
                     self.write_carried(out);
                     self.drain_events(out);
                 }
-                (!replies.is_empty()).then(|| encode_batch(&replies))
+                if !batch.is_empty() {
+                    batch.push(b']');
+                    out.push_json(|buf| buf.extend_from_slice(&batch));
+                }
             }
-        };
-        if let Some(r) = reply {
-            out.push(&r);
         }
     }
 
@@ -205,10 +240,10 @@ impl Session {
     }
 
     /// Handles one request of a message; returns the reply, if one is due.
-    async fn handle_entry(&mut self, entry: jsonrpc::Entry) -> Option<String> {
+    async fn handle_entry(&mut self, entry: jsonrpc::Entry) -> Option<Response> {
         let request = match entry {
             Ok(r) => r,
-            Err(reply) => return Some(reply),
+            Err(reply) => return Some(Response::Encoded(reply)),
         };
         let Request { id, method, params } = request;
         let result = match api::decode_method(&method, params) {
@@ -241,12 +276,12 @@ impl Session {
         };
         let id = id?;
         Some(match result {
-            Ok(value) => encode_success(&id, &value),
-            Err(e) => encode_error(Some(&id), &e),
+            Ok(answer) => Response::Success(id, answer),
+            Err(e) => Response::Failure(id, e),
         })
     }
 
-    async fn execute(&mut self, method: Method) -> Result<serde_json::Value, RpcError> {
+    async fn execute(&mut self, method: Method) -> Result<Answer, RpcError> {
         let name = method.name();
         let audit = method.is_call_control().then(|| match &method {
             Method::CallOut(n) if self.rules.full_numbers => n.as_str().to_owned(),
@@ -256,8 +291,10 @@ impl Session {
         let result = match method {
             Method::Init(name) => self.init(name.as_deref()),
             // Reads come from the backend's published snapshot: no round trip.
-            Method::GetState => Ok(json!(self.backend.phone.state().as_str())),
-            Method::GetActiveCalls => Ok(json!(api::active_calls(&self.backend.phone.calls()))),
+            Method::GetState => Ok(Answer::Text(self.backend.phone.state().as_str())),
+            Method::GetActiveCalls => {
+                Ok(Answer::List(api::active_calls(&self.backend.phone.calls())))
+            }
             Method::CallOut(n) => match self.rules.dial.check(n.as_str()) {
                 Ok(()) => self.simple(Command::CallOut(n)).await,
                 Err(refusal) => Err(RpcError::new(
@@ -274,8 +311,8 @@ impl Session {
             Method::Answer => self.simple(Command::Answer).await,
             Method::Sim(c) => match &self.backend.phone.capabilities().simulator {
                 Some(simulator) => match simulator.send(c).await {
-                    Ok(Reply::Call(id)) => Ok(json!(id.as_str())),
-                    Ok(_) => Ok(json!(0)),
+                    Ok(Reply::Call(id)) => Ok(Answer::Owned(id.as_str().to_owned())),
+                    Ok(_) => Ok(Answer::Zero),
                     Err(e) => Err(api::phone_error(&e)),
                 },
                 None => Err(api::phone_error(&PhoneError::Unsupported)),
@@ -295,7 +332,7 @@ impl Session {
     }
 
     /// One audit line for a call-control command.
-    fn audit(&self, method: &str, number: &str, result: &Result<serde_json::Value, RpcError>) {
+    fn audit(&self, method: &str, number: &str, result: &Result<Answer, RpcError>) {
         let outcome = match result {
             Ok(_) => "ok".to_owned(),
             Err(e) => format!("error {}: {}", e.code.code(), e.message),
@@ -311,14 +348,14 @@ impl Session {
         );
     }
 
-    async fn simple(&self, command: Command) -> Result<serde_json::Value, RpcError> {
+    async fn simple(&self, command: Command) -> Result<Answer, RpcError> {
         match self.backend.phone.send(command).await {
-            Ok(_) => Ok(json!(0)),
+            Ok(_) => Ok(Answer::Zero),
             Err(e) => Err(api::phone_error(&e)),
         }
     }
 
-    fn init(&mut self, name: Option<&str>) -> Result<serde_json::Value, RpcError> {
+    fn init(&mut self, name: Option<&str>) -> Result<Answer, RpcError> {
         let instance = match name {
             None => self.backends.default_name().to_owned(),
             Some(n) => self.backends.resolve(n).map_err(|e| {
@@ -347,7 +384,7 @@ impl Session {
             }
             tracing::info!(conn = self.peer.id, backend = %instance, "connection switched backend");
         }
-        Ok(json!(0))
+        Ok(Answer::Zero)
     }
 }
 

@@ -355,6 +355,27 @@ impl Encoder {
         self.frame(0x1, text.as_bytes());
     }
 
+    /// A text message in one frame whose payload `write` appends (it must write UTF-8):
+    /// encoded straight into the output buffer, the header fixed up afterwards.
+    pub fn text_with(&mut self, write: impl FnOnce(&mut Vec<u8>)) {
+        let start = self.out.len();
+        // Room for the usual header: opcode, 126, a 16-bit length.
+        self.out.extend_from_slice(&[0x81, 126, 0, 0]);
+        write(&mut self.out);
+        let len = self.out.len() - start - 4;
+        if len < 126 {
+            self.out[start + 1] = len as u8;
+            self.out.copy_within(start + 4.., start + 2);
+            self.out.truncate(self.out.len() - 2);
+        } else if let Ok(short) = u16::try_from(len) {
+            self.out[start + 2..start + 4].copy_from_slice(&short.to_be_bytes());
+        } else {
+            self.out[start + 1] = 127;
+            self.out
+                .splice(start + 2..start + 4, (len as u64).to_be_bytes());
+        }
+    }
+
     /// A pong echoing a ping's payload.
     pub fn pong(&mut self, payload: &[u8]) {
         self.frame(0xA, payload);
@@ -532,6 +553,20 @@ mod tests {
         assert_eq!(e.out[1] as usize, e.out.len() - 2);
         assert!(e.out.len() - 2 <= 125);
         assert!(std::str::from_utf8(&e.out[4..]).is_ok());
+    }
+
+    #[test]
+    fn frames_written_in_place_match_copied_ones() {
+        for n in [0, 1, 125, 126, 127, 65_535, 65_536, 70_000] {
+            let text = "é".repeat(n / 2) + &"a".repeat(n % 2);
+            let mut copied = Encoder::default();
+            copied.text("x");
+            copied.text(&text);
+            let mut in_place = Encoder::default();
+            in_place.text("x");
+            in_place.text_with(|b| b.extend_from_slice(text.as_bytes()));
+            assert_eq!(copied.out, in_place.out, "{n}");
+        }
     }
 
     #[test]
