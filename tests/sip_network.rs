@@ -276,6 +276,10 @@ async fn a_wrong_password_is_offline_with_the_reason() {
     assert_eq!(resp["error"]["code"], -32001, "{resp}");
     let message = resp["error"]["message"].as_str().unwrap_or("");
     assert!(message.contains("401 Unauthorized"), "{resp}");
+    assert_eq!(
+        resp["error"]["data"]["lastError"], "registration failed: 401 Unauthorized",
+        "the reason in the error's data: {resp}"
+    );
     let err = server.stderr_after_kill();
     let warned = err
         .lines()

@@ -281,7 +281,9 @@ async fn finish(mut stream: TcpStream, mut enc: Encoder, end: End) {
     let closing = async {
         stream.write_all(&enc.out).await.ok()?;
         stream.shutdown().await.ok()?;
-        let mut sink = [0u8; 4096];
+        // On the heap, and only now: a buffer in the future itself would cost every
+        // connection its size for its whole life.
+        let mut sink = vec![0u8; 4096];
         while stream.read(&mut sink).await.ok()? > 0 {}
         Some(())
     };

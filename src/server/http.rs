@@ -91,16 +91,17 @@ pub fn valid_websocket_key(key: &str) -> bool {
 /// Reads one request head.
 pub async fn read_head(stream: &mut TcpStream) -> Result<Head, HeadError> {
     let mut buf = Vec::with_capacity(1024);
-    let mut chunk = [0u8; 1024];
     loop {
+        if buf.capacity() == buf.len() {
+            buf.reserve(1024);
+        }
         let n = stream
-            .read(&mut chunk)
+            .read_buf(&mut buf)
             .await
             .map_err(|_| HeadError::Closed)?;
         if n == 0 {
             return Err(HeadError::Closed);
         }
-        buf.extend_from_slice(&chunk[..n]);
         let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
         let mut req = httparse::Request::new(&mut headers);
         match req.parse(&buf) {

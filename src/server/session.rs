@@ -265,7 +265,10 @@ impl Session {
                     ),
                 ))
             }
-            Ok(m) => self.execute(m).await,
+            // Commands wait on the phone: their (large) future is boxed, so that every
+            // connection does not carry its size while idle; reads never wait.
+            Ok(m) if m.is_read() => self.read(&m),
+            Ok(m) => Box::pin(self.execute(m)).await,
             Err(e) => {
                 // Every CallOut is audited, also one refused for its params.
                 if method.eq_ignore_ascii_case("CallOut") {
@@ -279,6 +282,21 @@ impl Session {
             Ok(answer) => Response::Success(id, answer),
             Err(e) => Response::Failure(id, e),
         })
+    }
+
+    /// A read: from the backend's published snapshot, no round trip, nothing awaited.
+    fn read(&self, method: &Method) -> Result<Answer, RpcError> {
+        let answer = match method {
+            Method::GetActiveCalls => Answer::List(api::active_calls(&self.backend.phone.calls())),
+            _ => Answer::Text(self.backend.phone.state().as_str()),
+        };
+        tracing::debug!(
+            conn = self.peer.id,
+            method = method.name(),
+            ok = true,
+            "request"
+        );
+        Ok(answer)
     }
 
     async fn execute(&mut self, method: Method) -> Result<Answer, RpcError> {
@@ -351,6 +369,19 @@ impl Session {
     async fn simple(&self, command: Command) -> Result<Answer, RpcError> {
         match self.backend.phone.send(command).await {
             Ok(_) => Ok(Answer::Zero),
+            // Why the phone is unavailable, as the backend reports it (e.g. a
+            // registration refused with 401), for the page to show.
+            Err(e @ PhoneError::Unavailable(_)) => {
+                let status = self.backend.phone.status();
+                let error = api::phone_error(&e);
+                Err(match (status.link, status.last_error) {
+                    (None, None) => error,
+                    (link, last_error) => error.with_data(json!({
+                        "link": link,
+                        "lastError": last_error,
+                    })),
+                })
+            }
             Err(e) => Err(api::phone_error(&e)),
         }
     }
