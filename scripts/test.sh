@@ -7,7 +7,9 @@
 # (tests/sip_network.rs) also kamailio (the registrar) and sip-tester (SIPp, the far
 # ends); the browser tests need Debian's chromium and
 # the Python recipe test Debian's python3-websockets;
-# the JavaScript client's tests need Node 20 and npm. As root with apt-get, this script
+# the JavaScript client's tests need Node 20 and npm; the package test
+# (scripts/package-test.sh) needs root, dpkg, cargo-deb, systemd-analyze and
+# desktop-file-validate. As root with apt-get, this script
 # installs the Debian packages when they are missing; otherwise it says what to install.
 # Those tests fail, never skip, when what they need is missing.
 set -euo pipefail
@@ -52,6 +54,11 @@ cargo test --locked --workspace --all-targets
 step "benchmark harness, smoke mode (seconds; no targets asserted)"
 cargo build --locked --workspace --bins
 target/debug/bapiws-bench smoke --bapiws target/debug/bapiws
+
+step "Debian package: built, installed, run, validated and removed (scripts/package-test.sh)"
+# As root only (dpkg -i); it installs cargo-deb once (about 1.5 minutes on two cores),
+# and systemd (systemd-analyze) and desktop-file-utils when missing.
+bash scripts/package-test.sh
 
 step "JavaScript client: build (the committed dist/ must match src/), types, unit, recipe and browser tests"
 # The Python recipe of docs/integrating.md needs Debian's python3-websockets, which is

@@ -34,6 +34,8 @@
 //!   variables, file keys), merged flags > variables > file > defaults and checked once
 //!   into a typed [`config::Config`]; [`settings`]: what every component's settings share.
 //! - [`logging`]: stderr and the daily file `BAPIWS_yyyymmdd.log`.
+//! - [`doctor`]: `bapiws doctor`, the checks of a workstation's setup (ports, the
+//!   configuration, the log folder, baresip, a running server's `/health`) with fixes.
 //! - [`platform`]: what differs between operating systems.
 //! - [`client`]: the Rust WebSocket JSON-RPC client (the CLI, the tests, the benchmarks).
 //! - `src/main.rs`: the `bapiws` command line (clap) only.
@@ -50,6 +52,7 @@
 pub mod access;
 pub mod client;
 pub mod config;
+pub mod doctor;
 pub mod logging;
 pub mod phone;
 pub mod platform;

@@ -38,6 +38,10 @@ struct ClientArgs {
 enum Cmd {
     /// Run the server (on the built-in simulated phone unless configured otherwise).
     Serve(Box<ServeArgs>),
+    /// Check this workstation's setup (ports, configuration, log folder, baresip, the
+    /// running server, browsers) and print each fix. Takes the settings of `serve`.
+    /// Exits with 1 when something is wrong.
+    Doctor(Box<ServeArgs>),
     /// Print the phone's state (Available, Busy, …, Offline).
     State(ClientArgs),
     /// Call a number.
@@ -116,6 +120,13 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Cmd::Serve(args) => serve(&args),
+        Cmd::Doctor(args) => {
+            if bapiws::doctor::run(&args) {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
         other => run_client(other),
     }
 }
@@ -277,7 +288,7 @@ async fn client_command(cmd: Cmd) -> Result<(), ClientError> {
         Cmd::Sim { client, .. } => (client.clone(), Some("sim")),
         Cmd::State(c) | Cmd::Answer(c) | Cmd::Hangup(c) | Cmd::Calls(c) => (c.clone(), None),
         Cmd::Call { client, .. } | Cmd::Watch { client, .. } => (client.clone(), None),
-        Cmd::Serve(_) => return Ok(()),
+        Cmd::Serve(_) | Cmd::Doctor(_) => return Ok(()),
     };
     let mut c = Client::connect(&args.url).await?;
     let result = run_on(&mut c, cmd, &args, default_backend).await;
@@ -357,7 +368,7 @@ async fn run_on(
                 None => println!("{method}: ok"),
             }
         }
-        Cmd::Serve(_) => {}
+        Cmd::Serve(_) | Cmd::Doctor(_) => {}
     }
     Ok(())
 }

@@ -130,7 +130,7 @@ async fn methods_fail_with_the_documented_codes() {
         ("Sim.SetAvailability", json!(["Sleeping"]), -32602),
         ("Init", json!(["voice"]), -32003),
         ("NoSuchMethod", json!([]), -32601),
-        ("rpc.discover", json!([]), -32601),
+        ("rpc.describe", json!([]), -32601),
     ];
     for (method, params, code) in cases {
         assert_eq!(

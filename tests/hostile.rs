@@ -243,7 +243,7 @@ fn cases() -> Vec<(&'static str, Send, Expect)> {
         ),
         (
             "reserved rpc. method",
-            req("rpc.discover", json!([])),
+            req("rpc.describe", json!([])),
             Error(-32601, false),
         ),
         ("empty method", req("", json!([])), Error(-32601, false)),

@@ -226,6 +226,157 @@ pub enum PhoneEvent {
         /// Backend-specific reason; may be empty.
         reason: String,
     },
+    /// A connected call was put on hold (by a command, or because another call became
+    /// active). An extension event: only connections that asked for it receive it.
+    CallHeld {
+        /// The call.
+        id: CallId,
+    },
+    /// A held call was resumed (extension event).
+    CallResumed {
+        /// The call.
+        id: CallId,
+    },
+    /// The far end of a call was asked to call `number` (a blind transfer; extension event).
+    CallTransferred {
+        /// The call.
+        id: CallId,
+        /// Where the call was transferred.
+        number: String,
+    },
+    /// The microphone was muted (`true`) or unmuted (extension event).
+    MuteChanged(bool),
+}
+
+impl PhoneEvent {
+    /// Whether this is an extension event (beyond the documented notifications).
+    pub fn is_extension(&self) -> bool {
+        matches!(
+            self,
+            PhoneEvent::CallHeld { .. }
+                | PhoneEvent::CallResumed { .. }
+                | PhoneEvent::CallTransferred { .. }
+                | PhoneEvent::MuteChanged(_)
+        )
+    }
+}
+
+/// DTMF digits to send: 1 to [`MAX_DTMF`] of `0-9`, `*`, `#`, `A-D` (lowercase `a-d` are
+/// accepted and kept uppercase).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Dtmf(String);
+
+/// The most DTMF digits one command sends.
+pub const MAX_DTMF: usize = 32;
+
+impl Dtmf {
+    /// Validates DTMF digits.
+    pub fn parse(input: &str) -> Option<Dtmf> {
+        let n = input.chars().count();
+        if n == 0 || n > MAX_DTMF {
+            return None;
+        }
+        input
+            .chars()
+            .map(|c| match c {
+                '0'..='9' | '*' | '#' | 'A'..='D' => Some(c),
+                'a'..='d' => Some(c.to_ascii_uppercase()),
+                _ => None,
+            })
+            .collect::<Option<String>>()
+            .map(Dtmf)
+    }
+
+    /// The digits.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// What a targeted call command does to its call.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CallAction {
+    /// Answer a ringing inbound call.
+    Answer,
+    /// End the call (rejecting it when it rings).
+    HangUp,
+    /// Put a connected call on hold.
+    Hold,
+    /// Resume a held call (other connected calls are held).
+    Resume,
+    /// Blind transfer: the far end of a connected call is asked to call this number.
+    Transfer(PhoneNumber),
+    /// Send DTMF digits on a connected call.
+    SendDtmf(Dtmf),
+}
+
+impl CallAction {
+    /// Whether a call in this state can take the action (with or without a call id).
+    pub fn fits(&self, call: &Call) -> bool {
+        match self {
+            CallAction::Answer => {
+                call.direction == Direction::Inbound && call.state == CallState::Ringing
+            }
+            CallAction::HangUp => true,
+            CallAction::Resume => call.state == CallState::OnHold,
+            CallAction::Hold | CallAction::Transfer(_) | CallAction::SendDtmf(_) => {
+                call.state == CallState::Connected
+            }
+        }
+    }
+
+    /// What fits, in words, for errors.
+    fn wants(&self) -> &'static str {
+        match self {
+            CallAction::Answer => "ringing inbound call",
+            CallAction::HangUp => "active call",
+            CallAction::Resume => "call on hold",
+            CallAction::Hold | CallAction::Transfer(_) | CallAction::SendDtmf(_) => {
+                "connected call"
+            }
+        }
+    }
+}
+
+/// The call a targeted command acts on: the call with `id`, which must fit the action;
+/// without an id, the single call that fits. Errors: no call with that id
+/// ([`PhoneError::NoSuchCall`]), a call in the wrong state ([`PhoneError::Refused`]),
+/// none that fits ([`PhoneError::NoCallFits`]) or several ([`PhoneError::Ambiguous`]).
+pub fn pick_call(
+    calls: &[Call],
+    id: Option<&CallId>,
+    action: &CallAction,
+) -> Result<CallId, PhoneError> {
+    match id {
+        Some(id) => {
+            let call = calls
+                .iter()
+                .find(|c| &c.id == id)
+                .ok_or_else(|| PhoneError::NoSuchCall(format!("no active call has id {id}")))?;
+            if action.fits(call) {
+                Ok(call.id.clone())
+            } else {
+                Err(PhoneError::Refused(format!(
+                    "the call is {}; this needs a {}",
+                    call.state.as_str(),
+                    action.wants()
+                )))
+            }
+        }
+        None => {
+            let mut fitting: Vec<CallId> = calls
+                .iter()
+                .filter(|c| action.fits(c))
+                .map(|c| c.id.clone())
+                .collect();
+            if fitting.len() > 1 {
+                return Err(PhoneError::Ambiguous(fitting));
+            }
+            fitting
+                .pop()
+                .ok_or_else(|| PhoneError::NoCallFits(format!("no {}", action.wants())))
+        }
+    }
 }
 
 /// A request to a backend.
@@ -237,6 +388,17 @@ pub enum Command {
     Answer,
     /// End the active call.
     HangUp,
+    /// An action on one call: the call with this id, or the single call that fits
+    /// ([`pick_call`]). Backends that cannot answer [`PhoneError::Unsupported`].
+    Call {
+        /// The call, when the client named it.
+        call: Option<CallId>,
+        /// What to do.
+        action: CallAction,
+    },
+    /// Mute (`true`) or unmute the microphone of the current call; a no-op when it already
+    /// is. Needs an active call.
+    Mute(bool),
     /// Stop: the server is shutting down (a backend that runs a program stops it).
     Shutdown,
 }
@@ -259,6 +421,12 @@ pub enum PhoneError {
     /// There is no call the command could act on.
     #[error("no such call: {0}")]
     NoSuchCall(String),
+    /// No call id was given and no call fits the command.
+    #[error("no call fits: {0}")]
+    NoCallFits(String),
+    /// No call id was given and several calls fit the command: these.
+    #[error("ambiguous: {} calls fit; name one", .0.len())]
+    Ambiguous(Vec<CallId>),
     /// The phone refused or failed the command.
     #[error("phone refused the command: {0}")]
     Refused(String),

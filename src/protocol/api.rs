@@ -8,7 +8,10 @@ use serde_json::Value;
 
 use super::jsonrpc::{ErrorCode, Params, RpcError, encode_notification, truncate};
 use crate::phone::sim::SimControl;
-use crate::phone::{Availability, Call, CallId, NumberError, PhoneError, PhoneEvent, PhoneNumber};
+use crate::phone::{
+    Availability, Call, CallAction, CallId, Dtmf, MAX_DTMF, NumberError, PhoneError, PhoneEvent,
+    PhoneNumber,
+};
 
 /// A decoded method call with typed params.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -19,14 +22,29 @@ pub enum Method {
     GetState,
     /// `CallOut [number]`.
     CallOut(PhoneNumber),
-    /// `HangUp []`.
+    /// `HangUp []`: the documented form, without a call id.
     HangUp,
-    /// `Answer []`.
+    /// `Answer []`: the documented form, without a call id.
     Answer,
     /// `GetActiveCalls []`.
     GetActiveCalls,
     /// `Sim.*`: drive the simulated phone.
     Sim(SimControl),
+    /// An action on one call: `HangUp [callId]`, `Answer [callId]`, `Call.Hold`,
+    /// `Call.Resume`, `Call.Transfer`, `Call.SendDtmf`.
+    Call {
+        /// The call the client named, if any.
+        call: Option<CallId>,
+        /// What to do.
+        action: CallAction,
+    },
+    /// `Call.Mute []` (`true`) or `Call.Unmute []`.
+    Mute(bool),
+    /// `Events.Subscribe [name, …]`: the extension notifications asked for, as a mask of
+    /// [`EXTENSION_NOTIFICATIONS`] bits.
+    Subscribe(u8),
+    /// `rpc.discover []`: the OpenRPC document.
+    Discover,
 }
 
 impl Method {
@@ -48,17 +66,40 @@ impl Method {
                 SimControl::SetOffline => "Sim.SetOffline",
                 SimControl::SetOnline => "Sim.SetOnline",
             },
+            Method::Call { action, .. } => match action {
+                CallAction::Answer => "Answer",
+                CallAction::HangUp => "HangUp",
+                CallAction::Hold => "Call.Hold",
+                CallAction::Resume => "Call.Resume",
+                CallAction::Transfer(_) => "Call.Transfer",
+                CallAction::SendDtmf(_) => "Call.SendDtmf",
+            },
+            Method::Mute(true) => "Call.Mute",
+            Method::Mute(false) => "Call.Unmute",
+            Method::Subscribe(_) => "Events.Subscribe",
+            Method::Discover => "rpc.discover",
         }
     }
 
     /// Whether this request controls a call (logged as an audit line).
     pub fn is_call_control(&self) -> bool {
-        matches!(self, Method::CallOut(_) | Method::HangUp | Method::Answer)
+        matches!(
+            self,
+            Method::CallOut(_)
+                | Method::HangUp
+                | Method::Answer
+                | Method::Call { .. }
+                | Method::Mute(_)
+        )
     }
 
-    /// Whether this only reads (GetState, GetActiveCalls): reads are never rate-limited.
+    /// Whether this only reads (GetState, GetActiveCalls, rpc.discover): reads are never
+    /// rate-limited.
     pub fn is_read(&self) -> bool {
-        matches!(self, Method::GetState | Method::GetActiveCalls)
+        matches!(
+            self,
+            Method::GetState | Method::GetActiveCalls | Method::Discover
+        )
     }
 }
 
@@ -71,8 +112,8 @@ pub const METHODS: &[(&str, &[&str], usize)] = &[
     ("Init", &["backend"], 0),
     ("GetState", &[], 0),
     ("CallOut", &["number"], 1),
-    ("HangUp", &[], 0),
-    ("Answer", &[], 0),
+    ("HangUp", &["callId"], 0),
+    ("Answer", &["callId"], 0),
     ("GetActiveCalls", &[], 0),
     ("Sim.IncomingCall", &["number"], 1),
     ("Sim.QueueCall", &["number", "queueNumber", "queueName"], 1),
@@ -81,7 +122,40 @@ pub const METHODS: &[(&str, &[&str], usize)] = &[
     ("Sim.SetAvailability", &["availability"], 1),
     ("Sim.SetOffline", &[], 0),
     ("Sim.SetOnline", &[], 0),
+    ("Call.Hold", &["callId"], 0),
+    ("Call.Resume", &["callId"], 0),
+    ("Call.Transfer", &["number", "callId"], 1),
+    ("Call.SendDtmf", &["digits", "callId"], 1),
+    ("Call.Mute", &[], 0),
+    ("Call.Unmute", &[], 0),
+    // Repeated: `[name, name, …]` by position, `{"names": [name, …]}` by name.
+    ("Events.Subscribe", &[SUBSCRIBE_PARAM], 1),
+    ("rpc.discover", &[], 0),
 ];
+
+/// The name of `Events.Subscribe`'s repeated param.
+pub const SUBSCRIBE_PARAM: &str = "name…";
+
+/// The extension notifications a connection can ask for with `Events.Subscribe`, each
+/// with its params; bit `i` of a subscription mask is entry `i`.
+pub const EXTENSION_NOTIFICATIONS: &[(&str, &[&str])] = &[
+    ("CallHeld", &["callId"]),
+    ("CallResumed", &["callId"]),
+    ("CallTransferred", &["callId", "number"]),
+    ("MuteChanged", &["state"]),
+];
+
+/// The subscription bit of an event: 0 for the documented notifications, which every
+/// connection receives.
+pub fn extension_bit(event: &PhoneEvent) -> u8 {
+    match event {
+        PhoneEvent::CallHeld { .. } => 1,
+        PhoneEvent::CallResumed { .. } => 1 << 1,
+        PhoneEvent::CallTransferred { .. } => 1 << 2,
+        PhoneEvent::MuteChanged(_) => 1 << 3,
+        _ => 0,
+    }
+}
 
 /// A method's entry in [`METHODS`]: the exact name by a `match` (no scan), any other
 /// case by a case-insensitive search.
@@ -114,6 +188,8 @@ pub enum Answer {
     Owned(String),
     /// A list of strings (GetActiveCalls).
     List(Vec<String>),
+    /// A fixed JSON document and its text (rpc.discover).
+    Document(&'static Value, &'static str),
 }
 
 impl Answer {
@@ -122,6 +198,7 @@ impl Answer {
     pub fn write_json(&self, out: &mut Vec<u8>) {
         match self {
             Answer::Zero => out.push(b'0'),
+            Answer::Document(_, text) => out.extend_from_slice(text.as_bytes()),
             Answer::Text(t) if t.bytes().all(|b| b.is_ascii_alphanumeric()) => {
                 out.push(b'"');
                 out.extend_from_slice(t.as_bytes());
@@ -143,6 +220,7 @@ impl serde::Serialize for Answer {
             Answer::Text(t) => s.serialize_str(t),
             Answer::Owned(t) => s.serialize_str(t),
             Answer::List(l) => l.serialize(s),
+            Answer::Document(v, _) => v.serialize(s),
         }
     }
 }
@@ -155,15 +233,43 @@ pub fn decode_method(name: &str, params: Params) -> Result<Method, RpcError> {
             format!("Method not found: {}", truncate(name)),
         ));
     };
+    if canonical == "Events.Subscribe" {
+        return subscribe(params).map(Method::Subscribe);
+    }
     let mut args = take_params(canonical, names, required, params)?.into_iter();
     let mut next = || args.next().flatten();
     let method = match canonical {
         "Init" => Method::Init(next()),
         "GetState" => Method::GetState,
         "CallOut" => Method::CallOut(number(canonical, next())?),
-        "HangUp" => Method::HangUp,
-        "Answer" => Method::Answer,
+        "HangUp" => match next() {
+            None => Method::HangUp,
+            id => targeted(canonical, id, CallAction::HangUp)?,
+        },
+        "Answer" => match next() {
+            None => Method::Answer,
+            id => targeted(canonical, id, CallAction::Answer)?,
+        },
         "GetActiveCalls" => Method::GetActiveCalls,
+        "Call.Hold" => targeted(canonical, next(), CallAction::Hold)?,
+        "Call.Resume" => targeted(canonical, next(), CallAction::Resume)?,
+        "Call.Transfer" => {
+            let number = number(canonical, next())?;
+            targeted(canonical, next(), CallAction::Transfer(number))?
+        }
+        "Call.SendDtmf" => {
+            let text = next().unwrap_or_default();
+            let digits = Dtmf::parse(&text).ok_or_else(|| {
+                invalid(
+                    canonical,
+                    format!("digits must be 1 to {MAX_DTMF} of 0-9, *, #, A-D"),
+                )
+            })?;
+            targeted(canonical, next(), CallAction::SendDtmf(digits))?
+        }
+        "Call.Mute" => Method::Mute(true),
+        "Call.Unmute" => Method::Mute(false),
+        "rpc.discover" => Method::Discover,
         "Sim.IncomingCall" => Method::Sim(SimControl::IncomingCall {
             number: number(canonical, next())?,
         }),
@@ -202,6 +308,87 @@ pub fn decode_method(name: &str, params: Params) -> Result<Method, RpcError> {
         _ => Method::Sim(SimControl::SetOnline),
     };
     Ok(method)
+}
+
+/// The longest call id accepted.
+const MAX_CALL_ID: usize = 128;
+
+/// A call action on the named call, or on the single call that fits.
+fn targeted(method: &str, call: Option<String>, action: CallAction) -> Result<Method, RpcError> {
+    if let Some(id) = &call
+        && (id.is_empty() || id.len() > MAX_CALL_ID || id.chars().any(char::is_control))
+    {
+        return Err(invalid(
+            method,
+            format!("callId must be 1 to {MAX_CALL_ID} bytes without control characters"),
+        ));
+    }
+    Ok(Method::Call {
+        call: call.map(CallId::from_string),
+        action,
+    })
+}
+
+/// `Events.Subscribe`'s params: one or more notification names, by position or as
+/// `{"names": […]}`; at most one of each.
+fn subscribe(params: Params) -> Result<u8, RpcError> {
+    const METHOD: &str = "Events.Subscribe";
+    let known = || {
+        EXTENSION_NOTIFICATIONS
+            .iter()
+            .map(|(n, _)| *n)
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let values = match params {
+        Params::None => Vec::new(),
+        Params::Array(a) => a,
+        Params::Object(mut o) => {
+            let names = o.remove("names");
+            if let Some(k) = o.keys().next() {
+                return Err(invalid(
+                    METHOD,
+                    format!("unknown param {:?}, expected names", truncate(k)),
+                ));
+            }
+            match names {
+                Some(Value::Array(a)) => a,
+                None => Vec::new(),
+                Some(_) => return Err(invalid(METHOD, "names must be an array of strings")),
+            }
+        }
+    };
+    if values.is_empty() || values.len() > EXTENSION_NOTIFICATIONS.len() {
+        return Err(invalid(
+            METHOD,
+            format!(
+                "1 to {} notification names expected, of {}",
+                EXTENSION_NOTIFICATIONS.len(),
+                known()
+            ),
+        ));
+    }
+    let mut mask = 0u8;
+    for v in values {
+        let Value::String(name) = v else {
+            return Err(invalid(METHOD, "every name must be a string"));
+        };
+        let Some(i) = EXTENSION_NOTIFICATIONS
+            .iter()
+            .position(|(n, _)| n.eq_ignore_ascii_case(&name))
+        else {
+            return Err(invalid(
+                METHOD,
+                format!(
+                    "unknown notification {:?}; one of {}",
+                    truncate(&name),
+                    known()
+                ),
+            ));
+        };
+        mask |= 1 << i;
+    }
+    Ok(mask)
 }
 
 /// The longest free-text param accepted (queue names, reasons).
@@ -290,11 +477,34 @@ fn take_params(
     Ok(out)
 }
 
+/// The JSON-RPC error for a call-control extension the backend does not support.
+pub fn unsupported_call_control(method: &str) -> RpcError {
+    RpcError::new(
+        ErrorCode::MethodNotFound,
+        format!("Method not found: this phone does not support {method}"),
+    )
+}
+
 /// The JSON-RPC error for a phone error.
 pub fn phone_error(e: &PhoneError) -> RpcError {
     match e {
         PhoneError::Unavailable(m) => RpcError::new(ErrorCode::PhoneUnavailable, m.clone()),
         PhoneError::NoSuchCall(m) => RpcError::new(ErrorCode::NoSuchCall, m.clone()),
+        PhoneError::NoCallFits(m) => {
+            RpcError::new(ErrorCode::NoSuchCall, m.clone()).with_data(Value::Array(Vec::new()))
+        }
+        PhoneError::Ambiguous(ids) => RpcError::new(
+            ErrorCode::AmbiguousCall,
+            format!(
+                "ambiguous call: {} calls fit; give a call id (data lists them)",
+                ids.len()
+            ),
+        )
+        .with_data(Value::Array(
+            ids.iter()
+                .map(|id| Value::String(id.as_str().to_owned()))
+                .collect(),
+        )),
         PhoneError::Refused(m) => RpcError::new(ErrorCode::PhoneRefused, m.clone()),
         PhoneError::Unsupported => RpcError::new(
             ErrorCode::MethodNotFound,
@@ -354,6 +564,14 @@ pub fn encode_event(event: &PhoneEvent) -> String {
         PhoneEvent::CallConnected { id } => encode_notification("CallConnected", &[id.as_str()]),
         PhoneEvent::CallDisconnected { id, reason } => {
             encode_notification("CallDisconnected", &[id.as_str(), reason])
+        }
+        PhoneEvent::CallHeld { id } => encode_notification("CallHeld", &[id.as_str()]),
+        PhoneEvent::CallResumed { id } => encode_notification("CallResumed", &[id.as_str()]),
+        PhoneEvent::CallTransferred { id, number } => {
+            encode_notification("CallTransferred", &[id.as_str(), number])
+        }
+        PhoneEvent::MuteChanged(on) => {
+            encode_notification("MuteChanged", &[if *on { "on" } else { "off" }])
         }
     }
 }
@@ -516,6 +734,67 @@ mod tests {
                 json!([]),
                 Method::Sim(SimControl::SetOnline),
             ),
+            (
+                "HangUp",
+                json!(["c1"]),
+                Method::Call {
+                    call: Some(CallId::from_string("c1")),
+                    action: CallAction::HangUp,
+                },
+            ),
+            (
+                "answer",
+                json!({"callId": "c1"}),
+                Method::Call {
+                    call: Some(CallId::from_string("c1")),
+                    action: CallAction::Answer,
+                },
+            ),
+            (
+                "Call.Hold",
+                json!([]),
+                Method::Call {
+                    call: None,
+                    action: CallAction::Hold,
+                },
+            ),
+            (
+                "call.resume",
+                json!(["c2"]),
+                Method::Call {
+                    call: Some(CallId::from_string("c2")),
+                    action: CallAction::Resume,
+                },
+            ),
+            (
+                "Call.Transfer",
+                json!(["040 123", "c3"]),
+                Method::Call {
+                    call: Some(CallId::from_string("c3")),
+                    action: CallAction::Transfer(n("040123")),
+                },
+            ),
+            (
+                "Call.SendDtmf",
+                json!({"digits": "12*#abcd"}),
+                Method::Call {
+                    call: None,
+                    action: CallAction::SendDtmf(Dtmf::parse("12*#ABCD").expect("dtmf")),
+                },
+            ),
+            ("Call.Mute", json!([]), Method::Mute(true)),
+            ("Call.Unmute", Value::Null, Method::Mute(false)),
+            (
+                "Events.Subscribe",
+                json!(["CallHeld", "mutechanged"]),
+                Method::Subscribe(0b1001),
+            ),
+            (
+                "Events.Subscribe",
+                json!({"names": ["CallTransferred"]}),
+                Method::Subscribe(0b100),
+            ),
+            ("rpc.discover", json!([]), Method::Discover),
         ];
         for (name, p, want) in ok {
             assert_eq!(
@@ -526,7 +805,54 @@ mod tests {
         }
         let err: Vec<(&str, Value, ErrorCode)> = vec![
             ("Nope", json!([]), ErrorCode::MethodNotFound),
-            ("rpc.discover", json!([]), ErrorCode::MethodNotFound),
+            ("rpc.describe", json!([]), ErrorCode::MethodNotFound),
+            ("rpc.discover", json!(["x"]), ErrorCode::InvalidParams),
+            ("HangUp", json!([1]), ErrorCode::InvalidParams),
+            ("HangUp", json!([""]), ErrorCode::InvalidParams),
+            ("Answer", json!(["a\u{1}"]), ErrorCode::InvalidParams),
+            (
+                "Call.Hold",
+                json!(["x".repeat(129)]),
+                ErrorCode::InvalidParams,
+            ),
+            ("Call.Hold", json!(["a", "b"]), ErrorCode::InvalidParams),
+            ("Call.Transfer", json!([]), ErrorCode::InvalidParams),
+            (
+                "Call.Transfer",
+                json!(["sip:x@y"]),
+                ErrorCode::InvalidParams,
+            ),
+            ("Call.SendDtmf", json!([]), ErrorCode::InvalidParams),
+            ("Call.SendDtmf", json!([""]), ErrorCode::InvalidParams),
+            ("Call.SendDtmf", json!(["12E"]), ErrorCode::InvalidParams),
+            (
+                "Call.SendDtmf",
+                json!(["1".repeat(33)]),
+                ErrorCode::InvalidParams,
+            ),
+            ("Call.Mute", json!(["x"]), ErrorCode::InvalidParams),
+            ("Events.Subscribe", json!([]), ErrorCode::InvalidParams),
+            (
+                "Events.Subscribe",
+                json!(["CallComing"]),
+                ErrorCode::InvalidParams,
+            ),
+            ("Events.Subscribe", json!([1]), ErrorCode::InvalidParams),
+            (
+                "Events.Subscribe",
+                json!({"names": "CallHeld"}),
+                ErrorCode::InvalidParams,
+            ),
+            (
+                "Events.Subscribe",
+                json!({"x": []}),
+                ErrorCode::InvalidParams,
+            ),
+            (
+                "Events.Subscribe",
+                json!(["CallHeld", "CallHeld", "CallHeld", "CallHeld", "CallHeld"]),
+                ErrorCode::InvalidParams,
+            ),
             ("GetState", json!(["x"]), ErrorCode::InvalidParams),
             ("GetState", json!({"x": 1}), ErrorCode::InvalidParams),
             ("CallOut", json!([]), ErrorCode::InvalidParams),
@@ -572,6 +898,8 @@ mod tests {
                 .map(|_| {
                     json!(if name.contains("Availability") {
                         "Away"
+                    } else if name.starts_with("Events.") {
+                        "CallHeld"
                     } else {
                         "123"
                     })

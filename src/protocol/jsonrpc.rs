@@ -45,6 +45,8 @@ pub enum ErrorCode {
     TooManyRequests,
     /// The number is not allowed by the dial policy.
     NotAllowed,
+    /// No call id was given and several calls fit.
+    AmbiguousCall,
 }
 
 impl ErrorCode {
@@ -62,6 +64,7 @@ impl ErrorCode {
             ErrorCode::PhoneRefused => -32004,
             ErrorCode::TooManyRequests => -32005,
             ErrorCode::NotAllowed => -32006,
+            ErrorCode::AmbiguousCall => -32007,
         }
     }
 }

@@ -3,3 +3,4 @@
 
 pub mod api;
 pub mod jsonrpc;
+pub mod openrpc;

@@ -342,6 +342,17 @@ pub async fn serve(stream: &mut TcpStream, head: &Head, shared: &Shared) {
             )
             .await
         }
+        "/openrpc.json" => {
+            respond(
+                stream,
+                200,
+                "application/json",
+                crate::protocol::openrpc::document_text().as_bytes(),
+                &cors,
+                head_only,
+            )
+            .await
+        }
         _ => respond_text(stream, 404, "not found; try / or /health\n").await,
     }
 }
@@ -355,22 +366,18 @@ fn health(shared: &Shared) -> serde_json::Value {
     for (name, kind) in shared.backends.instances() {
         let backend = running.iter().find(|b| *b.name == *name);
         let state = backend.map(|b| b.phone.state().as_str());
-        let mut entry = json!({
+        // A backend's own status: its link (baresip: `registered`, `not registered`,
+        // `baresip not reachable`, …) and its last failure (a refused registration, a
+        // baresip that cannot start), each `null` when the backend has none.
+        let status = backend.map(|b| b.phone.status()).unwrap_or_default();
+        backends.push(json!({
             "name": name,
             "kind": kind,
             "running": backend.is_some(),
             "state": state,
-        });
-        // A backend's own status (e.g. a SIP registration and its last failure), if any.
-        if let Some(status) = backend.map(|b| b.phone.status()) {
-            if let Some(link) = status.link {
-                entry["link"] = json!(link);
-            }
-            if let Some(error) = status.last_error {
-                entry["last_error"] = json!(error);
-            }
-        }
-        backends.push(entry);
+            "link": status.link,
+            "last_error": status.last_error,
+        }));
     }
     json!({
         "name": "bapiws",

@@ -5,16 +5,19 @@
 //! waiting for it would delay everyone else. Nothing is ever dropped silently.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 
 use tokio::sync::{Notify, mpsc};
 
 use crate::phone::{EventSink, PhoneEvent};
-use crate::protocol::api::encode_event;
+use crate::protocol::api::{encode_event, extension_bit};
 
 struct Subscriber {
     queue: mpsc::Sender<Arc<str>>,
     overflow: Arc<Notify>,
+    /// The extension notifications this subscriber asked for (`Events.Subscribe`).
+    extensions: Arc<AtomicU8>,
 }
 
 #[derive(Default)]
@@ -35,8 +38,22 @@ pub struct Subscription {
     pub queue: mpsc::Receiver<Arc<str>>,
     /// Signalled when the queue overflowed and the subscription was dropped.
     pub overflow: Arc<Notify>,
+    extensions: Arc<AtomicU8>,
     id: u64,
     hub: Weak<Hub>,
+}
+
+impl Subscription {
+    /// The extension notifications (a mask of `EXTENSION_NOTIFICATIONS` bits) this
+    /// subscription receives from now on; none by default.
+    pub fn set_extensions(&self, mask: u8) {
+        self.extensions.store(mask, Ordering::Relaxed);
+    }
+
+    /// The extension notifications this subscription receives.
+    pub fn extensions(&self) -> u8 {
+        self.extensions.load(Ordering::Relaxed)
+    }
 }
 
 impl Drop for Subscription {
@@ -60,6 +77,7 @@ impl Hub {
     pub fn subscribe(self: &Arc<Self>) -> Subscription {
         let (tx, rx) = mpsc::channel(self.queue_len);
         let overflow = Arc::new(Notify::new());
+        let extensions = Arc::new(AtomicU8::new(0));
         let mut subs = self.lock();
         subs.next_id += 1;
         let id = subs.next_id;
@@ -68,11 +86,13 @@ impl Hub {
             Subscriber {
                 queue: tx,
                 overflow: Arc::clone(&overflow),
+                extensions: Arc::clone(&extensions),
             },
         );
         Subscription {
             queue: rx,
             overflow,
+            extensions,
             id,
             hub: Arc::downgrade(self),
         }
@@ -89,24 +109,32 @@ impl Hub {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn publish(&self, message: &Arc<str>) {
-        self.lock()
-            .by_id
-            .retain(|_, s| match s.queue.try_send(message.clone()) {
+    /// Queues `message` for every subscriber; an extension notification (`bit` not 0)
+    /// only for those that asked for it.
+    fn publish(&self, message: &Arc<str>, bit: u8) {
+        self.lock().by_id.retain(|_, s| {
+            if bit != 0 && s.extensions.load(Ordering::Relaxed) & bit == 0 {
+                return true;
+            }
+            match s.queue.try_send(message.clone()) {
                 Ok(()) => true,
                 Err(mpsc::error::TrySendError::Full(_)) => {
                     s.overflow.notify_one();
                     false
                 }
                 Err(mpsc::error::TrySendError::Closed(_)) => false,
-            });
+            }
+        });
     }
 }
 
 impl EventSink for Hub {
     /// Encodes the event once and queues it for every subscriber, without waiting.
     fn emit(&self, event: PhoneEvent) {
-        self.publish(&Arc::<str>::from(encode_event(&event)));
+        self.publish(
+            &Arc::<str>::from(encode_event(&event)),
+            extension_bit(&event),
+        );
     }
 }
 

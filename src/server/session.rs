@@ -9,9 +9,10 @@ use serde_json::json;
 use super::backends::{Backend, Backends};
 use super::hub::Subscription;
 use crate::access::{DialPolicy, Refusal};
-use crate::phone::{Command, PhoneError, Reply};
+use crate::phone::{CallAction, Command, PhoneError, Reply};
 use crate::protocol::api::{self, Answer, Method};
 use crate::protocol::jsonrpc::{self, ErrorCode, Id, Incoming, Request, RpcError};
+use crate::protocol::openrpc;
 
 /// Where a session's output goes: replies and notifications, already encoded, in the
 /// order the client must receive them.
@@ -288,6 +289,7 @@ impl Session {
     fn read(&self, method: &Method) -> Result<Answer, RpcError> {
         let answer = match method {
             Method::GetActiveCalls => Answer::List(api::active_calls(&self.backend.phone.calls())),
+            Method::Discover => Answer::Document(openrpc::document(), openrpc::document_text()),
             _ => Answer::Text(self.backend.phone.state().as_str()),
         };
         tracing::debug!(
@@ -302,8 +304,16 @@ impl Session {
     async fn execute(&mut self, method: Method) -> Result<Answer, RpcError> {
         let name = method.name();
         let audit = method.is_call_control().then(|| match &method {
-            Method::CallOut(n) if self.rules.full_numbers => n.as_str().to_owned(),
-            Method::CallOut(n) => n.masked(),
+            Method::CallOut(n)
+            | Method::Call {
+                action: CallAction::Transfer(n),
+                ..
+            } if self.rules.full_numbers => n.as_str().to_owned(),
+            Method::CallOut(n)
+            | Method::Call {
+                action: CallAction::Transfer(n),
+                ..
+            } => n.masked(),
             _ => "-".to_owned(),
         });
         let result = match method {
@@ -313,18 +323,30 @@ impl Session {
             Method::GetActiveCalls => {
                 Ok(Answer::List(api::active_calls(&self.backend.phone.calls())))
             }
-            Method::CallOut(n) => match self.rules.dial.check(n.as_str()) {
+            Method::CallOut(n) => match self.dial_allowed(n.as_str()) {
                 Ok(()) => self.simple(Command::CallOut(n)).await,
-                Err(refusal) => Err(RpcError::new(
-                    ErrorCode::NotAllowed,
-                    match refusal {
-                        Refusal::Denied => "the number is not allowed by the dial policy (denied)",
-                        Refusal::NotAllowed => {
-                            "the number is not allowed by the dial policy (not in the allowed list)"
-                        }
-                    },
-                )),
+                Err(e) => Err(e),
             },
+            Method::Call { call, action } => {
+                let allowed = match &action {
+                    CallAction::Transfer(n) => self.dial_allowed(n.as_str()),
+                    _ => Ok(()),
+                };
+                match allowed {
+                    Ok(()) => self.extension(name, Command::Call { call, action }).await,
+                    Err(e) => Err(e),
+                }
+            }
+            Method::Mute(on) => self.extension(name, Command::Mute(on)).await,
+            Method::Subscribe(mask) => {
+                let all = self.subscription.extensions() | mask;
+                self.subscription.set_extensions(all);
+                Ok(Answer::Zero)
+            }
+            Method::Discover => Ok(Answer::Document(
+                openrpc::document(),
+                openrpc::document_text(),
+            )),
             Method::HangUp => self.simple(Command::HangUp).await,
             Method::Answer => self.simple(Command::Answer).await,
             Method::Sim(c) => match &self.backend.phone.capabilities().simulator {
@@ -347,6 +369,31 @@ impl Session {
             );
         }
         result
+    }
+
+    /// Whether the dial policy lets this number be dialled (CallOut, Call.Transfer).
+    fn dial_allowed(&self, number: &str) -> Result<(), RpcError> {
+        self.rules.dial.check(number).map_err(|refusal| {
+            RpcError::new(
+                ErrorCode::NotAllowed,
+                match refusal {
+                    Refusal::Denied => "the number is not allowed by the dial policy (denied)",
+                    Refusal::NotAllowed => {
+                        "the number is not allowed by the dial policy (not in the allowed list)"
+                    }
+                },
+            )
+        })
+    }
+
+    /// A call-control extension command: as [`Session::simple`], with a backend that
+    /// cannot do it answering -32601.
+    async fn extension(&self, method: &str, command: Command) -> Result<Answer, RpcError> {
+        match self.backend.phone.send(command).await {
+            Err(PhoneError::Unsupported) => Err(api::unsupported_call_control(method)),
+            Ok(_) => Ok(Answer::Zero),
+            Err(e) => Err(api::phone_error(&e)),
+        }
     }
 
     /// One audit line for a call-control command.
@@ -410,6 +457,8 @@ impl Session {
             };
             self.backend = backend;
             let mut old = std::mem::replace(&mut self.subscription, self.backend.hub.subscribe());
+            // The extension notifications asked for follow the connection.
+            self.subscription.set_extensions(old.extensions());
             while let Ok(event) = old.queue.try_recv() {
                 self.carried.push(event);
             }

@@ -122,6 +122,12 @@ pub struct Remote {
 
 impl Remote {
     pub fn start(ports: &Ports) -> Remote {
+        Remote::start_traced(ports, None)
+    }
+
+    /// As [`Remote::start`]; with `sip_log`, the remote writes every SIP message it sends
+    /// and receives (baresip's `-s`, SIP trace) to that file.
+    pub fn start_traced(ports: &Ports, sip_log: Option<&std::path::Path>) -> Remote {
         require_baresip();
         let dir = TempDir::new("remote");
         let settings = BaresipSettings {
@@ -145,11 +151,16 @@ impl Remote {
             process::account_line(&settings) + "\n",
         )
         .expect("remote accounts");
+        let stdout = match sip_log {
+            Some(path) => Stdio::from(std::fs::File::create(path).expect("sip log")),
+            None => Stdio::null(),
+        };
         let child = Command::new("baresip")
+            .args(sip_log.map(|_| "-s"))
             .arg("-f")
             .arg(dir.path())
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdout(stdout)
             .stderr(Stdio::null())
             .spawn()
             .expect("start the remote baresip");

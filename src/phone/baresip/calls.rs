@@ -49,6 +49,8 @@ pub struct Calls {
     pub last_failure: Option<String>,
     /// Whether the calls' hold states must be read again from baresip (`listcalls`).
     holds_due: bool,
+    /// Whether the current call's microphone is muted, as baresip last answered `mute`.
+    muted: bool,
     reported: PhoneState,
     out: Vec<PhoneEvent>,
 }
@@ -65,6 +67,7 @@ impl Calls {
             registration_error: None,
             last_failure: None,
             holds_due: false,
+            muted: false,
             reported: PhoneState::Offline,
             out: Vec::new(),
         }
@@ -134,6 +137,10 @@ impl Calls {
 
     /// Takes the phone events produced so far, adding `StateChanged` if the state moved.
     pub fn take_events(&mut self) -> Vec<PhoneEvent> {
+        // Mute belongs to baresip's calls: a new call starts unmuted.
+        if self.muted && self.calls.is_empty() {
+            self.set_muted(false);
+        }
         self.sync_state();
         std::mem::take(&mut self.out)
     }
@@ -385,6 +392,48 @@ impl Calls {
         }
     }
 
+    /// The SIP Call-ID of a call, once baresip has told it.
+    pub fn sip_id(&self, id: &CallId) -> Option<String> {
+        self.index(id).and_then(|i| self.calls[i].sip_id.clone())
+    }
+
+    /// Asks for the hold states to be read again (after `hold` or `resume`).
+    pub fn holds_changed(&mut self) {
+        self.holds_due = true;
+    }
+
+    /// Whether the call is on hold now.
+    pub fn is_held(&self, id: &CallId) -> bool {
+        self.index(id)
+            .is_some_and(|i| self.calls[i].call.state == CallState::OnHold)
+    }
+
+    /// baresip sent the REFER of a blind transfer of this call to `number`.
+    pub fn transferred(&mut self, id: &CallId, number: &str) {
+        if let Some(i) = self.index(id) {
+            self.emit(
+                i,
+                PhoneEvent::CallTransferred {
+                    id: id.clone(),
+                    number: number.to_owned(),
+                },
+            );
+        }
+    }
+
+    /// Whether the microphone is muted, as baresip last reported.
+    pub fn muted(&self) -> bool {
+        self.muted
+    }
+
+    /// Records the mute state baresip reported.
+    pub fn set_muted(&mut self, on: bool) {
+        if self.muted != on {
+            self.muted = on;
+            self.out.push(PhoneEvent::MuteChanged(on));
+        }
+    }
+
     /// Whether the hold states must be read again; clears the flag.
     pub fn take_holds_due(&mut self) -> bool {
         std::mem::take(&mut self.holds_due)
@@ -403,11 +452,19 @@ impl Calls {
             };
             matched[i] = true;
             let call = &mut self.calls[i].call;
-            call.state = match (call.state, on_hold) {
-                (CallState::Connected, true) => CallState::OnHold,
-                (CallState::OnHold, false) => CallState::Connected,
-                (state, _) => state,
+            let id = call.id.clone();
+            let event = match (call.state, on_hold) {
+                (CallState::Connected, true) => {
+                    call.state = CallState::OnHold;
+                    PhoneEvent::CallHeld { id }
+                }
+                (CallState::OnHold, false) => {
+                    call.state = CallState::Connected;
+                    PhoneEvent::CallResumed { id }
+                }
+                _ => continue,
             };
+            self.emit(i, event);
         }
     }
 
@@ -552,6 +609,12 @@ mod tests {
                     format!("CallDisconnected {} {reason}", name(id))
                 }
                 PhoneEvent::QueueCallComing { .. } => "QueueCallComing".into(),
+                PhoneEvent::CallHeld { id } => format!("CallHeld {}", name(id)),
+                PhoneEvent::CallResumed { id } => format!("CallResumed {}", name(id)),
+                PhoneEvent::CallTransferred { id, number } => {
+                    format!("CallTransferred {} {number}", name(id))
+                }
+                PhoneEvent::MuteChanged(on) => format!("MuteChanged {on}"),
             })
             .collect()
     }

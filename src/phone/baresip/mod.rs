@@ -26,7 +26,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, sleep, sleep_until, timeout_at};
 
-use super::{Command, Envelope, Events, PhoneError, PhoneHandle, Reply};
+use super::{CallAction, CallId, Command, Envelope, Events, PhoneError, PhoneHandle, Reply};
 use calls::Calls;
 use ctrl::{Connection, Frame, Response};
 
@@ -454,18 +454,19 @@ impl Actor {
                     .calls
                     .answer_target()
                     .ok_or_else(|| PhoneError::NoSuchCall("no ringing inbound call".into()))?;
-                self.on_call(&sip_id, "accept").await?;
-                // baresip says ok even when it did not answer (two calls ringing): wait
-                // for the call to connect.
-                let deadline = Instant::now() + ANSWER_WAIT;
-                while !self.calls.is_connected(&id) {
-                    if !self.next_event_until(deadline).await {
-                        return Err(PhoneError::Refused(
-                            "the phone did not answer the call".into(),
-                        ));
-                    }
+                self.answer(&id, &sip_id).await
+            }
+            Command::Call { call, action } => {
+                self.require_connected()?;
+                let id = super::pick_call(&self.calls.list(), call.as_ref(), &action)?;
+                self.call_action(&id, action).await
+            }
+            Command::Mute(on) => {
+                self.require_connected()?;
+                if self.calls.is_empty() {
+                    return Err(PhoneError::NoSuchCall("no active call".into()));
                 }
-                Ok(Reply::Done)
+                self.mute(on).await
             }
             Command::HangUp => {
                 self.require_connected()?;
@@ -487,15 +488,124 @@ impl Actor {
         }
     }
 
+    /// Answers the call with this SIP Call-ID and waits until it is connected.
+    async fn answer(&mut self, id: &CallId, sip_id: &str) -> Result<Reply, PhoneError> {
+        self.on_call(sip_id, "accept").await?;
+        // baresip says ok even when it did not answer (two calls ringing): wait
+        // for the call to connect.
+        let deadline = Instant::now() + ANSWER_WAIT;
+        while !self.calls.is_connected(id) {
+            if !self.next_event_until(deadline).await {
+                return Err(PhoneError::Refused(
+                    "the phone did not answer the call".into(),
+                ));
+            }
+        }
+        Ok(Reply::Done)
+    }
+
+    /// A call-control extension on one call (already picked): `callfind`, then baresip's
+    /// command; the resulting state is read back from baresip.
+    async fn call_action(&mut self, id: &CallId, action: CallAction) -> Result<Reply, PhoneError> {
+        let unidentified =
+            || PhoneError::Refused("the phone has not identified the call yet; try again".into());
+        let sip_id = self.calls.sip_id(id);
+        match action {
+            CallAction::Answer => {
+                let sip_id = sip_id.ok_or_else(unidentified)?;
+                self.answer(id, &sip_id).await
+            }
+            CallAction::HangUp => match sip_id {
+                Some(sip_id) => self.on_call(&sip_id, "hangup").await.map(|()| Reply::Done),
+                None if self.calls.len() > 1 => Err(unidentified()),
+                None => self.simple("hangup").await,
+            },
+            CallAction::Hold | CallAction::Resume => {
+                let hold = action == CallAction::Hold;
+                let sip_id = sip_id.ok_or_else(unidentified)?;
+                self.on_call(&sip_id, if hold { "hold" } else { "resume" })
+                    .await?;
+                // The state is what baresip lists afterwards, not what was asked.
+                self.calls.holds_changed();
+                self.refresh_holds().await;
+                if self.calls.is_held(id) == hold {
+                    Ok(Reply::Done)
+                } else {
+                    Err(PhoneError::Refused(format!(
+                        "baresip did not {} the call",
+                        if hold { "hold" } else { "resume" }
+                    )))
+                }
+            }
+            CallAction::Transfer(number) => {
+                let sip_id = sip_id.ok_or_else(unidentified)?;
+                let uri = self.s.dial_uri_for(number.as_str());
+                self.on_call_with(&sip_id, "transfer", Some(&uri)).await?;
+                self.calls.transferred(id, number.as_str());
+                Ok(Reply::Done)
+            }
+            CallAction::SendDtmf(digits) => {
+                let sip_id = sip_id.ok_or_else(unidentified)?;
+                self.on_call_with(&sip_id, "sndcode", Some(digits.as_str()))
+                    .await
+                    .map(|()| Reply::Done)
+            }
+        }
+    }
+
+    /// Mutes or unmutes baresip's current call. baresip's `mute` is a toggle that answers
+    /// with the new state: it is sent only when the state reported last differs, and once
+    /// more when baresip's answer shows the call was in the other state.
+    async fn mute(&mut self, on: bool) -> Result<Reply, PhoneError> {
+        if self.calls.muted() == on {
+            return Ok(Reply::Done);
+        }
+        for _ in 0..2 {
+            let r = self.request("mute", None).await?;
+            let text = clean(&r.data).to_ascii_lowercase();
+            if !r.ok {
+                return Err(PhoneError::Refused(clean(&r.data)));
+            }
+            let now = if text.contains("un-muted") || text.contains("unmuted") {
+                false
+            } else if text.contains("muted") {
+                true
+            } else {
+                return Err(PhoneError::Refused(format!(
+                    "baresip's answer to mute was not understood: {}",
+                    clean(&r.data)
+                )));
+            };
+            self.calls.set_muted(now);
+            if now == on {
+                return Ok(Reply::Done);
+            }
+        }
+        Err(PhoneError::Refused(
+            "baresip did not change the mute state".into(),
+        ))
+    }
+
     /// Runs `command` on the call with this SIP Call-ID: `callfind` and the command are
     /// written together, so baresip runs them back to back and no other call can become
     /// current in between.
     async fn on_call(&mut self, sip_id: &str, command: &str) -> Result<(), PhoneError> {
+        self.on_call_with(sip_id, command, None).await
+    }
+
+    /// [`Actor::on_call`] with the command's params (only validated values: a dial URI
+    /// from the template, DTMF digits).
+    async fn on_call_with(
+        &mut self,
+        sip_id: &str,
+        command: &str,
+        params: Option<&str>,
+    ) -> Result<(), PhoneError> {
         let unavailable = || PhoneError::Unavailable("baresip is not connected".into());
         let conn = self.conn.as_mut().ok_or_else(unavailable)?;
         let sent = async {
             let find = conn.send("callfind", Some(sip_id)).await?;
-            let act = conn.send(command, None).await?;
+            let act = conn.send(command, params).await?;
             Ok::<_, std::io::Error>((find, act))
         }
         .await;

@@ -19,8 +19,8 @@ pub use settings::{Args, SimSettings};
 pub type Settings = SimSettings;
 
 use super::{
-    Availability, Call, CallId, CallState, Capabilities, Command, Direction, Events, PhoneError,
-    PhoneEvent, PhoneHandle, PhoneNumber, PhoneState, Reply,
+    Availability, Call, CallAction, CallId, CallState, Capabilities, Command, Direction, Events,
+    PhoneError, PhoneEvent, PhoneHandle, PhoneNumber, PhoneState, Reply,
 };
 
 /// The simulated phone's controls: what a person or the far end would do. A capability of
@@ -108,6 +108,8 @@ pub const REASON_LOCAL_HANGUP: &str = "local hang-up";
 pub const REASON_REJECTED: &str = "rejected";
 /// The `extraInfo` of calls ended by the phone going offline.
 pub const REASON_OFFLINE: &str = "phone offline";
+/// The `extraInfo` of a call ended by a blind transfer (`Call.Transfer`).
+pub const REASON_TRANSFERRED: &str = "transferred";
 
 /// What one command did.
 #[derive(Debug, PartialEq, Eq)]
@@ -128,6 +130,8 @@ pub struct SimPhone {
     availability: Availability,
     /// Active calls, oldest first.
     calls: Vec<Call>,
+    /// Whether the microphone is muted (only while a call exists).
+    muted: bool,
 }
 
 impl SimPhone {
@@ -138,6 +142,7 @@ impl SimPhone {
             settings,
             online: true,
             calls: Vec::new(),
+            muted: false,
         }
     }
 
@@ -186,7 +191,7 @@ impl SimPhone {
             Input::Phone(Command::CallOut(number)) => {
                 self.require_online()?;
                 self.require_room()?;
-                self.hold_connected();
+                self.hold_connected(events);
                 let id = CallId::new_guid();
                 self.calls.push(Call {
                     id: id.clone(),
@@ -229,6 +234,54 @@ impl SimPhone {
                     REASON_LOCAL_HANGUP
                 };
                 self.end(i, reason.to_owned(), events);
+                Ok(Reply::Done)
+            }
+            Input::Phone(Command::Call { call, action }) => {
+                self.require_online()?;
+                let id = super::pick_call(&self.calls, call.as_ref(), &action)?;
+                let i = self
+                    .find(&id)
+                    .ok_or_else(|| PhoneError::NoSuchCall("no such active call".into()))?;
+                match action {
+                    CallAction::Answer => self.connect(i, events),
+                    CallAction::HangUp => {
+                        let reason = if self.calls[i].state == CallState::Ringing {
+                            REASON_REJECTED
+                        } else {
+                            REASON_LOCAL_HANGUP
+                        };
+                        self.end(i, reason.to_owned(), events);
+                    }
+                    CallAction::Hold => {
+                        self.calls[i].state = CallState::OnHold;
+                        events.push(PhoneEvent::CallHeld { id });
+                    }
+                    CallAction::Resume => {
+                        self.hold_connected(events);
+                        self.calls[i].state = CallState::Connected;
+                        events.push(PhoneEvent::CallResumed { id });
+                    }
+                    CallAction::Transfer(number) => {
+                        events.push(PhoneEvent::CallTransferred {
+                            id,
+                            number: number.as_str().to_owned(),
+                        });
+                        self.end(i, REASON_TRANSFERRED.to_owned(), events);
+                    }
+                    // The simulated far end hears the tones; nothing changes.
+                    CallAction::SendDtmf(_) => {}
+                }
+                Ok(Reply::Done)
+            }
+            Input::Phone(Command::Mute(on)) => {
+                self.require_online()?;
+                if self.calls.is_empty() {
+                    return Err(PhoneError::NoSuchCall("no active call".into()));
+                }
+                if self.muted != on {
+                    self.muted = on;
+                    events.push(PhoneEvent::MuteChanged(on));
+                }
                 Ok(Reply::Done)
             }
             Input::Control(sim) => self.simulate(sim, now, events),
@@ -372,16 +425,17 @@ impl SimPhone {
     }
 
     /// Puts every connected call on hold, as a phone does when another call becomes active.
-    fn hold_connected(&mut self) {
+    fn hold_connected(&mut self, events: &mut Vec<PhoneEvent>) {
         for c in &mut self.calls {
             if c.state == CallState::Connected {
                 c.state = CallState::OnHold;
+                events.push(PhoneEvent::CallHeld { id: c.id.clone() });
             }
         }
     }
 
     fn connect(&mut self, i: usize, events: &mut Vec<PhoneEvent>) {
-        self.hold_connected();
+        self.hold_connected(events);
         self.calls[i].state = CallState::Connected;
         events.push(PhoneEvent::CallConnected {
             id: self.calls[i].id.clone(),
@@ -394,6 +448,11 @@ impl SimPhone {
             id: call.id,
             reason,
         });
+        // Mute belongs to the calls: it ends with the last one.
+        if self.calls.is_empty() && self.muted {
+            self.muted = false;
+            events.push(PhoneEvent::MuteChanged(false));
+        }
     }
 }
 
@@ -510,6 +569,10 @@ mod tests {
                 PhoneEvent::CallDisconnected { reason, .. } => {
                     format!("CallDisconnected {reason}")
                 }
+                PhoneEvent::CallHeld { .. } => "CallHeld".into(),
+                PhoneEvent::CallResumed { .. } => "CallResumed".into(),
+                PhoneEvent::CallTransferred { number, .. } => format!("CallTransferred {number}"),
+                PhoneEvent::MuteChanged(on) => format!("MuteChanged {on}"),
             })
             .collect()
     }
@@ -720,6 +783,110 @@ mod tests {
                 "Busy",
             ),
         ];
+        let act = |action: CallAction| -> Input { Command::Call { call: None, action }.into() };
+        let answered = |n: &str| vec![incoming(n), Command::Answer.into()];
+        let with = |mut v: Vec<Input>, more: Vec<Input>| {
+            v.extend(more);
+            v
+        };
+        let extension_rows: Vec<Row> = vec![
+            (
+                "hold the connected call",
+                with(answered("1"), vec![act(CallAction::Hold)]),
+                Ok("done"),
+                vec!["CallHeld"],
+                "Busy",
+            ),
+            (
+                "hold with nothing connected",
+                vec![incoming("1"), act(CallAction::Hold)],
+                Err("nofit"),
+                vec![],
+                "Busy",
+            ),
+            (
+                "resume the held call",
+                with(
+                    answered("1"),
+                    vec![act(CallAction::Hold), act(CallAction::Resume)],
+                ),
+                Ok("done"),
+                vec!["CallResumed"],
+                "Busy",
+            ),
+            (
+                "answering a second call holds the first",
+                with(answered("1"), answered("2")),
+                Ok("done"),
+                vec!["CallHeld", "CallConnected"],
+                "Busy",
+            ),
+            (
+                "resume with two held is ambiguous",
+                with(
+                    with(answered("1"), answered("2")),
+                    vec![act(CallAction::Hold), act(CallAction::Resume)],
+                ),
+                Err("ambiguous"),
+                vec![],
+                "Busy",
+            ),
+            (
+                "transfer ends the call",
+                with(answered("1"), vec![act(CallAction::Transfer(num("2002")))]),
+                Ok("done"),
+                vec![
+                    "CallTransferred 2002",
+                    "CallDisconnected transferred",
+                    "StateChanged Available",
+                ],
+                "Available",
+            ),
+            (
+                "dtmf on the connected call",
+                with(
+                    answered("1"),
+                    vec![act(CallAction::SendDtmf(
+                        crate::phone::Dtmf::parse("12#").expect("dtmf"),
+                    ))],
+                ),
+                Ok("done"),
+                vec![],
+                "Busy",
+            ),
+            (
+                "mute, then mute again",
+                with(
+                    answered("1"),
+                    vec![Command::Mute(true).into(), Command::Mute(true).into()],
+                ),
+                Ok("done"),
+                vec![],
+                "Busy",
+            ),
+            (
+                "mute ends with the last call",
+                with(
+                    answered("1"),
+                    vec![Command::Mute(true).into(), remote_hangup()],
+                ),
+                Ok("done"),
+                vec![
+                    "CallDisconnected ",
+                    "MuteChanged false",
+                    "StateChanged Available",
+                ],
+                "Available",
+            ),
+            (
+                "mute without a call",
+                vec![Command::Mute(true).into()],
+                Err("nosuchcall"),
+                vec![],
+                "Available",
+            ),
+        ];
+        let rows = rows.into_iter().chain(extension_rows);
         for (name, commands, want_reply, want_events, want_state) in rows {
             let mut phone = manual();
             let mut last = None;
@@ -734,6 +901,8 @@ mod tests {
                 Err(PhoneError::Unavailable(_)) => Err("unavailable"),
                 Err(PhoneError::Refused(_)) => Err("refused"),
                 Err(PhoneError::Unsupported) => Err("unsupported"),
+                Err(PhoneError::NoCallFits(_)) => Err("nofit"),
+                Err(PhoneError::Ambiguous(_)) => Err("ambiguous"),
             };
             assert_eq!(kind, want_reply, "{name}: reply");
             assert_eq!(shape(&last.events), want_events, "{name}: events");
