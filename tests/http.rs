@@ -154,3 +154,19 @@ fn origins_with_whitespace_inside_are_refused() {
         assert!(matches!(status, 400 | 403), "{bad:?}: {status}");
     }
 }
+
+/// The browser's favicon request is answered quietly, and the page's CSP holds only
+/// sources browsers accept (an IPv6 literal is not one).
+#[test]
+fn favicon_and_a_valid_csp() {
+    let server = Server::start(&[]);
+    let (status, _) = get(server.port, "/favicon.ico", None);
+    assert_eq!(status, 204);
+    let (_, page) = get(server.port, "/", None);
+    let csp = page
+        .lines()
+        .find_map(|l| l.strip_prefix("Content-Security-Policy: "))
+        .expect("a CSP");
+    assert!(!csp.contains('['), "{csp}");
+    assert!(csp.contains("connect-src 'self'"), "{csp}");
+}

@@ -182,6 +182,7 @@ fn reason(status: u16) -> &'static str {
     match status {
         101 => "Switching Protocols",
         200 => "OK",
+        204 => "No Content",
         400 => "Bad Request",
         403 => "Forbidden",
         404 => "Not Found",
@@ -330,6 +331,8 @@ pub async fn serve(stream: &mut TcpStream, head: &Head, shared: &Shared) {
             )
             .await
         }
+        // Browsers ask for it; there is none, and saying so quietly keeps the console clean.
+        "/favicon.ico" => respond(stream, 204, "image/x-icon", b"", &[], head_only).await,
         "/health" => {
             let body = health(shared).to_string();
             respond(
@@ -358,7 +361,9 @@ pub async fn serve(stream: &mut TcpStream, head: &Head, shared: &Shared) {
 }
 
 /// The dialer page may load only its own script and connect only back to this server.
-const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; connect-src 'self' ws://127.0.0.1:* ws://localhost:* ws://[::1]:*; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+/// (A CSP host source cannot name an IPv6 address: a page served from `[::1]` connects
+/// back through `'self'`.)
+const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; connect-src 'self' ws://127.0.0.1:* ws://localhost:*; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
 fn health(shared: &Shared) -> serde_json::Value {
     let mut backends = Vec::new();
