@@ -34,6 +34,13 @@ struct ClientArgs {
     backend: Option<String>,
 }
 
+#[derive(Args, Clone)]
+struct CallArg {
+    /// Act on this call id (see `bapiws calls`) instead of the one the server picks.
+    #[arg(long = "call", value_name = "ID")]
+    id: Option<String>,
+}
+
 #[derive(Subcommand)]
 enum Cmd {
     /// Run the server (on the built-in simulated phone unless configured otherwise).
@@ -51,10 +58,56 @@ enum Cmd {
         #[command(flatten)]
         client: ClientArgs,
     },
-    /// Answer the latest ringing inbound call.
-    Answer(ClientArgs),
-    /// Hang up the active call.
-    Hangup(ClientArgs),
+    /// Answer the latest ringing inbound call (or the call given by --call).
+    Answer {
+        #[command(flatten)]
+        call: CallArg,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Hang up the active call (or the call given by --call).
+    Hangup {
+        #[command(flatten)]
+        call: CallArg,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Put the connected call on hold (or the call given by --call).
+    Hold {
+        #[command(flatten)]
+        call: CallArg,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Resume the held call (or the call given by --call).
+    Resume {
+        #[command(flatten)]
+        call: CallArg,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Blind transfer: the far end of the connected call (or --call) is asked to call NUMBER.
+    Transfer {
+        /// The number: digits with an optional leading +; spaces and -.() are ignored.
+        number: String,
+        #[command(flatten)]
+        call: CallArg,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Send DTMF digits on the connected call (or the call given by --call).
+    Dtmf {
+        /// 1 to 32 of 0-9, *, #, A-D.
+        digits: String,
+        #[command(flatten)]
+        call: CallArg,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Mute the microphone.
+    Mute(ClientArgs),
+    /// Unmute the microphone.
+    Unmute(ClientArgs),
     /// List the active calls.
     Calls(ClientArgs),
     /// Print notifications as they arrive, until Ctrl-C.
@@ -62,6 +115,10 @@ enum Cmd {
         /// Print each notification as its raw JSON line.
         #[arg(long)]
         json: bool,
+        /// Also print the call-control extension notifications (CallHeld, CallResumed,
+        /// CallTransferred, MuteChanged).
+        #[arg(long)]
+        extensions: bool,
         #[command(flatten)]
         client: ClientArgs,
     },
@@ -275,6 +332,9 @@ fn run_client(cmd: Cmd) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("bapiws: {}", client::for_terminal(&e.to_string()));
+            if matches!(e, ClientError::Rpc { code: -32007, .. }) {
+                eprintln!("bapiws: name one with --call ID (`bapiws calls` lists the ids)");
+            }
             match e {
                 ClientError::Rpc { .. } => ExitCode::from(1),
                 _ => ExitCode::from(2),
@@ -286,8 +346,15 @@ fn run_client(cmd: Cmd) -> ExitCode {
 async fn client_command(cmd: Cmd) -> Result<(), ClientError> {
     let (args, default_backend) = match &cmd {
         Cmd::Sim { client, .. } => (client.clone(), Some("sim")),
-        Cmd::State(c) | Cmd::Answer(c) | Cmd::Hangup(c) | Cmd::Calls(c) => (c.clone(), None),
-        Cmd::Call { client, .. } | Cmd::Watch { client, .. } => (client.clone(), None),
+        Cmd::State(c) | Cmd::Calls(c) | Cmd::Mute(c) | Cmd::Unmute(c) => (c.clone(), None),
+        Cmd::Call { client, .. }
+        | Cmd::Watch { client, .. }
+        | Cmd::Answer { client, .. }
+        | Cmd::Hangup { client, .. }
+        | Cmd::Hold { client, .. }
+        | Cmd::Resume { client, .. }
+        | Cmd::Transfer { client, .. }
+        | Cmd::Dtmf { client, .. } => (client.clone(), None),
         Cmd::Serve(_) | Cmd::Doctor(_) => return Ok(()),
     };
     let mut c = Client::connect(&args.url).await?;
@@ -314,13 +381,39 @@ async fn run_on(
             c.call("CallOut", json!([number])).await?;
             println!("Calling {number}.");
         }
-        Cmd::Answer(_) => {
-            c.call("Answer", json!([])).await?;
+        Cmd::Answer { call, .. } => {
+            c.call("Answer", opt(call.id)).await?;
             println!("Answered.");
         }
-        Cmd::Hangup(_) => {
-            c.call("HangUp", json!([])).await?;
+        Cmd::Hangup { call, .. } => {
+            c.call("HangUp", opt(call.id)).await?;
             println!("Hung up.");
+        }
+        Cmd::Hold { call, .. } => {
+            c.call("Call.Hold", opt(call.id)).await?;
+            println!("On hold.");
+        }
+        Cmd::Resume { call, .. } => {
+            c.call("Call.Resume", opt(call.id)).await?;
+            println!("Resumed.");
+        }
+        Cmd::Transfer { number, call, .. } => {
+            c.call("Call.Transfer", with_call(number.as_str(), call.id))
+                .await?;
+            println!("Transferred to {}.", client::for_terminal(&number));
+        }
+        Cmd::Dtmf { digits, call, .. } => {
+            c.call("Call.SendDtmf", with_call(digits.as_str(), call.id))
+                .await?;
+            println!("Sent {}.", client::for_terminal(&digits));
+        }
+        Cmd::Mute(_) => {
+            c.call("Call.Mute", json!([])).await?;
+            println!("Muted.");
+        }
+        Cmd::Unmute(_) => {
+            c.call("Call.Unmute", json!([])).await?;
+            println!("Unmuted.");
         }
         Cmd::Calls(_) => print!(
             "{}",
@@ -328,7 +421,16 @@ async fn run_on(
                 &c.call("GetActiveCalls", json!([])).await?
             ))
         ),
-        Cmd::Watch { json, .. } => {
+        Cmd::Watch {
+            json, extensions, ..
+        } => {
+            if extensions {
+                c.call(
+                    "Events.Subscribe",
+                    json!(["CallHeld", "CallResumed", "CallTransferred", "MuteChanged"]),
+                )
+                .await?;
+            }
             // A round trip first: once it is answered, the subscription is certainly live.
             let state = c.call("GetState", json!([])).await?;
             eprintln!(
@@ -377,6 +479,14 @@ fn opt(v: Option<String>) -> Value {
     match v {
         Some(s) => json!([s]),
         None => json!([]),
+    }
+}
+
+/// `[first]`, or `[first, callId]` when a call id is given.
+fn with_call(first: &str, call_id: Option<String>) -> Value {
+    match call_id {
+        Some(id) => json!([first, id]),
+        None => json!([first]),
     }
 }
 

@@ -313,7 +313,18 @@ fn hostile_server() -> String {
 fn server_text_is_escaped_for_the_terminal() {
     let url = hostile_server();
     let dir = TempDir::new("cli-hostile");
-    for args in [&["state"][..], &["calls"], &["answer"]] {
+    for args in [
+        &["state"][..],
+        &["calls"],
+        &["answer"],
+        &["hangup", "--call", "id"],
+        &["hold"],
+        &["resume", "--call", "id"],
+        &["transfer", "123"],
+        &["dtmf", "1"],
+        &["mute"],
+        &["unmute"],
+    ] {
         let (_, out, err) = run(dir.path(), &url, args);
         for text in [&out, &err] {
             assert!(
@@ -328,4 +339,135 @@ fn server_text_is_escaped_for_the_terminal() {
             "{args:?}: shown escaped: {out:?} {err:?}"
         );
     }
+}
+
+/// The call id in `Sim.IncomingCall: ok, call id ID`.
+fn call_id_of(out: &str) -> String {
+    out.trim().rsplit(' ').next().expect("a call id").to_owned()
+}
+
+/// The state column of the call `id` in `bapiws calls`.
+fn state_of(dir: &std::path::Path, url: &str, id: &str) -> String {
+    let (code, out, err) = run(dir, url, &["calls"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let line = out
+        .lines()
+        .find(|l| l.contains(id))
+        .unwrap_or_else(|| panic!("{id} in:\n{out}"));
+    ["OnHold", "Connected", "Ringing", "Calling"]
+        .into_iter()
+        .find(|s| line.contains(s))
+        .unwrap_or_else(|| panic!("a state in {line}"))
+        .to_owned()
+}
+
+#[test]
+fn call_control_commands() {
+    let server = Server::start(&[]);
+    let dir = TempDir::new("cli");
+    let (dir, url) = (dir.path(), server.url.as_str());
+    let ok = |args: &[&str]| {
+        let (code, out, err) = run(dir, url, args);
+        assert_eq!(code, 0, "{args:?}: {out}{err}");
+        out
+    };
+    let fails = |args: &[&str], code_text: &str| {
+        let (code, out, err) = run(dir, url, args);
+        assert_eq!(code, 1, "{args:?}: {out}{err}");
+        assert!(err.contains(code_text), "{args:?}: {err}");
+        err
+    };
+    // No call: nothing fits.
+    fails(&["hold"], "-32002");
+    fails(&["mute"], "-32002");
+
+    let a = call_id_of(&ok(&["sim", "incoming", "0501"]));
+    let b = call_id_of(&ok(&["sim", "incoming", "0502"]));
+    // --call answers that call, not the newest.
+    assert_eq!(ok(&["answer", "--call", &a]).trim(), "Answered.");
+    assert_eq!(state_of(dir, url, &a), "Connected");
+    assert_eq!(state_of(dir, url, &b), "Ringing");
+    assert_eq!(ok(&["hold"]).trim(), "On hold.");
+    assert_eq!(state_of(dir, url, &a), "OnHold");
+    fails(&["hold"], "-32002");
+    fails(&["hold", "--call", &b], "-32004");
+    fails(&["hold", "--call", "no-such-call"], "-32002");
+    assert_eq!(ok(&["resume", "--call", &a]).trim(), "Resumed.");
+    assert_eq!(state_of(dir, url, &a), "Connected");
+
+    assert_eq!(ok(&["dtmf", "12*#"]).trim(), "Sent 12*#.");
+    ok(&["dtmf", "9", "--call", &a]);
+    fails(&["dtmf", "12x"], "-32602");
+    assert_eq!(ok(&["mute"]).trim(), "Muted.");
+    assert_eq!(ok(&["unmute"]).trim(), "Unmuted.");
+
+    // Answering b holds a; with both held, resume needs --call.
+    ok(&["answer", "--call", &b]);
+    assert_eq!(state_of(dir, url, &a), "OnHold");
+    ok(&["hold", "--call", &b]);
+    let err = fails(&["resume"], "-32007");
+    assert!(err.contains("--call ID"), "{err}");
+    ok(&["resume", "--call", &b]);
+
+    fails(&["transfer", "12ab"], "-32602");
+    assert_eq!(
+        ok(&["transfer", "+358407654321"]).trim(),
+        "Transferred to +358407654321."
+    );
+    let (_, out, _) = run(dir, url, &["calls"]);
+    assert!(!out.contains(&b), "b was transferred away:\n{out}");
+    assert_eq!(ok(&["hangup", "--call", &a]).trim(), "Hung up.");
+    assert_eq!(ok(&["calls"]).trim(), "No active calls.");
+    fails(&["hangup", "--call", &a], "-32002");
+}
+
+#[test]
+fn watch_extensions_prints_the_call_control_notifications() {
+    let server = Server::start(&[]);
+    let dir = TempDir::new("cli");
+    let mut watch = command(dir.path())
+        .args(["watch", "--extensions", "--url", &server.url])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("watch");
+    let stdout = watch.stdout.take().expect("stdout");
+    let mut ready = String::new();
+    BufReader::new(watch.stderr.take().expect("stderr"))
+        .read_line(&mut ready)
+        .expect("watch says it is ready");
+    assert!(ready.starts_with("Watching"), "{ready}");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    for args in [
+        &["sim", "incoming", "0501"][..],
+        &["answer"],
+        &["hold"],
+        &["resume"],
+        &["mute"],
+    ] {
+        let (code, out, err) = run(dir.path(), &server.url, args);
+        assert_eq!(code, 0, "{args:?}: {out}{err}");
+    }
+    let mut seen = Vec::new();
+    while !seen.iter().any(|l: &String| l.contains("MuteChanged")) {
+        match rx.recv_timeout(Duration::from_secs(10)) {
+            Ok(line) => seen.push(line),
+            Err(_) => panic!("no MuteChanged; saw {seen:?}"),
+        }
+    }
+    let _ = watch.kill();
+    let _ = watch.wait();
+    for name in ["CallHeld", "CallResumed", "MuteChanged"] {
+        assert!(seen.iter().any(|l| l.contains(name)), "{name} in {seen:?}");
+    }
+    assert!(
+        seen.iter()
+            .any(|l| l.contains("MuteChanged") && l.contains("on")),
+        "{seen:?}"
+    );
 }

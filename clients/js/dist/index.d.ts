@@ -53,6 +53,23 @@ export interface ClientEvents {
         callId: string;
         extraInfo: string;
     };
+    /** Extension (after {@link BapiwsClient.subscribe}): a connected call was put on hold. */
+    CallHeld: {
+        callId: string;
+    };
+    /** Extension (after {@link BapiwsClient.subscribe}): a held call is connected again. */
+    CallResumed: {
+        callId: string;
+    };
+    /** Extension (after {@link BapiwsClient.subscribe}): a blind transfer of the call was sent. */
+    CallTransferred: {
+        callId: string;
+        number: string;
+    };
+    /** Extension (after {@link BapiwsClient.subscribe}): the microphone was muted or unmuted. */
+    MuteChanged: {
+        muted: boolean;
+    };
     /** Every notification as received, including ones this version does not know. */
     notification: {
         method: string;
@@ -70,6 +87,12 @@ export interface ClientEvents {
         error?: string;
     };
 }
+/** The extension notifications that {@link BapiwsClient.subscribe} opts into. */
+export type ExtensionEvent = "CallHeld" | "CallResumed" | "CallTransferred" | "MuteChanged";
+/** Params of a method that takes an optional call id: `[]`, `[callId]` or `{ callId }`. */
+export type CallIdParams = readonly [callId?: string] | {
+    readonly callId?: string;
+};
 /** Params that are not empty: positional, or named. */
 export type Params = readonly unknown[] | Readonly<Record<string, unknown>>;
 /** Params of a method that takes none. */
@@ -96,11 +119,11 @@ export interface Methods {
         result: 0;
     };
     HangUp: {
-        params: NoParams;
+        params: CallIdParams;
         result: 0;
     };
     Answer: {
-        params: NoParams;
+        params: CallIdParams;
         result: 0;
     };
     /** Six strings per call; {@link parseActiveCalls} turns them into objects. */
@@ -149,6 +172,49 @@ export interface Methods {
     };
     "Sim.SetOnline": {
         params: NoParams;
+        result: 0;
+    };
+    /** Extension: puts a connected call on hold. */
+    "Call.Hold": {
+        params: CallIdParams;
+        result: 0;
+    };
+    /** Extension: resumes a held call. */
+    "Call.Resume": {
+        params: CallIdParams;
+        result: 0;
+    };
+    /** Extension: blind transfer of a connected call to `number`. */
+    "Call.Transfer": {
+        params: readonly [number: string, callId?: string] | {
+            readonly number: string;
+            readonly callId?: string;
+        };
+        result: 0;
+    };
+    /** Extension: sends DTMF (1 to 32 of `0-9 * # A-D`) on a connected call. */
+    "Call.SendDtmf": {
+        params: readonly [digits: string, callId?: string] | {
+            readonly digits: string;
+            readonly callId?: string;
+        };
+        result: 0;
+    };
+    /** Extension: mutes the microphone. */
+    "Call.Mute": {
+        params: NoParams;
+        result: 0;
+    };
+    /** Extension: unmutes the microphone. */
+    "Call.Unmute": {
+        params: NoParams;
+        result: 0;
+    };
+    /** Extension: this connection receives these extension notifications from now on. */
+    "Events.Subscribe": {
+        params: readonly [ExtensionEvent, ...ExtensionEvent[]] | {
+            readonly names: readonly [ExtensionEvent, ...ExtensionEvent[]];
+        };
         result: 0;
     };
 }
@@ -256,6 +322,8 @@ export declare function parseActiveCalls(result: unknown): ActiveCall[];
 export declare class BapiwsClient {
     private readonly url;
     private backend;
+    /** The extension notifications subscribed to, subscribed again on every reconnect. */
+    private readonly subscribed;
     private readonly requestTimeoutMs;
     private readonly connectTimeoutMs;
     private readonly keepAliveMs;
@@ -305,10 +373,35 @@ export declare class BapiwsClient {
     getState(options?: RequestOptions): Promise<PhoneState>;
     /** Calls a number (digits with an optional leading +; spaces and -.() are ignored). */
     callOut(number: string, options?: RequestOptions): Promise<void>;
-    /** Ends the active call. */
+    /** Ends the active call, or the call `callId` (extension). */
+    hangUp(callId?: string, options?: RequestOptions): Promise<void>;
     hangUp(options?: RequestOptions): Promise<void>;
-    /** Answers the latest ringing inbound call. */
+    /** Answers the latest ringing inbound call, or the call `callId` (extension). */
+    answer(callId?: string, options?: RequestOptions): Promise<void>;
     answer(options?: RequestOptions): Promise<void>;
+    /**
+     * Extension: puts the call `callId` on hold; without it, the single connected call
+     * (`-32002` when none, `-32007` with the candidate ids in `data` when several).
+     */
+    hold(callId?: string, options?: RequestOptions): Promise<void>;
+    /** Extension: resumes the call `callId`; without it, the single held call. */
+    resume(callId?: string, options?: RequestOptions): Promise<void>;
+    /**
+     * Extension: blind transfer: the far end of the call `callId` (without it, the single
+     * connected call) is asked to call `number`.
+     */
+    transfer(number: string, callId?: string, options?: RequestOptions): Promise<void>;
+    /** Extension: sends DTMF digits (1 to 32 of `0-9 * # A-D`) on a connected call. */
+    sendDtmf(digits: string, callId?: string, options?: RequestOptions): Promise<void>;
+    /** Extension: mutes the microphone. */
+    mute(options?: RequestOptions): Promise<void>;
+    /** Extension: unmutes the microphone. */
+    unmute(options?: RequestOptions): Promise<void>;
+    /**
+     * Extension: this connection receives these notifications (`CallHeld`, `CallResumed`,
+     * `CallTransferred`, `MuteChanged`) from now on, and again after every reconnect.
+     */
+    subscribe(...names: [ExtensionEvent, ...ExtensionEvent[]]): Promise<void>;
     /** The active calls. */
     getActiveCalls(options?: RequestOptions): Promise<ActiveCall[]>;
     /** The simulated phone's controls (`Sim.*`; only on the `sim` backend). */

@@ -57,6 +57,8 @@ function messageOf(e) {
 /** A connection to a bapiws server. */
 export class BapiwsClient {
     constructor(options = {}) {
+        /** The extension notifications subscribed to, subscribed again on every reconnect. */
+        this.subscribed = new Set();
         /** The socket of the current attempt or connection; null while waiting or closed. */
         this.ws = null;
         this.nextId = 1;
@@ -175,13 +177,52 @@ export class BapiwsClient {
     async callOut(number, options) {
         await this.request("CallOut", [number], options);
     }
-    /** Ends the active call. */
-    async hangUp(options) {
-        await this.request("HangUp", [], options);
+    async hangUp(a, b) {
+        const [callId, options] = callArgs(a, b);
+        await this.request("HangUp", callId === undefined ? [] : [callId], options);
     }
-    /** Answers the latest ringing inbound call. */
-    async answer(options) {
-        await this.request("Answer", [], options);
+    async answer(a, b) {
+        const [callId, options] = callArgs(a, b);
+        await this.request("Answer", callId === undefined ? [] : [callId], options);
+    }
+    /**
+     * Extension: puts the call `callId` on hold; without it, the single connected call
+     * (`-32002` when none, `-32007` with the candidate ids in `data` when several).
+     */
+    async hold(callId, options) {
+        await this.request("Call.Hold", callId === undefined ? [] : [callId], options);
+    }
+    /** Extension: resumes the call `callId`; without it, the single held call. */
+    async resume(callId, options) {
+        await this.request("Call.Resume", callId === undefined ? [] : [callId], options);
+    }
+    /**
+     * Extension: blind transfer: the far end of the call `callId` (without it, the single
+     * connected call) is asked to call `number`.
+     */
+    async transfer(number, callId, options) {
+        await this.request("Call.Transfer", callId === undefined ? [number] : [number, callId], options);
+    }
+    /** Extension: sends DTMF digits (1 to 32 of `0-9 * # A-D`) on a connected call. */
+    async sendDtmf(digits, callId, options) {
+        await this.request("Call.SendDtmf", callId === undefined ? [digits] : [digits, callId], options);
+    }
+    /** Extension: mutes the microphone. */
+    async mute(options) {
+        await this.request("Call.Mute", [], options);
+    }
+    /** Extension: unmutes the microphone. */
+    async unmute(options) {
+        await this.request("Call.Unmute", [], options);
+    }
+    /**
+     * Extension: this connection receives these notifications (`CallHeld`, `CallResumed`,
+     * `CallTransferred`, `MuteChanged`) from now on, and again after every reconnect.
+     */
+    async subscribe(...names) {
+        await this.request("Events.Subscribe", names);
+        for (const name of names)
+            this.subscribed.add(name);
     }
     /** The active calls. */
     async getActiveCalls(options) {
@@ -307,19 +348,28 @@ export class BapiwsClient {
         };
     }
     async onOpen(ws) {
-        if (this.backend !== undefined) {
+        // Re-applied on every connection: the backend (Init), then the extension
+        // notifications subscribed to (Events.Subscribe).
+        const steps = [];
+        if (this.backend !== undefined)
+            steps.push(["Init", [this.backend], `Init ${this.backend}`]);
+        const subscribed = [...this.subscribed];
+        if (subscribed.length > 0) {
+            steps.push(["Events.Subscribe", subscribed, `Events.Subscribe ${subscribed.join(" ")}`]);
+        }
+        for (const [method, params, what] of steps) {
             try {
-                await this.call(ws, "Init", [this.backend], {});
+                await this.call(ws, method, params, {});
             }
             catch (e) {
                 if (this.ws !== ws)
                     return; // the attempt ended meanwhile, and that was handled
                 if (e instanceof RpcError) {
-                    // The server refuses the backend: a configuration error that retrying cannot fix.
-                    this.stop(e, `Init ${this.backend}: ${e.message}`);
+                    // The server refuses it: a configuration error that retrying cannot fix.
+                    this.stop(e, `${what}: ${e.message}`);
                 }
                 else {
-                    this.endAttempt(ws, `Init: ${messageOf(e)}`);
+                    this.endAttempt(ws, `${method}: ${messageOf(e)}`);
                 }
                 return;
             }
@@ -479,8 +529,24 @@ export class BapiwsClient {
             case "CallDisconnected":
                 this.emit("CallDisconnected", { callId: a[0], extraInfo: a[1] ?? "" });
                 break;
+            case "CallHeld":
+                this.emit("CallHeld", { callId: a[0] });
+                break;
+            case "CallResumed":
+                this.emit("CallResumed", { callId: a[0] });
+                break;
+            case "CallTransferred":
+                this.emit("CallTransferred", { callId: a[0], number: a[1] ?? "" });
+                break;
+            case "MuteChanged":
+                this.emit("MuteChanged", { muted: a[0] === "on" });
+                break;
         }
     }
+}
+/** Splits `(callId?, options?)` or `(options?)`. */
+function callArgs(a, b) {
+    return typeof a === "object" && a !== null ? [undefined, a] : [a, b];
 }
 function abortReason(signal) {
     return signal?.reason ?? new Error("the request was aborted");

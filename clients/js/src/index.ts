@@ -52,6 +52,14 @@ export interface ClientEvents {
   CallingOut: { callId: string; number: string };
   CallConnected: { callId: string };
   CallDisconnected: { callId: string; extraInfo: string };
+  /** Extension (after {@link BapiwsClient.subscribe}): a connected call was put on hold. */
+  CallHeld: { callId: string };
+  /** Extension (after {@link BapiwsClient.subscribe}): a held call is connected again. */
+  CallResumed: { callId: string };
+  /** Extension (after {@link BapiwsClient.subscribe}): a blind transfer of the call was sent. */
+  CallTransferred: { callId: string; number: string };
+  /** Extension (after {@link BapiwsClient.subscribe}): the microphone was muted or unmuted. */
+  MuteChanged: { muted: boolean };
   /** Every notification as received, including ones this version does not know. */
   notification: { method: string; params: unknown };
   /**
@@ -62,6 +70,12 @@ export interface ClientEvents {
    */
   connection: { state: ConnectionState; attempt: number; error?: string };
 }
+
+/** The extension notifications that {@link BapiwsClient.subscribe} opts into. */
+export type ExtensionEvent = "CallHeld" | "CallResumed" | "CallTransferred" | "MuteChanged";
+
+/** Params of a method that takes an optional call id: `[]`, `[callId]` or `{ callId }`. */
+export type CallIdParams = readonly [callId?: string] | { readonly callId?: string };
 
 /** Params that are not empty: positional, or named. */
 export type Params = readonly unknown[] | Readonly<Record<string, unknown>>;
@@ -77,8 +91,8 @@ export interface Methods {
   Init: { params: readonly [backend?: string] | { readonly backend?: string }; result: 0 };
   GetState: { params: NoParams; result: PhoneState };
   CallOut: { params: readonly [number: string] | { readonly number: string }; result: 0 };
-  HangUp: { params: NoParams; result: 0 };
-  Answer: { params: NoParams; result: 0 };
+  HangUp: { params: CallIdParams; result: 0 };
+  Answer: { params: CallIdParams; result: 0 };
   /** Six strings per call; {@link parseActiveCalls} turns them into objects. */
   GetActiveCalls: { params: NoParams; result: string[] };
   /** Result: the new call's id. */
@@ -109,6 +123,35 @@ export interface Methods {
   };
   "Sim.SetOffline": { params: NoParams; result: 0 };
   "Sim.SetOnline": { params: NoParams; result: 0 };
+  /** Extension: puts a connected call on hold. */
+  "Call.Hold": { params: CallIdParams; result: 0 };
+  /** Extension: resumes a held call. */
+  "Call.Resume": { params: CallIdParams; result: 0 };
+  /** Extension: blind transfer of a connected call to `number`. */
+  "Call.Transfer": {
+    params:
+      | readonly [number: string, callId?: string]
+      | { readonly number: string; readonly callId?: string };
+    result: 0;
+  };
+  /** Extension: sends DTMF (1 to 32 of `0-9 * # A-D`) on a connected call. */
+  "Call.SendDtmf": {
+    params:
+      | readonly [digits: string, callId?: string]
+      | { readonly digits: string; readonly callId?: string };
+    result: 0;
+  };
+  /** Extension: mutes the microphone. */
+  "Call.Mute": { params: NoParams; result: 0 };
+  /** Extension: unmutes the microphone. */
+  "Call.Unmute": { params: NoParams; result: 0 };
+  /** Extension: this connection receives these extension notifications from now on. */
+  "Events.Subscribe": {
+    params:
+      | readonly [ExtensionEvent, ...ExtensionEvent[]]
+      | { readonly names: readonly [ExtensionEvent, ...ExtensionEvent[]] };
+    result: 0;
+  };
 }
 
 /** The name of a documented method. */
@@ -278,6 +321,8 @@ function messageOf(e: unknown): string {
 export class BapiwsClient {
   private readonly url: string;
   private backend: string | undefined;
+  /** The extension notifications subscribed to, subscribed again on every reconnect. */
+  private readonly subscribed = new Set<ExtensionEvent>();
   private readonly requestTimeoutMs: number;
   private readonly connectTimeoutMs: number;
   private readonly keepAliveMs: number;
@@ -390,14 +435,65 @@ export class BapiwsClient {
     await this.request("CallOut", [number], options);
   }
 
-  /** Ends the active call. */
-  async hangUp(options?: RequestOptions): Promise<void> {
-    await this.request("HangUp", [], options);
+  /** Ends the active call, or the call `callId` (extension). */
+  async hangUp(callId?: string, options?: RequestOptions): Promise<void>;
+  async hangUp(options?: RequestOptions): Promise<void>;
+  async hangUp(a?: string | RequestOptions, b?: RequestOptions): Promise<void> {
+    const [callId, options] = callArgs(a, b);
+    await this.request("HangUp", callId === undefined ? [] : [callId], options);
   }
 
-  /** Answers the latest ringing inbound call. */
-  async answer(options?: RequestOptions): Promise<void> {
-    await this.request("Answer", [], options);
+  /** Answers the latest ringing inbound call, or the call `callId` (extension). */
+  async answer(callId?: string, options?: RequestOptions): Promise<void>;
+  async answer(options?: RequestOptions): Promise<void>;
+  async answer(a?: string | RequestOptions, b?: RequestOptions): Promise<void> {
+    const [callId, options] = callArgs(a, b);
+    await this.request("Answer", callId === undefined ? [] : [callId], options);
+  }
+
+  /**
+   * Extension: puts the call `callId` on hold; without it, the single connected call
+   * (`-32002` when none, `-32007` with the candidate ids in `data` when several).
+   */
+  async hold(callId?: string, options?: RequestOptions): Promise<void> {
+    await this.request("Call.Hold", callId === undefined ? [] : [callId], options);
+  }
+
+  /** Extension: resumes the call `callId`; without it, the single held call. */
+  async resume(callId?: string, options?: RequestOptions): Promise<void> {
+    await this.request("Call.Resume", callId === undefined ? [] : [callId], options);
+  }
+
+  /**
+   * Extension: blind transfer: the far end of the call `callId` (without it, the single
+   * connected call) is asked to call `number`.
+   */
+  async transfer(number: string, callId?: string, options?: RequestOptions): Promise<void> {
+    await this.request("Call.Transfer", callId === undefined ? [number] : [number, callId], options);
+  }
+
+  /** Extension: sends DTMF digits (1 to 32 of `0-9 * # A-D`) on a connected call. */
+  async sendDtmf(digits: string, callId?: string, options?: RequestOptions): Promise<void> {
+    await this.request("Call.SendDtmf", callId === undefined ? [digits] : [digits, callId], options);
+  }
+
+  /** Extension: mutes the microphone. */
+  async mute(options?: RequestOptions): Promise<void> {
+    await this.request("Call.Mute", [], options);
+  }
+
+  /** Extension: unmutes the microphone. */
+  async unmute(options?: RequestOptions): Promise<void> {
+    await this.request("Call.Unmute", [], options);
+  }
+
+  /**
+   * Extension: this connection receives these notifications (`CallHeld`, `CallResumed`,
+   * `CallTransferred`, `MuteChanged`) from now on, and again after every reconnect.
+   */
+  async subscribe(...names: [ExtensionEvent, ...ExtensionEvent[]]): Promise<void> {
+    await this.request("Events.Subscribe", names);
+    for (const name of names) this.subscribed.add(name);
   }
 
   /** The active calls. */
@@ -559,16 +655,24 @@ export class BapiwsClient {
   }
 
   private async onOpen(ws: WebSocketLike): Promise<void> {
-    if (this.backend !== undefined) {
+    // Re-applied on every connection: the backend (Init), then the extension
+    // notifications subscribed to (Events.Subscribe).
+    const steps: [string, Params, string][] = [];
+    if (this.backend !== undefined) steps.push(["Init", [this.backend], `Init ${this.backend}`]);
+    const subscribed = [...this.subscribed];
+    if (subscribed.length > 0) {
+      steps.push(["Events.Subscribe", subscribed, `Events.Subscribe ${subscribed.join(" ")}`]);
+    }
+    for (const [method, params, what] of steps) {
       try {
-        await this.call(ws, "Init", [this.backend], {});
+        await this.call(ws, method, params, {});
       } catch (e) {
         if (this.ws !== ws) return; // the attempt ended meanwhile, and that was handled
         if (e instanceof RpcError) {
-          // The server refuses the backend: a configuration error that retrying cannot fix.
-          this.stop(e, `Init ${this.backend}: ${e.message}`);
+          // The server refuses it: a configuration error that retrying cannot fix.
+          this.stop(e, `${what}: ${e.message}`);
         } else {
-          this.endAttempt(ws, `Init: ${messageOf(e)}`);
+          this.endAttempt(ws, `${method}: ${messageOf(e)}`);
         }
         return;
       }
@@ -722,8 +826,28 @@ export class BapiwsClient {
       case "CallDisconnected":
         this.emit("CallDisconnected", { callId: a[0], extraInfo: a[1] ?? "" });
         break;
+      case "CallHeld":
+        this.emit("CallHeld", { callId: a[0] });
+        break;
+      case "CallResumed":
+        this.emit("CallResumed", { callId: a[0] });
+        break;
+      case "CallTransferred":
+        this.emit("CallTransferred", { callId: a[0], number: a[1] ?? "" });
+        break;
+      case "MuteChanged":
+        this.emit("MuteChanged", { muted: a[0] === "on" });
+        break;
     }
   }
+}
+
+/** Splits `(callId?, options?)` or `(options?)`. */
+function callArgs(
+  a: string | RequestOptions | undefined,
+  b: RequestOptions | undefined,
+): [string | undefined, RequestOptions | undefined] {
+  return typeof a === "object" && a !== null ? [undefined, a] : [a, b];
 }
 
 function abortReason(signal: AbortSignal | undefined): unknown {

@@ -139,6 +139,84 @@ export function clientSuite({ WebSocket }) {
     await assert.rejects(c.request("GetState"), (e) => e instanceof ConnectionError && /not connected/.test(e.message));
   });
 
+  test("call control: hold, resume, transfer, DTMF, mute, by call id, and the extension events", async () => {
+    const c = await connected({ backend: "agent2" });
+    try {
+      await c.subscribe("CallHeld", "CallResumed", "CallTransferred", "MuteChanged");
+      // Nothing fits without a call: -32002 with data [].
+      await assert.rejects(c.hold(), (e) => e instanceof RpcError && e.code === -32002 && Array.isArray(e.data) && e.data.length === 0);
+
+      const a = await c.sim.incomingCall("0501");
+      await c.answer(a);
+      const held = next(c, "CallHeld");
+      await c.hold();
+      assert.deepEqual(await held, { callId: a });
+      assert.equal((await c.getActiveCalls())[0].state, "OnHold");
+      const resumed = next(c, "CallResumed");
+      await c.resume(a);
+      assert.deepEqual(await resumed, { callId: a });
+      assert.equal((await c.getActiveCalls())[0].state, "Connected");
+
+      // A second call answered by id: the phone holds the first.
+      const b = await c.sim.incomingCall("0502");
+      const heldA = next(c, "CallHeld");
+      await c.answer(b, { timeoutMs: 5000 });
+      assert.deepEqual(await heldA, { callId: a });
+      await c.hold(b);
+      // Both held: Resume without an id is ambiguous, data lists both ids, oldest first.
+      await assert.rejects(c.resume(), (e) => e instanceof RpcError && e.code === -32007 && JSON.stringify(e.data) === JSON.stringify([a, b]));
+      await c.resume(b);
+      await assert.rejects(c.hold("no-such-call"), (e) => e instanceof RpcError && e.code === -32002);
+
+      await c.sendDtmf("12*#A", b);
+      await c.sendDtmf("9");
+      await assert.rejects(c.sendDtmf("12x"), (e) => e instanceof RpcError && e.code === -32602);
+
+      const muted = collect(c, "MuteChanged");
+      await c.mute();
+      assert.deepEqual(await muted.until(() => true), { muted: true });
+      await c.unmute();
+      assert.deepEqual(await muted.until(() => true), { muted: false });
+
+      const transferred = next(c, "CallTransferred");
+      const gone = next(c, "CallDisconnected");
+      await c.transfer("+358 40 765 4321");
+      assert.deepEqual(await transferred, { callId: b, number: "+358407654321" });
+      assert.deepEqual(await gone, { callId: b, extraInfo: "transferred" });
+      await assert.rejects(c.transfer("abc", a), (e) => e instanceof RpcError && e.code === -32602);
+
+      // HangUp by id ends that call (the held one).
+      const ended = next(c, "CallDisconnected");
+      await c.hangUp(a);
+      assert.deepEqual(await ended, { callId: a, extraInfo: "local hang-up" });
+      assert.deepEqual(await c.getActiveCalls(), []);
+      await assert.rejects(c.hangUp({ timeoutMs: 5000 }), (e) => e instanceof RpcError && e.code === -32002);
+
+      // request() with the extension methods, positional and named.
+      assert.equal(await c.request("Events.Subscribe", { names: ["CallHeld"] }), 0);
+      await assert.rejects(c.request("Call.Hold", { callId: "x" }), (e) => e instanceof RpcError && e.code === -32002);
+      await assert.rejects(c.request("Call.SendDtmf", ["1"]), (e) => e instanceof RpcError && e.code === -32002);
+    } finally {
+      c.close();
+    }
+  });
+
+  test("a connection that did not subscribe gets no extension events", async () => {
+    const c = await connected({ backend: "agent2" });
+    try {
+      const all = [];
+      c.on("notification", (n) => all.push(n.method));
+      const a = await c.sim.incomingCall("0503");
+      await c.answer();
+      await c.hold();
+      await c.hangUp(a);
+      await c.getState();
+      assert.deepEqual(all, ["CallComing", "StateChanged", "CallConnected", "CallDisconnected", "StateChanged"]);
+    } finally {
+      c.close();
+    }
+  });
+
   test("a request times out when the server does not answer; per call: timeoutMs and an AbortSignal", async () => {
     const c = await connected({ requestTimeoutMs: 300 });
     try {
@@ -397,6 +475,37 @@ export function clientSuite({ WebSocket }) {
       assert.equal(await c.getState(), "Away");
       other.close();
       assert.ok(states.includes("reconnecting") && states.at(-1) === "open", states.join(","));
+    } finally {
+      c.close();
+      await s.stop();
+    }
+  });
+
+  test("the client subscribes again by itself after a server restart", async () => {
+    const port = await freePort();
+    const args = ["--sim-auto-answer", "false"];
+    let s = await startServer(args, port);
+    const c = client({ url: s.url, minBackoffMs: 100, maxBackoffMs: 400 });
+    try {
+      await c.connect();
+      await c.subscribe("CallHeld");
+      await c.subscribe("MuteChanged");
+      const reconnecting = next(c, "connection");
+      await s.stop();
+      assert.equal((await reconnecting).state, "reconnecting");
+      s = await startServer(args, port);
+      while (c.state !== "open") await next(c, "connection", 10000);
+      // Both subscriptions were applied again on the new connection.
+      const other = await raw(s.url, impl);
+      const id = (await other.call("Sim.IncomingCall", ["0504"])).result;
+      await other.call("Answer", [id]);
+      const held = next(c, "CallHeld");
+      await other.call("Call.Hold", [id]);
+      assert.deepEqual(await held, { callId: id });
+      const muted = next(c, "MuteChanged");
+      await other.call("Call.Mute", []);
+      assert.deepEqual(await muted, { muted: true });
+      other.close();
     } finally {
       c.close();
       await s.stop();

@@ -74,6 +74,97 @@ test("call out, see the events and the call, hang up; answer a simulated incomin
   }
 });
 
+test("call control from the page: banner, per-call actions, hold/resume, transfer, keypad, mute, timer", { timeout: 60000 }, async () => {
+  const server = await startServer(["--sim-auto-answer", "false"]);
+  const p = await page();
+  const failures = [];
+  p.on("pageerror", (e) => failures.push(e.message));
+  try {
+    await p.goto(`http://127.0.0.1:${server.port}/`);
+    await p.locator("#connection", { hasText: "open" }).waitFor();
+    const driver = await raw(server.url, WebSocket);
+    const rows = p.locator("#calls tbody tr");
+    const row = (id) => p.locator(`#calls tbody tr[data-call-id="${id}"]`);
+
+    // An incoming call: the banner shows the caller; its Answer answers it.
+    const a = (await driver.call("Sim.IncomingCall", ["0501"])).result;
+    await p.locator("#incoming", { hasText: "0501" }).waitFor();
+    await shot(p, "dialer-incoming-banner");
+    await row(a).locator("button", { hasText: "Reject" }).waitFor();
+    await p.locator("#incoming-answer").click();
+    await row(a).filter({ hasText: "Connected" }).waitFor();
+    await p.locator("#incoming").waitFor({ state: "hidden" });
+    await p.locator("#in-call").waitFor();
+
+    // The timer counts.
+    await p.locator("#timer", { hasText: /^0:0[1-9]$/ }).waitFor({ timeout: 5000 });
+    assert.match(await row(a).locator("td.time").innerText(), /^0:0\d$/);
+
+    // The keypad sends DTMF on the connected call.
+    await p.locator('#keypad button[data-digit="5"]').click();
+    await p.locator('#keypad button[data-digit="#"]').click();
+    await p.locator("#log li", { hasText: "DTMF sent" }).nth(1).waitFor();
+    assert.equal(await p.locator("#message").isHidden(), true);
+
+    // Mute toggles on MuteChanged.
+    await p.locator("#mute").click();
+    await p.locator("#log li", { hasText: "MuteChanged" }).waitFor();
+    await p.locator('#mute[aria-pressed="true"]', { hasText: "Unmute" }).waitFor();
+    await shot(p, "dialer-connected-muted");
+    await p.locator("#mute").click();
+    await p.locator('#mute[aria-pressed="false"]', { hasText: "Mute" }).waitFor();
+
+    // Hold and resume from the row.
+    await row(a).locator("button", { hasText: "Hold" }).click();
+    await row(a).filter({ hasText: "OnHold" }).waitFor();
+    await p.locator("#log li", { hasText: "CallHeld" }).waitFor();
+    await p.locator("#in-call").waitFor({ state: "hidden" });
+    await row(a).locator("button", { hasText: "Resume" }).click();
+    await row(a).filter({ hasText: "Connected" }).waitFor();
+    await p.locator("#log li", { hasText: "CallResumed" }).waitFor();
+
+    // A second call rejected from the banner.
+    const b = (await driver.call("Sim.IncomingCall", ["0502"])).result;
+    await p.locator("#incoming", { hasText: "0502" }).waitFor();
+    await p.locator("#incoming-reject").click();
+    await p.locator("#log li", { hasText: `${b}  rejected` }).waitFor();
+    await p.locator("#incoming").waitFor({ state: "hidden" });
+
+    // A third answered from its row: the first is held by the phone.
+    const c = (await driver.call("Sim.IncomingCall", ["0503"])).result;
+    await row(c).locator("button", { hasText: "Answer" }).click();
+    await row(c).filter({ hasText: "Connected" }).waitFor();
+    await row(a).filter({ hasText: "OnHold" }).waitFor();
+
+    // Transfer the connected call from its row.
+    await row(c).locator("button", { hasText: "Transfer" }).click();
+    await p.locator("#transfer-form").waitFor();
+    // The server's refusal is shown, and the form stays open.
+    await p.locator("#transfer-number").fill("12ab");
+    await p.locator("#transfer-go").click();
+    await p.locator("#message").waitFor({ state: "visible" });
+    assert.equal(await p.locator("#transfer-form").isVisible(), true);
+    await p.locator("#transfer-number").fill("+358 40 765 4321");
+    await shot(p, "dialer-transfer");
+    await p.locator("#transfer-go").click();
+    await p.locator("#log li", { hasText: "CallTransferred" }).waitFor();
+    await p.locator("#message").waitFor({ state: "hidden" });
+    await row(c).waitFor({ state: "detached" });
+    await p.locator("#transfer-form").waitFor({ state: "hidden" });
+    assert.match(await p.locator("#log li", { hasText: "CallTransferred" }).innerText(), /\+358407654321/);
+
+    // The held call hung up from its row.
+    await row(a).locator("button", { hasText: "Hang up" }).click();
+    await p.locator("#no-calls").waitFor({ state: "visible" });
+    assert.equal(await rows.count(), 0);
+    driver.close();
+    assert.deepEqual(failures, []);
+  } finally {
+    await p.context().close();
+    await server.stop();
+  }
+});
+
 test("a page from an origin that is not allowed cannot connect, and says so", async () => {
   const server = await startServer(["--allowed-origins", "company.com"]);
   // The same page, served from another origin (a plain HTTP server on another port).

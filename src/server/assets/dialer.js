@@ -7,6 +7,13 @@ const url = params.get("server") || `ws://${location.host}`;
 const client = new BapiwsClient({ url });
 let backends = [];
 let current = null;
+/** The active calls, as last listed. */
+let calls = [];
+/** When this page saw each call become connected (ms since the epoch), for the timers. */
+const connectedAt = new Map();
+let muted = false;
+/** The call the transfer form is open for. */
+let transferring = null;
 
 function show(text) {
   const box = $("message");
@@ -39,26 +46,114 @@ function setPill(id, text) {
   el.className = `pill ${text}`;
 }
 
+/** `m:ss` (or `h:mm:ss`) since `since`. */
+function elapsed(since) {
+  const s = Math.max(0, Math.floor((Date.now() - since) / 1000));
+  const mm = Math.floor(s / 60) % 60;
+  const ss = String(s % 60).padStart(2, "0");
+  return s >= 3600 ? `${Math.floor(s / 3600)}:${String(mm).padStart(2, "0")}:${ss}` : `${mm}:${ss}`;
+}
+
+/** The `started` field (`yyyy-MM-dd HH:mm:ss.fff`, local time) as ms since the epoch. */
+function startedMs(started) {
+  const t = Date.parse(String(started).replace(" ", "T"));
+  return Number.isFinite(t) ? t : Date.now();
+}
+
+/** The buttons of one call's row: [label, action]. */
+function actionsOf(c) {
+  if (c.state === "Ringing" && c.direction === "Inbound") return [["Answer", "answer"], ["Reject", "hangup"]];
+  if (c.state === "Connected") return [["Hold", "hold"], ["Transfer…", "transfer"], ["Hang up", "hangup"]];
+  if (c.state === "OnHold") return [["Resume", "resume"], ["Hang up", "hangup"]];
+  return [["Hang up", "hangup"]];
+}
+
 async function refreshCalls() {
-  let calls = [];
   try {
     calls = await client.getActiveCalls();
   } catch {
     return;
   }
+  for (const c of calls) {
+    if ((c.state === "Connected" || c.state === "OnHold") && !connectedAt.has(c.callId)) {
+      // Connected before this page saw it: count from the call's start.
+      connectedAt.set(c.callId, startedMs(c.started));
+    }
+  }
+  for (const id of [...connectedAt.keys()]) {
+    if (!calls.some((c) => c.callId === id)) connectedAt.delete(id);
+  }
   const body = $("calls").tBodies[0];
   body.replaceChildren(...calls.map((c) => {
     const tr = document.createElement("tr");
-    for (const [v, cls] of [[c.ordinal], [c.direction], [c.state], [c.number], [c.started], [c.callId, "id"]]) {
-      const td = document.createElement("td");
-      td.textContent = String(v);
-      if (cls) td.className = cls;
-      tr.append(td);
+    const cell = document.createElement("td");
+    cell.className = "actions";
+    for (const [label, action] of actionsOf(c)) {
+      const b = document.createElement("button");
+      b.type = "button";
+      b.textContent = label;
+      b.dataset.action = action;
+      if (action === "hangup") b.className = "danger";
+      cell.append(b);
     }
+    const td = (v, cls) => {
+      const el = document.createElement("td");
+      el.textContent = String(v);
+      if (cls) el.className = cls;
+      return el;
+    };
+    tr.append(td(c.ordinal), td(c.direction), td(c.state), td(c.number), td("", "time"), cell,
+      td(c.started), td(c.callId, "id"));
     tr.dataset.callId = c.callId;
     return tr;
   }));
   $("no-calls").hidden = calls.length > 0;
+  if (transferring && !calls.some((c) => c.callId === transferring && c.state === "Connected")) {
+    closeTransfer();
+  }
+  const ringing = calls.filter((c) => c.state === "Ringing" && c.direction === "Inbound").at(-1);
+  $("incoming").hidden = !ringing;
+  if (ringing) {
+    $("incoming").dataset.callId = ringing.callId;
+    $("incoming-number").textContent = ringing.number;
+  }
+  $("in-call").hidden = !connectedCall();
+  if (calls.length === 0) setMuted(false);
+  tick();
+}
+
+/** The connected call, if exactly one is. */
+function connectedCall() {
+  const connected = calls.filter((c) => c.state === "Connected");
+  return connected.length === 1 ? connected[0] : null;
+}
+
+/** Updates the timers: the connected call's, and each row's. */
+function tick() {
+  const c = connectedCall();
+  if (c && connectedAt.has(c.callId)) $("timer").textContent = elapsed(connectedAt.get(c.callId));
+  for (const tr of $("calls").tBodies[0].rows) {
+    const since = connectedAt.get(tr.dataset.callId);
+    tr.querySelector("td.time").textContent = since === undefined ? "" : elapsed(since);
+  }
+}
+
+function setMuted(on) {
+  muted = on;
+  $("mute").textContent = on ? "Unmute" : "Mute";
+  $("mute").setAttribute("aria-pressed", String(on));
+}
+
+function openTransfer(callId) {
+  transferring = callId;
+  $("transfer-call").textContent = callId;
+  $("transfer-form").hidden = false;
+  $("transfer-number").focus();
+}
+
+function closeTransfer() {
+  transferring = null;
+  $("transfer-form").hidden = true;
 }
 
 async function refreshState() {
@@ -117,8 +212,50 @@ client.on("connection", (e) => {
 client.on("notification", (n) => {
   log(n.method, n.params);
   if (n.method === "StateChanged") setPill("phone-state", String(n.params[0]));
-  else refreshCalls();
+  else if (n.method !== "MuteChanged") refreshCalls();
 });
+client.on("CallConnected", ({ callId }) => connectedAt.set(callId, Date.now()));
+client.on("MuteChanged", ({ muted: on }) => setMuted(on));
+
+$("calls").tBodies[0].addEventListener("click", (e) => {
+  const b = e.target.closest("button[data-action]");
+  if (!b) return;
+  const id = b.closest("tr").dataset.callId;
+  const run = {
+    answer: () => client.answer(id),
+    hangup: () => client.hangUp(id),
+    hold: () => client.hold(id),
+    resume: () => client.resume(id),
+    transfer: async () => openTransfer(id),
+  }[b.dataset.action];
+  if (run) act(run);
+});
+$("transfer-form").addEventListener("submit", (e) => {
+  e.preventDefault();
+  const id = transferring;
+  act(async () => {
+    await client.transfer($("transfer-number").value, id);
+    closeTransfer();
+  });
+});
+$("transfer-cancel").addEventListener("click", closeTransfer);
+$("incoming-answer").addEventListener("click", () => act(() => client.answer($("incoming").dataset.callId)));
+$("incoming-reject").addEventListener("click", () => act(() => client.hangUp($("incoming").dataset.callId)));
+$("mute").addEventListener("click", () => act(() => (muted ? client.unmute() : client.mute())));
+for (const key of ["1", "2", "3", "A", "4", "5", "6", "B", "7", "8", "9", "C", "*", "0", "#", "D"]) {
+  const b = document.createElement("button");
+  b.type = "button";
+  b.textContent = key;
+  b.dataset.digit = key;
+  b.addEventListener("click", () => act(async () => {
+    const c = connectedCall();
+    if (!c) throw new Error("no connected call");
+    await client.sendDtmf(key, c.callId);
+    log("DTMF sent", [key, c.callId]);
+  }));
+  $("keypad").append(b);
+}
+setInterval(tick, 1000);
 
 $("dial-form").addEventListener("submit", (e) => {
   e.preventDefault();
@@ -147,4 +284,9 @@ $("sim-availability").addEventListener("change", (e) => act(() => client.sim.set
 $("sim-offline").addEventListener("click", () => act(() => client.sim.setOffline()));
 $("sim-online").addEventListener("click", () => act(() => client.sim.setOnline()));
 
-client.connect();
+// The extension events (held, resumed, transferred, mute); the client subscribes again
+// after every reconnect. A server without them answers -32601: the page works without.
+client.connect().then(
+  () => client.subscribe("CallHeld", "CallResumed", "CallTransferred", "MuteChanged").catch(() => {}),
+  () => {},
+);

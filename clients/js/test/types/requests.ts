@@ -81,3 +81,57 @@ phone.on("connection", ({ state, error }) => {
   expectType<Equal<typeof state, "connecting" | "open" | "reconnecting" | "closed">>();
   expectType<Equal<typeof error, string | undefined>>();
 });
+
+// The call-control extensions.
+expectType<Equal<Awaited<ReturnType<typeof phone.request<"Call.Hold">>>, 0>>();
+expectType<Equal<Awaited<ReturnType<typeof phone.request<"Call.Transfer">>>, 0>>();
+expectType<Equal<Awaited<ReturnType<typeof phone.request<"Events.Subscribe">>>, 0>>();
+expectType<Equal<Awaited<ReturnType<typeof phone.hold>>, void>>();
+phone.request("HangUp", ["call-1"]);
+phone.request("Answer", { callId: "call-1" });
+phone.request("Call.Hold");
+phone.request("Call.Hold", ["call-1"]);
+phone.request("Call.Resume", { callId: "call-1" });
+phone.request("Call.Transfer", ["+358401234567"]);
+phone.request("Call.Transfer", { number: "+358401234567", callId: "call-1" });
+phone.request("Call.SendDtmf", ["12#", "call-1"]);
+phone.request("Call.Mute");
+phone.request("Call.Unmute", []);
+phone.request("Events.Subscribe", ["CallHeld", "MuteChanged"]);
+phone.request("Events.Subscribe", { names: ["CallTransferred"] });
+// @ts-expect-error: Call.Transfer needs a number.
+phone.request("Call.Transfer", []);
+// @ts-expect-error: Call.SendDtmf needs digits.
+phone.request("Call.SendDtmf");
+// @ts-expect-error: Call.Mute takes no params.
+phone.request("Call.Mute", ["call-1"]);
+// @ts-expect-error: not an extension notification.
+phone.request("Events.Subscribe", ["CallComing"]);
+// @ts-expect-error: at least one name.
+phone.request("Events.Subscribe", []);
+phone.hold();
+phone.hold("call-1", { timeoutMs: 1000 });
+phone.resume();
+phone.transfer("+358401234567");
+phone.transfer("+358401234567", "call-1");
+phone.sendDtmf("123", undefined, { signal: AbortSignal.timeout(1000) });
+phone.mute();
+phone.unmute({ timeoutMs: 1000 });
+phone.hangUp("call-1");
+phone.hangUp({ timeoutMs: 1000 });
+phone.answer();
+phone.answer("call-1", { timeoutMs: 1000 });
+phone.subscribe("CallHeld", "CallResumed", "CallTransferred", "MuteChanged");
+// @ts-expect-error: subscribe needs a name.
+phone.subscribe();
+// @ts-expect-error: not an extension notification.
+phone.subscribe("CallConnected");
+// @ts-expect-error: transfer needs a number.
+phone.transfer();
+phone.on("CallHeld", ({ callId }) => expectType<Equal<typeof callId, string>>());
+phone.on("CallResumed", ({ callId }) => expectType<Equal<typeof callId, string>>());
+phone.on("CallTransferred", ({ callId, number }) => {
+  expectType<Equal<typeof callId, string>>();
+  expectType<Equal<typeof number, string>>();
+});
+phone.on("MuteChanged", ({ muted }) => expectType<Equal<typeof muted, boolean>>());
