@@ -474,3 +474,257 @@ async fn sigkill_of_bapiws_leaves_no_password_on_disk() {
     assert!(folders(pid).is_empty(), "{:?}", folders(pid));
     drop(kamailio);
 }
+
+/// Two calls ring at once (one SIPp caller placing two calls): both are announced with
+/// the caller's number. baresip 1.0 answers neither while both ring, and Answer says so
+/// (`-32004`, no 200 OK on the wire, both still Ringing): the reply matches the phone.
+/// HangUp then rejects the newest ringing call (486 for that call on the wire), Answer
+/// answers the one left, and HangUp ends it (BYE).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_calls_ringing_are_told_apart_by_answer_and_hang_up() {
+    let net = network(&[]);
+    let mut c = connect_when(&net.server, "Available").await;
+    let caller = Sipp::start(
+        &net.ports,
+        Role::Caller,
+        "uac_two_calls.xml",
+        &["-m", "2", "-l", "2", "-r", "10"],
+    );
+    let first = c.expect_notification("CallComing").await;
+    assert_eq!(first[1], "2001");
+    assert_eq!(c.expect_notification("StateChanged").await, ["Busy"]);
+    let second = c.expect_notification("CallComing").await;
+    assert_eq!(second[1], "2001");
+    let (first, second) = (first[0].clone(), second[0].clone());
+    assert_ne!(first, second);
+    let states = |rows: Vec<(String, String, String, String)>| -> Vec<(String, String)> {
+        rows.into_iter().map(|(id, _, s, _)| (id, s)).collect()
+    };
+    let both_ringing = [
+        (first.clone(), "Ringing".to_owned()),
+        (second.clone(), "Ringing".to_owned()),
+    ];
+    assert_eq!(states(calls(&mut c).await), both_ringing);
+    let answered = c.request("Answer", json!([])).await;
+    assert_eq!(answered["error"]["code"], -32004, "{answered}");
+    assert!(
+        !caller.messages().contains("SIP/2.0 200"),
+        "the phone answered although Answer failed:\n{}",
+        caller.messages()
+    );
+    assert_eq!(states(calls(&mut c).await), both_ringing);
+    // HangUp rejects the newest ringing call.
+    assert_eq!(c.call("HangUp", json!([])).await, json!(0));
+    assert_eq!(c.expect_notification("CallDisconnected").await[0], second);
+    wait_message(&caller, "SIP/2.0 486").await;
+    let wire = caller.messages();
+    let rejected = wire
+        .split("-----")
+        .find(|m| m.contains("SIP/2.0 486"))
+        .unwrap_or("");
+    assert!(rejected.contains("Call-ID: 2-"), "{rejected}");
+    // One call rings now: Answer answers it.
+    assert_eq!(c.call("Answer", json!([])).await, json!(0));
+    assert_eq!(
+        c.expect_notification("CallConnected").await,
+        [first.as_str()]
+    );
+    assert_eq!(c.call("HangUp", json!([])).await, json!(0));
+    assert_eq!(
+        c.expect_notification("CallDisconnected").await,
+        [first.as_str(), "Connection reset by user"]
+    );
+    assert_eq!(c.expect_notification("StateChanged").await, ["Available"]);
+    let wire = passed(caller).await;
+    assert!(wire.contains("BYE sip:"), "{wire}");
+}
+
+/// The far end holds the call (re-INVITE a=sendonly) and resumes it (a=sendrecv): baresip
+/// answers both, and the client sees nothing but the call's start and end. baresip's
+/// `listcalls` marks only calls it holds itself, so GetActiveCalls keeps `Connected`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn far_end_hold_and_resume_raise_no_events() {
+    let net = network(&[]);
+    let far = Sipp::start(
+        &net.ports,
+        Role::Far,
+        "uas_hold_resume.xml",
+        &["-d", "1500"],
+    );
+    let mut c = connect_when(&net.server, "Available").await;
+    c.call("CallOut", json!(["2001"])).await;
+    let id = c.expect_notification("CallingOut").await[0].clone();
+    assert_eq!(c.expect_notification("StateChanged").await, ["Busy"]);
+    assert_eq!(c.expect_notification("CallConnected").await, [id.as_str()]);
+    wait_message(&far, "ACK").await;
+    // Held by the far end: its sendonly offer answered with recvonly.
+    let deadline = tokio::time::Instant::now() + SIP_WAIT;
+    while far.messages().matches("a=recvonly").count() < 1 {
+        assert!(tokio::time::Instant::now() < deadline, "{}", far.messages());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(calls(&mut c).await[0].2, "Connected");
+    let ended = c.expect_notification("CallDisconnected").await;
+    assert_eq!(ended, [id.as_str(), "Connection reset by peer"]);
+    assert_eq!(c.expect_notification("StateChanged").await, ["Available"]);
+    let wire = passed(far).await;
+    assert!(
+        wire.contains("a=sendonly") && wire.contains("a=sendrecv"),
+        "{wire}"
+    );
+    // The phone itself sent no re-INVITE (it never held the call).
+    assert_eq!(wire.matches("INVITE sip:").count(), 3, "{wire}");
+    c.expect_silence(Duration::from_millis(300)).await;
+}
+
+/// The far end transfers the call (REFER to 2002): baresip places a new call, which
+/// appears under its own id; the first call is not reported held (baresip does not hold
+/// it: no re-INVITE from the phone). HangUp ends the newest connected call first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refer_from_the_far_end_is_a_new_call_with_its_own_id() {
+    let net = network(&[]);
+    let registrar = format!("127.0.0.1:{}", net.ports.registrar);
+    let far = Sipp::start(
+        &net.ports,
+        Role::Far,
+        "uas_refer.xml",
+        &["-m", "2", "-aa", "-key", "registrar", &registrar],
+    );
+    let mut c = connect_when(&net.server, "Available").await;
+    c.call("CallOut", json!(["2001"])).await;
+    let first = c.expect_notification("CallingOut").await[0].clone();
+    assert_eq!(c.expect_notification("StateChanged").await, ["Busy"]);
+    assert_eq!(
+        c.expect_notification("CallConnected").await,
+        [first.as_str()]
+    );
+    let out = c.expect_notification("CallingOut").await;
+    assert_eq!(out[1], "2002", "the transfer target");
+    let second = out[0].clone();
+    assert_ne!(second, first);
+    assert_eq!(
+        c.expect_notification("CallConnected").await,
+        [second.as_str()]
+    );
+    let rows: Vec<(String, String, String)> = calls(&mut c)
+        .await
+        .into_iter()
+        .map(|(id, dir, state, _)| (id, dir, state))
+        .collect();
+    let wire = far.messages();
+    let held = wire.contains("a=sendonly");
+    assert!(!held, "baresip 1.0 does not hold on REFER:\n{wire}");
+    assert_eq!(
+        rows,
+        [
+            (first.clone(), "Outbound".into(), "Connected".into()),
+            (second.clone(), "Outbound".into(), "Connected".into())
+        ]
+    );
+    c.call("HangUp", json!([])).await;
+    assert_eq!(c.expect_notification("CallDisconnected").await[0], second);
+    c.call("HangUp", json!([])).await;
+    assert_eq!(c.expect_notification("CallDisconnected").await[0], first);
+    assert_eq!(c.expect_notification("StateChanged").await, ["Available"]);
+    let wire = passed(far).await;
+    assert!(
+        wire.contains("REFER sip:") && wire.contains("SIP/2.0 202"),
+        "{wire}"
+    );
+}
+
+/// baresip is killed (SIGKILL) during a call with a SIPp far end: the call ends
+/// (`phone connection lost`), the phone is Offline, bapiws starts baresip again, and it
+/// registers: Available.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_of_baresip_mid_call_ends_the_call_and_recovers() {
+    let net = network(&[]);
+    let far = Sipp::start(&net.ports, Role::Far, "uas_answer.xml", &[]);
+    let mut c = connect_when(&net.server, "Available").await;
+    c.call("CallOut", json!(["2001"])).await;
+    let id = c.expect_notification("CallingOut").await[0].clone();
+    c.expect_notification("StateChanged").await;
+    assert_eq!(c.expect_notification("CallConnected").await, [id.as_str()]);
+    let pid = managed_baresip_pid(net.server.child.id()).expect("baresip runs");
+    kill(pid, "KILL");
+    assert_eq!(
+        c.expect_notification("CallDisconnected").await,
+        [id.as_str(), "phone connection lost"]
+    );
+    assert_eq!(c.expect_notification("StateChanged").await, ["Offline"]);
+    let back = tokio::time::timeout(SIP_WAIT, c.expect_notification("StateChanged")).await;
+    assert_eq!(back.expect("registered again in time"), ["Available"]);
+    assert!(calls(&mut c).await.is_empty());
+    let next = managed_baresip_pid(net.server.child.id()).expect("a new baresip");
+    assert_ne!(next, pid);
+    drop(far);
+}
+
+/// CallOut to a far end that never rings (100 Trying only), with baresip stopped around
+/// the dial: the call is visible as Calling at once, and HangUp cancels it (CANCEL on the
+/// wire), with no -32002.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dial_answered_only_with_trying_is_visible_and_can_be_hung_up() {
+    let net = network(&["--baresip-command-timeout-ms", "300"]);
+    let far = Sipp::start(&net.ports, Role::Far, "uas_trying.xml", &[]);
+    let mut c = connect_when(&net.server, "Available").await;
+    let pid = managed_baresip_pid(net.server.child.id()).expect("baresip runs");
+    kill(pid, "STOP");
+    let resp = c.request("CallOut", json!(["2001"])).await;
+    let id = c.expect_notification("CallingOut").await[0].clone();
+    assert_eq!(c.expect_notification("StateChanged").await, ["Busy"]);
+    kill(pid, "CONT");
+    assert_eq!(resp["result"], json!(0), "{resp}");
+    wait_message(&far, "SIP/2.0 100").await;
+    assert_eq!(
+        calls(&mut c).await,
+        [(
+            id.clone(),
+            "Outbound".into(),
+            "Calling".into(),
+            "2001".into()
+        )]
+    );
+    let hung = c.request("HangUp", json!([])).await;
+    assert_eq!(hung["result"], json!(0), "{hung}");
+    assert_eq!(c.expect_notification("CallDisconnected").await[0], id);
+    assert_eq!(c.expect_notification("StateChanged").await, ["Available"]);
+    let wire = passed(far).await;
+    assert!(wire.contains("CANCEL sip:"), "{wire}");
+    c.expect_silence(Duration::from_millis(300)).await;
+}
+
+/// The registrar goes away (over TCP, so that a refresh fails at once instead of after
+/// SIP's 32 s timer): the phone is Offline within the registration interval plus a
+/// margin, with the reason in /health, and Available again once the registrar is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_registrar_that_goes_away_makes_the_phone_offline_then_available() {
+    let ports = SipPorts::next();
+    let mut kamailio = Kamailio::start_tcp(&ports, 60);
+    let server = start_server(&ports, PASSWORD, &["--baresip-transport", "tcp"]);
+    let mut c = connect_when(&server, "Available").await;
+    let stopped = std::time::Instant::now();
+    tokio::task::block_in_place(|| kamailio.stop());
+    let limit = Duration::from_secs(u64::from(INTERVAL) + 5);
+    let offline = tokio::time::timeout(limit, c.expect_notification("StateChanged")).await;
+    assert_eq!(
+        offline.expect("Offline within the interval plus a margin"),
+        ["Offline"]
+    );
+    let took = stopped.elapsed();
+    let h = health(server.port);
+    assert_eq!(h["backends"][0]["link"], "not registered", "{h}");
+    eprintln!("offline after {took:?}: {h}");
+    let restarted = std::time::Instant::now();
+    tokio::task::block_in_place(|| kamailio.restart());
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
+    while health(server.port)["backends"][0]["state"] != "Available" {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never registered again"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(c.expect_notification("StateChanged").await, ["Available"]);
+    eprintln!("available again after {:?}", restarted.elapsed());
+}

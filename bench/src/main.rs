@@ -9,6 +9,7 @@
 mod load;
 mod process;
 mod servers;
+mod sip;
 mod soak;
 
 use std::path::PathBuf;
@@ -127,7 +128,7 @@ fn main() {
         }
         _ => {
             eprintln!(
-                "usage: bapiws-bench all|smoke|soak|load [--bapiws PATH] [--only latency,throughput,fanout,memory,startup,idle] [--clients N --seconds N]\n  all    every measurement, repeated, as a Markdown table (several minutes)\n  smoke  every measurement briefly, no targets\n  load URL SECONDS   the throughput load (100 connections × 16 in flight) against a running server, for profiling it"
+                "usage: bapiws-bench all|smoke|soak|load [--bapiws PATH] [--only latency,throughput,fanout,memory,startup,idle,sip] [--clients N --seconds N]\n  all    every measurement, repeated, as a Markdown table (several minutes)\n  smoke  every measurement briefly, no targets\n  load URL SECONDS   the throughput load (100 connections × 16 in flight) against a running server, for profiling it"
             );
             std::process::exit(2);
         }
@@ -528,6 +529,54 @@ async fn run(plan: Plan, args: &[String], pinned: bool) {
         ));
     }
 
+    if only.contains(&"sip") {
+        // How fast the phone reacts: a real baresip, so only when asked for by name
+        // (never in `all` without `--only`, nor in `smoke`).
+        let calls = if plan.smoke { 20 } else { 200 };
+        progress(&format!(
+            "sip: {calls} calls in and {calls} out through a managed baresip"
+        ));
+        let f = sip::run(&p, 10, calls).await;
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        println!(
+            "| How fast the phone reacts ({calls} calls each way) | p50 | p99 | max | target |"
+        );
+        println!("|---|---:|---:|---:|---|");
+        for (what, v, target) in [
+            (
+                "INVITE sent → `CallComing` at the client",
+                &f.incoming,
+                "p50 ≤ 5 ms, p99 ≤ 20 ms",
+            ),
+            (
+                "  of which INVITE sent → baresip's 180 Ringing",
+                &f.ringing,
+                "",
+            ),
+            (
+                "`CallOut` sent → INVITE on the wire",
+                &f.outgoing,
+                "p50 ≤ 5 ms, p99 ≤ 20 ms",
+            ),
+            (
+                "`GetState` round trip (WebSocket + bapiws only)",
+                &f.get_state,
+                "",
+            ),
+        ] {
+            println!(
+                "| {what} | {:.2} ms | {:.2} ms | {:.2} ms | {target} |",
+                ms(pct(v, 0.5)),
+                ms(pct(v, 0.99)),
+                ms(v.last().copied().unwrap_or_default())
+            );
+        }
+        println!();
+    }
+    if rows.is_empty() {
+        let _ = std::fs::remove_dir_all(&p.log_dir);
+        return;
+    }
     if plan.smoke {
         // A smoke run is too short for targets: figures only.
         println!("| Measurement | bapiws | baseline | bapiws ÷ baseline |");

@@ -141,6 +141,8 @@ pub struct Kamailio {
     port: u16,
     far: u16,
     max_expires: u32,
+    /// Whether it also listens on TCP (same port).
+    tcp: bool,
 }
 
 impl Kamailio {
@@ -153,6 +155,22 @@ impl Kamailio {
             port: ports.registrar,
             far: ports.far,
             max_expires,
+            tcp: false,
+        };
+        k.run(&[]);
+        k
+    }
+
+    /// Starts it listening on TCP as well as UDP (the same port number).
+    pub fn start_tcp(ports: &SipPorts, max_expires: u32) -> Kamailio {
+        require("kamailio", "-v", "kamailio");
+        let mut k = Kamailio {
+            child: None,
+            dir: TempDir::new("kamailio"),
+            port: ports.registrar,
+            far: ports.far,
+            max_expires,
+            tcp: true,
         };
         k.run(&[]);
         k
@@ -175,8 +193,11 @@ impl Kamailio {
             .arg("-P")
             .arg(self.dir.path().join("kamailio.pid"))
             .arg("-l")
-            .arg(format!("udp:127.0.0.1:{}", self.port))
-            .arg("-A")
+            .arg(format!("udp:127.0.0.1:{}", self.port));
+        if self.tcp {
+            cmd.arg("-l").arg(format!("tcp:127.0.0.1:{}", self.port));
+        }
+        cmd.arg("-A")
             .arg(format!("FAR_END=\"127.0.0.1:{}\"", self.far))
             .arg("-A")
             .arg(format!("MAX_EXPIRES={}", self.max_expires));
