@@ -81,12 +81,23 @@ pub enum ClientError {
         after: Duration,
     },
     /// The server answered with an error.
-    #[error("the server refused: {message} (error {code})")]
+    #[error("the server refused: {message} (error {code}){}", detail(.data.as_ref()))]
     Rpc {
         /// JSON-RPC error code.
         code: i64,
         /// Its message.
         message: String,
+        /// Its data, if any (the known backends of -32003, the call ids of -32007, the
+        /// phone's last error of -32001).
+        data: Option<Value>,
+    },
+    /// The URL is not a WebSocket address.
+    #[error(
+        "{url} is not a WebSocket address: use ws://HOST:PORT, e.g. {DEFAULT_URL} (ws://, not http://)"
+    )]
+    NotWebSocket {
+        /// The URL given.
+        url: String,
     },
     /// No reply within the reply timeout.
     #[error("no reply to {what} within {}", in_words(*.after))]
@@ -120,7 +131,35 @@ fn in_words(d: Duration) -> String {
 
 fn close_reason(frame: Option<&CloseFrame>) -> String {
     match frame {
-        Some(f) if !f.reason.is_empty() => format!(" {}", f.reason),
+        Some(f) if !f.reason.is_empty() => format!(": {} ({})", f.reason, u16::from(f.code)),
+        Some(f) => format!(" ({})", u16::from(f.code)),
+        None => String::new(),
+    }
+}
+
+/// An error's data in words: a list joined, an object's members as `name: value`.
+fn detail(data: Option<&Value>) -> String {
+    let text = |v: &Value| v.as_str().map_or_else(|| v.to_string(), str::to_owned);
+    match data {
+        Some(Value::Array(items)) if !items.is_empty() => {
+            format!(
+                "; {}",
+                items.iter().map(text).collect::<Vec<_>>().join(", ")
+            )
+        }
+        Some(Value::Object(members)) => {
+            let parts: Vec<String> = members
+                .iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, v)| format!("{k}: {}", text(v)))
+                .collect();
+            if parts.is_empty() {
+                String::new()
+            } else {
+                format!("; {}", parts.join("; "))
+            }
+        }
+        Some(Value::String(s)) => format!("; {s}"),
         _ => String::new(),
     }
 }
@@ -199,6 +238,12 @@ impl Client {
 
     /// Connects to `url` with `options`.
     pub async fn connect_with(url: &str, options: &ConnectOptions) -> Result<Client, ClientError> {
+        let scheme = url.split_once("://").map_or("", |(s, _)| s);
+        if !scheme.eq_ignore_ascii_case("ws") && !scheme.eq_ignore_ascii_case("wss") {
+            return Err(ClientError::NotWebSocket {
+                url: url.to_owned(),
+            });
+        }
         let unreachable = |source| ClientError::Unreachable {
             url: url.to_owned(),
             source,
@@ -273,6 +318,7 @@ impl Client {
             return Err(ClientError::Rpc {
                 code: err["code"].as_i64().unwrap_or(0),
                 message: err["message"].as_str().unwrap_or("").to_owned(),
+                data: err.get("data").filter(|d| !d.is_null()).cloned(),
             });
         }
         Ok(reply
@@ -552,7 +598,7 @@ mod client_tests {
         assert_eq!(c.recv().await.expect("n")["params"][0], "Away");
         // An error reply is an Rpc error; the notification before it is kept.
         match c.call("HangUp", json!([])).await {
-            Err(ClientError::Rpc { code, message }) => {
+            Err(ClientError::Rpc { code, message, .. }) => {
                 assert_eq!((code, message.as_str()), (-32001, "no such call"));
             }
             other => panic!("expected an Rpc error, got {other:?}"),
@@ -603,17 +649,22 @@ mod client_tests {
         let free = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let url = format!("ws://{}", free.local_addr().expect("address"));
         drop(free);
-        for (url, what) in [
-            (url.as_str(), "IO error"),
-            ("wss://127.0.0.1:1", "TLS"),
-            ("http://127.0.0.1:1", "scheme"),
-            ("not a url", ""),
-        ] {
+        for (url, what) in [(url.as_str(), "IO error"), ("wss://127.0.0.1:1", "TLS")] {
             match Client::connect(url).await {
                 Err(e @ ClientError::Unreachable { .. }) => {
                     assert!(e.to_string().contains(what), "{url}: {e}");
                 }
                 Err(e) => panic!("{url}: expected Unreachable, got {e}"),
+                Ok(_) => panic!("{url}: connected"),
+            }
+        }
+        // Not a WebSocket address at all: said so, with the right form.
+        for url in ["http://127.0.0.1:1", "not a url"] {
+            match Client::connect(url).await {
+                Err(e @ ClientError::NotWebSocket { .. }) => {
+                    assert!(e.to_string().contains("use ws://"), "{url}: {e}");
+                }
+                Err(e) => panic!("{url}: expected NotWebSocket, got {e}"),
                 Ok(_) => panic!("{url}: connected"),
             }
         }

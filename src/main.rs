@@ -174,7 +174,10 @@ enum SimAction {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => usage_error(e),
+    };
     match cli.command {
         Cmd::Serve(args) => serve(&args),
         Cmd::Doctor(args) => {
@@ -186,6 +189,52 @@ fn main() -> ExitCode {
         }
         other => run_client(other),
     }
+}
+
+/// Exits for a usage error (code 2). A bad value that came from a `BAPIWS_*` variable,
+/// not from its flag on the command line, is reported under the variable's name.
+fn usage_error(e: clap::Error) -> ! {
+    use clap::CommandFactory;
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if matches!(
+        e.kind(),
+        ErrorKind::InvalidValue | ErrorKind::ValueValidation
+    ) && let Some(ContextValue::String(arg)) = e.get(ContextKind::InvalidArg)
+    {
+        let long = arg
+            .trim_start_matches('-')
+            .split([' ', '='])
+            .next()
+            .unwrap_or("")
+            .to_owned();
+        let on_command_line = std::env::args()
+            .any(|a| a == format!("--{long}") || a.starts_with(&format!("--{long}=")));
+        let command = Cli::command();
+        let env = command
+            .get_subcommands()
+            .flat_map(|c| c.get_arguments())
+            .find(|a| a.get_long() == Some(long.as_str()))
+            .and_then(|a| a.get_env())
+            .map(|v| v.to_string_lossy().into_owned());
+        if let Some(env) = env
+            && !on_command_line
+            && let Ok(value) = std::env::var(&env)
+        {
+            let why = e
+                .to_string()
+                .lines()
+                .next()
+                .and_then(|l| l.rsplit_once("': "))
+                .map(|(_, why)| why.to_owned())
+                .unwrap_or_default();
+            say_error(&format!(
+                "the variable {env}={}: not a valid value (it sets --{long}): {why}",
+                client::for_terminal(&value)
+            ));
+            std::process::exit(2);
+        }
+    }
+    e.exit()
 }
 
 fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
@@ -335,9 +384,11 @@ fn run_client(cmd: Cmd) -> ExitCode {
             if matches!(e, ClientError::Rpc { code: -32007, .. }) {
                 eprintln!("bapiws: name one with --call ID (`bapiws calls` lists the ids)");
             }
+            // 1: the server answered with an error; 2 is clap's, for usage errors; 3: no
+            // server reached, or the connection failed.
             match e {
                 ClientError::Rpc { .. } => ExitCode::from(1),
-                _ => ExitCode::from(2),
+                _ => ExitCode::from(3),
             }
         }
     }
@@ -444,30 +495,56 @@ async fn run_on(
             }
         }
         Cmd::Sim { action, .. } => {
-            let (method, params) = match action {
-                SimAction::Incoming { number } => ("Sim.IncomingCall", json!([number])),
+            // The method, its params, and what to say when it is done (in the same words
+            // as the other commands).
+            let (method, params, done) = match action {
+                SimAction::Incoming { number } => (
+                    "Sim.IncomingCall",
+                    json!([number]),
+                    format!("A call from {} is ringing", client::for_terminal(&number)),
+                ),
                 SimAction::Queue {
                     number,
                     queue_number,
                     queue_name,
-                } => ("Sim.QueueCall", json!([number, queue_number, queue_name])),
-                SimAction::Answer { call_id } => ("Sim.RemoteAnswer", opt(call_id)),
+                } => (
+                    "Sim.QueueCall",
+                    json!([number, queue_number, queue_name]),
+                    format!(
+                        "A queue call from {} is ringing",
+                        client::for_terminal(&number)
+                    ),
+                ),
+                SimAction::Answer { call_id } => (
+                    "Sim.RemoteAnswer",
+                    opt(call_id),
+                    "The far end answered".to_owned(),
+                ),
                 SimAction::Hangup { call_id, reason } => {
                     let id = call_id.map_or(Value::Null, Value::String);
-                    if id.is_null() {
-                        ("Sim.RemoteHangUp", json!({"reason": reason}))
+                    let params = if id.is_null() {
+                        json!({"reason": reason})
                     } else {
-                        ("Sim.RemoteHangUp", json!([id, reason]))
-                    }
+                        json!([id, reason])
+                    };
+                    ("Sim.RemoteHangUp", params, "The far end hung up".to_owned())
                 }
-                SimAction::Availability { state } => ("Sim.SetAvailability", json!([state])),
-                SimAction::Offline => ("Sim.SetOffline", json!([])),
-                SimAction::Online => ("Sim.SetOnline", json!([])),
+                SimAction::Availability { state } => (
+                    "Sim.SetAvailability",
+                    json!([state]),
+                    format!("Availability set to {}", client::for_terminal(&state)),
+                ),
+                SimAction::Offline => (
+                    "Sim.SetOffline",
+                    json!([]),
+                    "The phone is offline".to_owned(),
+                ),
+                SimAction::Online => ("Sim.SetOnline", json!([]), "The phone is online".to_owned()),
             };
             let result = c.call(method, params).await?;
             match result.as_str() {
-                Some(id) => println!("{method}: ok, call id {}", client::for_terminal(id)),
-                None => println!("{method}: ok"),
+                Some(id) => println!("{done}; call id {}", client::for_terminal(id)),
+                None => println!("{done}."),
             }
         }
         Cmd::Serve(_) | Cmd::Doctor(_) => {}

@@ -160,7 +160,8 @@ fn no_server_gives_a_clear_message() {
         &["sim", "offline"],
     ] {
         let (code, _, err) = run(dir.path(), &url, args);
-        assert_eq!(code, 2, "{args:?}");
+        // 3: no server reached (2 is for usage errors, 1 for an error from the server).
+        assert_eq!(code, 3, "{args:?}");
         assert!(err.contains("cannot reach a bapiws server"), "{err}");
         assert!(err.contains("bapiws serve"), "{err}");
     }
@@ -341,7 +342,7 @@ fn server_text_is_escaped_for_the_terminal() {
     }
 }
 
-/// The call id in `Sim.IncomingCall: ok, call id ID`.
+/// The call id in `A call from N is ringing; call id ID`.
 fn call_id_of(out: &str) -> String {
     out.trim().rsplit(' ').next().expect("a call id").to_owned()
 }
@@ -469,5 +470,104 @@ fn watch_extensions_prints_the_call_control_notifications() {
         seen.iter()
             .any(|l| l.contains("MuteChanged") && l.contains("on")),
         "{seen:?}"
+    );
+}
+
+/// What a user reads when something is wrong, in their words (issue: newcomer friction).
+#[test]
+fn errors_in_a_users_words() {
+    let dir = TempDir::new("words");
+    let serve = |args: &[&str], env: &[(&str, &str)]| {
+        let mut cmd = command(dir.path());
+        cmd.arg("serve").args(args);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().expect("run");
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    // A number written as text in the file: what is expected, not serde's type names.
+    let quoted = dir.path().join("quoted.toml");
+    std::fs::write(&quoted, "port = \"19300\"\n").expect("write");
+    let (code, err) = serve(&["--config", &quoted.display().to_string()], &[]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("key `port`")
+            && err.contains("expected a whole number from 0 to 65535, without quotes")
+            && !err.contains("u16"),
+        "{err}"
+    );
+    // A TOML syntax error says how values are written.
+    let syntax = dir.path().join("syntax.toml");
+    std::fs::write(&syntax, "port = 1.5.0\n").expect("write");
+    let (code, err) = serve(&["--config", &syntax.display().to_string()], &[]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("text needs quotes"), "{err}");
+    // A bad variable is named as the variable, not as the flag.
+    let (code, err) = serve(&[], &[("BAPIWS_PORT", "abc")]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("the variable BAPIWS_PORT=abc") && err.contains("--port"),
+        "{err}"
+    );
+    // An unknown default backend lists the known ones.
+    let (code, err) = serve(&["--default-backend", "foo"], &[]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("known: ") && err.contains("sim"), "{err}");
+
+    let server = Server::start(&[]);
+    // The list the server sends with -32003 is shown.
+    let (code, _, err) = run(dir.path(), &server.url, &["state", "--backend", "nope"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("-32003") && err.contains("sim") && err.contains("lync"),
+        "{err}"
+    );
+    // The number rule is stated once.
+    let (code, _, err) = run(dir.path(), &server.url, &["call", "abc"]);
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(err.matches("leading '+'").count(), 1, "{err}");
+    // Every command reports in sentences.
+    let (code, out, _) = run(dir.path(), &server.url, &["sim", "availability", "DND"]);
+    assert_eq!(code, 0);
+    assert_eq!(out.trim(), "Availability set to DND.");
+    // An http:// address is answered with the right scheme.
+    let http = server.url.replacen("ws://", "http://", 1);
+    let (code, _, err) = run(dir.path(), &http, &["state"]);
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("use ws://"), "{err}");
+    // A usage error is 2, distinct from an unreachable server (3).
+    let out = command(dir.path())
+        .args(["frobnicate"])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+}
+
+/// `watch` says how the server closed the connection, in one readable sentence.
+#[test]
+fn watch_reports_the_close_readably() {
+    let server = Server::start(&[]);
+    let dir = TempDir::new("watch-close");
+    let mut watch = command(dir.path())
+        .args(["watch", "--url", &server.url])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("watch");
+    let mut err = BufReader::new(watch.stderr.take().expect("stderr"));
+    let mut first = String::new();
+    err.read_line(&mut first).expect("the Watching line");
+    let (status, _, _) = server.terminate();
+    assert!(status.success());
+    let mut rest = String::new();
+    let _ = std::io::Read::read_to_string(&mut err, &mut rest);
+    let _ = watch.wait();
+    assert!(
+        rest.contains("the server closed the connection: server shutting down (1001)"),
+        "{rest}"
     );
 }

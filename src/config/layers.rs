@@ -144,7 +144,10 @@ fn parse_file(text: &str, path: &Path) -> Result<ServeArgs, ConfigError> {
         .parse()
         .map_err(|e: toml::de::Error| ConfigError::File {
             path: path.to_owned(),
-            problem: e.to_string().trim().to_owned(),
+            problem: format!(
+                "{}\n(TOML: text needs quotes, key = \"value\"; numbers and true/false none; lists [\"a\", \"b\"])",
+                e.to_string().trim()
+            ),
         })?;
     let known = serde_json::to_value(ServeArgs::default()).unwrap_or(Value::Null);
     let key_error = |key: String, problem: String| ConfigError::Key {
@@ -190,7 +193,39 @@ fn check_one(table: toml::Table) -> Result<(), String> {
     toml::Value::Table(table)
         .try_into::<ServeArgs>()
         .map(drop)
-        .map_err(|e| e.message().to_owned())
+        .map_err(|e| in_words(e.message()))
+}
+
+/// serde's names of what was expected, in a user's words.
+fn in_words(message: &str) -> String {
+    let mut m = message.to_owned();
+    for (serde, words) in [
+        (
+            "expected u16",
+            "expected a whole number from 0 to 65535, without quotes",
+        ),
+        (
+            "expected u32",
+            "expected a whole number from 0 to 4294967295, without quotes",
+        ),
+        ("expected u64", "expected a whole number, without quotes"),
+        ("expected usize", "expected a whole number, without quotes"),
+        (
+            "expected a boolean",
+            "expected true or false, without quotes",
+        ),
+        (
+            "expected a sequence",
+            "expected a list, e.g. [\"a\", \"b\"]",
+        ),
+        (
+            "expected a map",
+            "expected a table, e.g. [aliases] with name = \"backend\" lines",
+        ),
+    ] {
+        m = m.replace(serde, words);
+    }
+    m
 }
 
 fn unknown(key: &str, known: &Value) -> String {

@@ -109,8 +109,11 @@ impl BackendNames {
             names.aliases.insert(lower, instance);
         }
         if let Some(d) = default {
-            names.default = names.resolve(d).map_err(|_| {
-                SettingError::new("default_backend", format!("unknown backend {d:?}"))
+            names.default = names.resolve(d).map_err(|e| {
+                SettingError::new(
+                    "default_backend",
+                    format!("unknown backend {d:?}; known: {}", e.known.join(", ")),
+                )
             })?;
         }
         let mut wanted: Vec<BackendKind> = configured.to_vec();

@@ -415,11 +415,13 @@ fn invalid(method: &str, why: impl std::fmt::Display) -> RpcError {
 
 fn number(method: &str, text: Option<String>) -> Result<PhoneNumber, RpcError> {
     let text = text.unwrap_or_default();
-    PhoneNumber::parse(&text).map_err(|e: NumberError| {
-        invalid(
+    PhoneNumber::parse(&text).map_err(|e: NumberError| match e {
+        // That message states the rule already.
+        NumberError::InvalidCharacter => invalid(method, e),
+        _ => invalid(
             method,
-            format!("{e}; a number is an optional leading '+' and 1 to 32 digits, after removing spaces and -.()"),
-        )
+            format!("{e}; a number is an optional leading '+' and 1 to 32 digits (spaces and -.() are ignored)"),
+        ),
     })
 }
 
