@@ -321,3 +321,43 @@ async fn buffers_shrink_back_after_a_large_reply() {
     );
     drop(idle);
 }
+
+/// baresip missing: the cause reaches the client (in -32001's data) and /health, not only
+/// the server's stderr.
+#[tokio::test]
+async fn a_missing_baresip_is_explained_to_the_client() {
+    let server = Server::start(&[
+        "--default-backend",
+        "baresip",
+        "--baresip-binary",
+        "/nonexistent/baresip",
+    ]);
+    let mut c = Ws::connect(&server.url).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let reply = loop {
+        let reply = c.request("CallOut", json!(["1002"])).await;
+        if reply["error"]["data"]["lastError"].is_string() || std::time::Instant::now() > deadline {
+            break reply;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(reply["error"]["code"], -32001, "{reply}");
+    let why = reply["error"]["data"]["lastError"].as_str().unwrap_or("");
+    assert!(
+        why.contains("not found") && why.contains("baresip-core"),
+        "{reply}"
+    );
+    let health = {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", server.port)).expect("connect");
+        let request = format!(
+            "GET /health HTTP/1.1\r\nHost: 127.0.0.1:{}\r\n\r\n",
+            server.port
+        );
+        s.write_all(request.as_bytes()).expect("write");
+        let mut out = String::new();
+        let _ = s.read_to_string(&mut out);
+        out
+    };
+    assert!(health.contains("baresip-core"), "{health}");
+}

@@ -215,7 +215,14 @@ impl Actor {
                 }
                 Err(e) => {
                     tracing::error!(binary = %self.s.binary.display(), error = %e, "cannot start baresip");
-                    self.calls.last_failure = Some(format!("cannot start baresip: {e}"));
+                    self.calls.last_failure = Some(if e.kind() == std::io::ErrorKind::NotFound {
+                        format!(
+                            "cannot start baresip: {} not found; install it (Debian: apt install baresip-core) or set baresip.binary",
+                            self.s.binary.display()
+                        )
+                    } else {
+                        format!("cannot start baresip: {e}")
+                    });
                     self.gone();
                     return;
                 }
