@@ -112,7 +112,8 @@ export class BapiwsClient {
         const Socket = options.WebSocket ??
             globalThis.WebSocket;
         if (!Socket) {
-            throw new Error("no WebSocket implementation: pass options.WebSocket");
+            throw new Error('no WebSocket implementation: this runtime has no global WebSocket (Node 20 without --experimental-websocket); ' +
+                'pass one, e.g. the "ws" package: import WebSocket from "ws"; new BapiwsClient({ WebSocket })');
         }
         this.Socket = Socket;
     }

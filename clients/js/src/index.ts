@@ -361,7 +361,10 @@ export class BapiwsClient {
       options.WebSocket ??
       (globalThis as unknown as { WebSocket?: WebSocketConstructor }).WebSocket;
     if (!Socket) {
-      throw new Error("no WebSocket implementation: pass options.WebSocket");
+      throw new Error(
+        'no WebSocket implementation: this runtime has no global WebSocket (Node 20 without --experimental-websocket); ' +
+          'pass one, e.g. the "ws" package: import WebSocket from "ws"; new BapiwsClient({ WebSocket })',
+      );
     }
     this.Socket = Socket;
   }

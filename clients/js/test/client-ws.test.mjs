@@ -10,7 +10,13 @@ import { startServer } from "./server.mjs";
 assert.equal(globalThis.WebSocket, undefined, "run without --experimental-websocket: this file tests Node without a global WebSocket");
 
 test("without a global WebSocket, the client asks for one", () => {
-  assert.throws(() => new BapiwsClient(), /no WebSocket implementation: pass options.WebSocket/);
+  assert.throws(() => new BapiwsClient(), (e) => {
+    assert.match(e.message, /^no WebSocket implementation/);
+    // It says what to do in Node 20: pass `ws`'s WebSocket class as the option.
+    assert.ok(e.message.includes('import WebSocket from "ws"'), e.message);
+    assert.ok(e.message.includes("new BapiwsClient({ WebSocket })"), e.message);
+    return true;
+  });
 });
 
 // Browsers (and undici) drop messages that arrive after close() was called; ws delivers

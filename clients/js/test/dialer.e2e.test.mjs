@@ -25,9 +25,17 @@ before(async () => {
 });
 after(async () => { await browser?.close(); });
 
-async function page() {
-  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+async function page(width = 1280, height = 800) {
+  const context = await browser.newContext({ viewport: { width, height } });
   return context.newPage();
+}
+
+/** Collects the page's console errors and uncaught exceptions, from now on. */
+function problems(p) {
+  const seen = [];
+  p.on("console", (m) => { if (m.type() === "error") seen.push(`console: ${m.text()}`); });
+  p.on("pageerror", (e) => seen.push(`pageerror: ${e.message}`));
+  return seen;
 }
 
 const shot = (p, name) => p.screenshot({ path: resolve(ARTIFACTS, `${name}.png`), fullPage: true });
@@ -66,8 +74,14 @@ test("call out, see the events and the call, hang up; answer a simulated incomin
     await row.filter({ hasText: "Connected" }).waitFor();
     assert.match(await row.first().innerText(), /Inbound\s+Connected\s+0505010269/);
     await shot(p, "dialer-incoming-answered");
-    await p.locator("#answer").click();
-    await p.locator("#message", { hasText: "no ringing inbound call" }).waitFor();
+    // Nothing rings: Answer does not apply (nor its shortcut); Hang up does.
+    assert.equal(await p.locator("#answer").isDisabled(), true);
+    assert.equal(await p.locator("#hangup").isEnabled(), true);
+    await p.keyboard.press("Alt+a");
+    assert.equal(await p.locator("#message").isHidden(), true);
+    await p.keyboard.press("Alt+h");
+    await p.locator("#no-calls").waitFor({ state: "visible" });
+    assert.equal(await p.locator("#hangup").isDisabled(), true);
   } finally {
     await p.context().close();
     await server.stop();
@@ -322,6 +336,154 @@ test("bapiws-client with Chromium's WebSocket: connect() rejects, retries attemp
     assert.equal(result.init[0], -32003);
     assert.ok(result.init[1].includes("sim"), JSON.stringify(result.init));
     assert.equal(result.state, "Available");
+  } finally {
+    await p.context().close();
+    await server.stop();
+  }
+});
+
+// The page's layout at a phone's width and a laptop's: no sideways scroll, the calls table
+// whole where there is room, no console errors; the buttons that apply enabled, the others
+// not. The 1280 px screenshot is the one in docs/dialer.png.
+for (const width of [390, 1280]) {
+  test(`the dialer at ${width} px: no sideways scroll, no console errors, only the buttons that apply`, { timeout: 60000 }, async () => {
+    const server = await startServer(["--sim-auto-answer", "false"]);
+    const p = await page(width, 900);
+    const seen = problems(p);
+    try {
+      await p.goto(`http://127.0.0.1:${server.port}/`);
+      await p.locator("#connection", { hasText: "open" }).waitFor();
+      await p.locator("#phone-state", { hasText: "Available" }).waitFor();
+      const enabled = async () => Object.fromEntries(await Promise.all(
+        ["call", "answer", "hangup", "sim-remote-answer", "sim-remote-hangup", "sim-offline", "sim-online"]
+          .map(async (id) => [id, await p.locator(`#${id}`).isEnabled()])));
+
+      // No calls: nothing to answer or hang up.
+      assert.deepEqual(await enabled(), { call: true, answer: false, hangup: false, "sim-remote-answer": false,
+        "sim-remote-hangup": false, "sim-offline": true, "sim-online": false });
+
+      // An outbound call, calling: the far end can answer; it can be hung up, not answered.
+      await p.locator("#number").fill("+358 40 123 4567");
+      await p.locator("#call").click();
+      const rows = p.locator("#calls tbody tr");
+      await rows.filter({ hasText: "Calling" }).waitFor();
+      assert.deepEqual(await enabled(), { call: true, answer: false, hangup: true, "sim-remote-answer": true,
+        "sim-remote-hangup": true, "sim-offline": true, "sim-online": false });
+      await p.locator("#sim-remote-answer").click();
+      await rows.filter({ hasText: "Connected" }).waitFor();
+      assert.equal(await p.locator("#sim-remote-answer").isDisabled(), true);
+
+      // And an incoming call, ringing: now Answer applies.
+      await p.locator("#sim-number").fill("0505010269");
+      await p.locator("#sim-incoming").click();
+      await rows.filter({ hasText: "Ringing" }).waitFor();
+      assert.equal(await p.locator("#answer").isEnabled(), true);
+      await p.locator("#incoming").waitFor();
+      await p.locator("#log li", { hasText: "CallComing" }).waitFor();
+
+      await shot(p, `dialer-${width}`);
+
+      // The layout: the page does not scroll sideways.
+      const layout = await p.evaluate(() => {
+        const scroll = document.querySelector("#calls").parentElement;
+        const id = document.querySelector("#calls tbody tr td.id");
+        return {
+          scrollWidth: document.documentElement.scrollWidth,
+          clientWidth: document.documentElement.clientWidth,
+          tableWidth: scroll.scrollWidth,
+          tableRoom: scroll.clientWidth,
+          idRight: id.getBoundingClientRect().right,
+          roomRight: scroll.getBoundingClientRect().right,
+        };
+      });
+      assert.ok(layout.scrollWidth <= layout.clientWidth, `the page scrolls sideways: ${JSON.stringify(layout)}`);
+      if (width >= 1280) {
+        // Room enough: the calls table, its call id column included, is not cut.
+        assert.ok(layout.tableWidth <= layout.tableRoom, `the calls table is cut: ${JSON.stringify(layout)}`);
+        assert.ok(layout.idRight <= layout.roomRight, `the call id column is cut: ${JSON.stringify(layout)}`);
+      }
+
+      // The server's errors are shown capitalised, as the page's own are.
+      await rows.filter({ hasText: "Connected" }).locator("button", { hasText: "Transfer" }).click();
+      await p.locator("#transfer-number").fill("12ab");
+      await p.locator("#transfer-go").click();
+      await p.locator("#message").waitFor({ state: "visible" });
+      const message = await p.locator("#message").innerText();
+      assert.match(message, /^[A-Z]/, message);
+      // A long message wraps: still no sideways scroll.
+      assert.ok(await p.evaluate(() => document.documentElement.scrollWidth <= document.documentElement.clientWidth));
+      await shot(p, `dialer-${width}-error`);
+      await p.locator("#transfer-cancel").click();
+
+      // Offline: only Go online applies.
+      await p.locator("#sim-offline").click();
+      await p.locator("#phone-state", { hasText: "Offline" }).waitFor();
+      await p.locator("#no-calls").waitFor({ state: "visible" });
+      assert.deepEqual(await enabled(), { call: true, answer: false, hangup: false, "sim-remote-answer": false,
+        "sim-remote-hangup": false, "sim-offline": false, "sim-online": true });
+      await p.locator("#sim-online").click();
+      await p.locator("#phone-state", { hasText: "Available" }).waitFor();
+      assert.deepEqual(seen, []);
+    } finally {
+      await p.context().close();
+      await server.stop();
+    }
+  });
+}
+
+test("the backend chooser lists only the backends the server has (and their aliases)", async () => {
+  const server = await startServer();
+  const p = await page();
+  try {
+    const health = await (await fetch(`http://127.0.0.1:${server.port}/health`)).json();
+    await p.goto(`http://127.0.0.1:${server.port}/`);
+    await p.locator("#connection", { hasText: "open" }).waitFor();
+    await p.locator("#backend option").first().waitFor({ state: "attached" });
+    const offered = await p.locator("#backend option").evaluateAll((os) => os.map((o) => o.value));
+    const names = health.backends.map((b) => b.name);
+    const aliases = Object.entries(health.aliases ?? {}).filter(([, t]) => names.includes(t)).map(([a]) => a);
+    assert.deepEqual(offered, [...names, ...aliases]);
+    // baresip is not configured here: the server does not have it, the page does not offer it.
+    assert.ok(!names.includes("baresip"), JSON.stringify(health.backends));
+    assert.ok(!offered.includes("baresip"), JSON.stringify(offered));
+  } finally {
+    await p.context().close();
+    await server.stop();
+  }
+});
+
+test("a backend that is offline says why: baresip not installed", { timeout: 30000 }, async () => {
+  const server = await startServer(["--default-backend", "baresip", "--baresip-binary", "/nonexistent/baresip"]);
+  const p = await page();
+  try {
+    // Once the server has tried to start baresip, /health has the cause.
+    const deadline = Date.now() + 10000;
+    let baresip;
+    do {
+      const health = await (await fetch(`http://127.0.0.1:${server.port}/health`)).json();
+      baresip = health.backends.find((b) => b.name === "baresip");
+      if (baresip?.last_error) break;
+      await new Promise((ok) => setTimeout(ok, 100));
+    } while (Date.now() < deadline);
+    assert.ok(baresip?.last_error, JSON.stringify(baresip));
+
+    await p.goto(`http://127.0.0.1:${server.port}/`);
+    await p.locator("#connection", { hasText: "open" }).waitFor();
+    // Configured here, so offered, beside sim.
+    const offered = await p.locator("#backend option").evaluateAll((os) => os.map((o) => o.value));
+    assert.ok(offered.includes("baresip") && offered.includes("sim"), JSON.stringify(offered));
+    const message = p.locator("#message");
+    await message.filter({ hasText: "baresip-core" }).waitFor();
+    assert.match(await message.innerText(), /^The baresip backend is offline: cannot start baresip: .*not found/);
+
+    // A call refused with -32001 shows the cause the server sends in its data.
+    await p.locator("#number").fill("1002");
+    await p.locator("#call").click();
+    await message.filter({ hasText: "not reachable" }).waitFor();
+    const text = await message.innerText();
+    assert.match(text, /^[A-Z]/, text);
+    assert.ok(text.includes("baresip-core"), text);
+    await shot(p, "dialer-baresip-missing");
   } finally {
     await p.context().close();
     await server.stop();

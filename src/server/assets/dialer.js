@@ -15,10 +15,12 @@ let muted = false;
 /** The call the transfer form is open for. */
 let transferring = null;
 
+/** Shows a message (the server's and the client's errors start lower case: capitalised here). */
 function show(text) {
   const box = $("message");
-  box.textContent = text || "";
-  box.hidden = !text;
+  const t = String(text || "");
+  box.textContent = t.charAt(0).toUpperCase() + t.slice(1);
+  box.hidden = !t;
 }
 
 function time() {
@@ -44,6 +46,10 @@ function setPill(id, text) {
   const el = $(id);
   el.textContent = text;
   el.className = `pill ${text}`;
+  if (id === "phone-state") {
+    phoneState = text;
+    updateButtons();
+  }
 }
 
 /** `m:ss` (or `h:mm:ss`) since `since`. */
@@ -102,8 +108,13 @@ async function refreshCalls() {
       if (cls) el.className = cls;
       return el;
     };
+    // Started: the time of day (the date too when it is not today); the whole in its title.
+    const [day, clock] = String(c.started).split(" ");
+    const today = new Date().toLocaleDateString("sv");
+    const started = td(clock && day === today ? clock.replace(/\.\d+$/, "") : c.started);
+    started.title = String(c.started);
     tr.append(td(c.ordinal), td(c.direction), td(c.state), td(c.number), td("", "time"), cell,
-      td(c.started), td(c.callId, "id"));
+      started, td(c.callId, "id"));
     tr.dataset.callId = c.callId;
     return tr;
   }));
@@ -119,7 +130,25 @@ async function refreshCalls() {
   }
   $("in-call").hidden = !connectedCall();
   if (calls.length === 0) setMuted(false);
+  updateButtons();
   tick();
+}
+
+/** The phone's state as last seen ("—" when unknown). */
+let phoneState = "—";
+let connected = false;
+
+/** Enables the page's buttons that apply to the calls and the phone as last listed. */
+function updateButtons() {
+  const ringing = calls.some((c) => c.state === "Ringing" && c.direction === "Inbound");
+  const calling = calls.some((c) => c.state === "Calling" && c.direction === "Outbound");
+  $("call").disabled = !connected;
+  $("answer").disabled = !connected || !ringing;
+  $("hangup").disabled = !connected || calls.length === 0;
+  $("sim-remote-answer").disabled = !connected || !calling;
+  $("sim-remote-hangup").disabled = !connected || calls.length === 0;
+  $("sim-offline").disabled = !connected || phoneState === "Offline";
+  $("sim-online").disabled = !connected || phoneState !== "Offline";
 }
 
 /** The connected call, if exactly one is. */
@@ -170,7 +199,9 @@ async function act(fn) {
     show("");
     await fn();
   } catch (e) {
-    show(e && e.message ? e.message : String(e));
+    // The server puts the cause of an unreachable phone (-32001) in data.lastError.
+    const cause = e && e.data && typeof e.data.lastError === "string" ? `: ${e.data.lastError}` : "";
+    show(e && e.message ? e.message + cause : String(e));
   }
 }
 
@@ -183,13 +214,23 @@ async function loadBackends() {
   try {
     const health = await (await fetch(new URL("/health", url.replace(/^ws/, "http")))).json();
     backends = health.backends || [];
-    const names = backends.map((b) => b.name).concat(Object.keys(health.aliases || {}));
+    // The backends this server has, and the aliases of those (an alias of a backend that
+    // is not configured is not offered).
+    const aliases = Object.entries(health.aliases || {})
+      .filter(([, target]) => backends.some((b) => b.name === target))
+      .map(([alias]) => alias);
+    const names = backends.map((b) => b.name).concat(aliases);
     const select = $("backend");
     select.replaceChildren(...names.map((n) => new Option(n, n)));
     current = current || health.default_backend;
     select.value = current;
     const aliasTarget = (health.aliases || {})[current];
     $("sim").hidden = kindOf(aliasTarget || current) !== "sim";
+    // A backend that is offline says why, when the server knows (baresip not installed…).
+    const chosen = backends.find((b) => b.name === (aliasTarget || current));
+    if (chosen && chosen.state === "Offline" && chosen.last_error) {
+      show(`The ${chosen.name} backend is offline: ${chosen.last_error}`);
+    }
   } catch {
     // /health unreachable: the connection status says why.
   }
@@ -197,6 +238,8 @@ async function loadBackends() {
 
 client.on("connection", (e) => {
   setPill("connection", e.state);
+  connected = e.state === "open";
+  updateButtons();
   if (e.state === "open") {
     show("");
     loadBackends();
@@ -249,13 +292,14 @@ for (const key of ["1", "2", "3", "A", "4", "5", "6", "B", "7", "8", "9", "C", "
   b.dataset.digit = key;
   b.addEventListener("click", () => act(async () => {
     const c = connectedCall();
-    if (!c) throw new Error("no connected call");
+    if (!c) throw new Error("No connected call");
     await client.sendDtmf(key, c.callId);
     log("DTMF sent", [key, c.callId]);
   }));
   $("keypad").append(b);
 }
 setInterval(tick, 1000);
+updateButtons();
 
 $("dial-form").addEventListener("submit", (e) => {
   e.preventDefault();
@@ -270,9 +314,12 @@ $("backend").addEventListener("change", (e) => act(async () => {
   await refreshState();
   await refreshCalls();
 }));
+// The shortcuts do what their buttons do, when the buttons apply.
 document.addEventListener("keydown", (e) => {
-  if (e.altKey && e.key.toLowerCase() === "a") { e.preventDefault(); act(() => client.answer()); }
-  if (e.altKey && e.key.toLowerCase() === "h") { e.preventDefault(); act(() => client.hangUp()); }
+  const button = e.altKey && { a: $("answer"), h: $("hangup") }[e.key.toLowerCase()];
+  if (!button) return;
+  e.preventDefault();
+  if (!button.disabled) button.click();
 });
 
 const simNumber = () => $("sim-number").value;
