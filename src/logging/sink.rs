@@ -244,10 +244,17 @@ mod tests {
         assert!(!notes.is_empty(), "a dropped-lines line");
         let n: usize = notes
             .iter()
-            .filter_map(|note| note.split_whitespace().find_map(|w| w.parse::<usize>().ok()))
+            .filter_map(|note| {
+                note.split_whitespace()
+                    .find_map(|w| w.parse::<usize>().ok())
+            })
             .sum();
         assert_eq!(n + accepted, MAX_QUEUED_LINES + 1000, "{notes:?}");
-        assert_eq!(lines.len(), accepted + notes.len(), "every accepted line written");
+        assert_eq!(
+            lines.len(),
+            accepted + notes.len(),
+            "every accepted line written"
+        );
         assert!(lines.iter().all(|l| l.ends_with('\n')));
         assert!(q.flush(Instant::now() + Duration::from_secs(5)));
     }
