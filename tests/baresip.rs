@@ -5,47 +5,11 @@ mod common;
 
 use std::time::Duration;
 
-use common::baresip::{Ports, Remote, managed_baresip_pid, require_baresip};
+use common::baresip::{Ports, Remote, connect_when_ready, managed_baresip_pid, remote, start};
 use common::{Server, Ws};
 use serde_json::json;
 
 const EVENT_WAIT: Duration = Duration::from_secs(10);
-
-fn start(ports: &Ports) -> Server {
-    require_baresip();
-    let flags = ports.serve_flags();
-    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
-    Server::start(&flags)
-}
-
-/// Connects once baresip is up: a probe connection polls GetState until the phone is
-/// Available, so the returned connection sees no notification from start-up.
-async fn connect_when_ready(server: &Server) -> Ws {
-    let mut probe = Ws::connect(&server.url).await;
-    let deadline = tokio::time::Instant::now() + EVENT_WAIT;
-    while probe.control("GetState", json!([])).await != json!("Available") {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the phone did not become Available within {EVENT_WAIT:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    Ws::connect(&server.url).await
-}
-
-/// Runs a blocking remote-party step without stalling the WebSocket client.
-async fn remote<T: Send + 'static>(
-    r: Remote,
-    f: impl FnOnce(&mut Remote) -> T + Send + 'static,
-) -> (Remote, T) {
-    tokio::task::spawn_blocking(move || {
-        let mut r = r;
-        let out = f(&mut r);
-        (r, out)
-    })
-    .await
-    .expect("remote step")
-}
 
 /// Calls the far end and has it answer; returns the call id once connected.
 async fn connected_outbound_call(c: &mut Ws, far: Remote) -> (Remote, String) {

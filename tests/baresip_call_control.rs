@@ -6,44 +6,11 @@ mod common;
 
 use std::time::Duration;
 
-use common::baresip::{Ports, Remote, require_baresip};
-use common::{Server, Ws};
+use common::Ws;
+use common::baresip::{Ports, Remote, connect_when_ready, remote, start};
 use serde_json::json;
 
 const EVENT_WAIT: Duration = Duration::from_secs(10);
-
-fn start(ports: &Ports) -> Server {
-    require_baresip();
-    let flags = ports.serve_flags();
-    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
-    Server::start(&flags)
-}
-
-async fn connect_when_ready(server: &Server) -> Ws {
-    let mut probe = Ws::connect(&server.url).await;
-    let deadline = tokio::time::Instant::now() + EVENT_WAIT;
-    while probe.control("GetState", json!([])).await != json!("Available") {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "phone not Available"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    Ws::connect(&server.url).await
-}
-
-async fn remote<T: Send + 'static>(
-    r: Remote,
-    f: impl FnOnce(&mut Remote) -> T + Send + 'static,
-) -> (Remote, T) {
-    tokio::task::spawn_blocking(move || {
-        let mut r = r;
-        let out = f(&mut r);
-        (r, out)
-    })
-    .await
-    .expect("remote step")
-}
 
 /// Skips notifications until `method`; returns its params.
 async fn until(c: &mut Ws, method: &str) -> Vec<String> {

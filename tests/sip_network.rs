@@ -46,23 +46,9 @@ fn network(extra: &[&str]) -> Net {
     }
 }
 
-/// Polls GetState on a probe connection until `state`, then opens the connection the
-/// test uses (it sees no notification from before).
+/// Connects once the phone is in `state` (within [`SIP_WAIT`]).
 async fn connect_when(server: &Server, state: &str) -> Ws {
-    let mut probe = Ws::connect(&server.url).await;
-    let deadline = tokio::time::Instant::now() + SIP_WAIT;
-    loop {
-        let now = probe.control("GetState", json!([])).await;
-        if now == json!(state) {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the phone is {now}, not {state}, after {SIP_WAIT:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    Ws::connect(&server.url).await
+    common::baresip::connect_when(server, state, SIP_WAIT).await
 }
 
 /// The rows of GetActiveCalls as (id, direction, state, number).

@@ -301,3 +301,49 @@ pub fn managed_baresip_pid(server_pid: u32) -> Option<u32> {
     }
     None
 }
+
+/// Starts `bapiws serve` managing a baresip phone on `ports` (see [`Ports::serve_flags`]).
+pub fn start(ports: &Ports) -> super::Server {
+    require_baresip();
+    let flags = ports.serve_flags();
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    super::Server::start(&flags)
+}
+
+/// Connects once the phone is in `state`: a probe connection polls GetState (up to
+/// `limit`), so the returned connection sees no notification from before.
+pub async fn connect_when(server: &super::Server, state: &str, limit: Duration) -> super::Ws {
+    let mut probe = super::Ws::connect(&server.url).await;
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        let now = probe.control("GetState", serde_json::json!([])).await;
+        if now == serde_json::json!(state) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the phone is {now}, not {state}, after {limit:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    super::Ws::connect(&server.url).await
+}
+
+/// [`connect_when`] the phone is Available, within 10 s.
+pub async fn connect_when_ready(server: &super::Server) -> super::Ws {
+    connect_when(server, "Available", Duration::from_secs(10)).await
+}
+
+/// Runs a blocking remote-party step without stalling the WebSocket client.
+pub async fn remote<T: Send + 'static>(
+    r: Remote,
+    f: impl FnOnce(&mut Remote) -> T + Send + 'static,
+) -> (Remote, T) {
+    tokio::task::spawn_blocking(move || {
+        let mut r = r;
+        let out = f(&mut r);
+        (r, out)
+    })
+    .await
+    .expect("remote step")
+}
