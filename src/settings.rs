@@ -65,9 +65,12 @@ pub fn one_of<T>(
     })
 }
 
-/// A value as it may appear in an error message: at most 64 characters.
+/// The most characters of a value repeated in an error message or a log line.
+pub const MAX_SHOWN: usize = 64;
+
+/// A value as it may appear in an error message: at most [`MAX_SHOWN`] characters.
 pub fn shown(text: &str) -> String {
-    const MAX: usize = 64;
+    const MAX: usize = MAX_SHOWN;
     if text.chars().count() <= MAX {
         text.to_owned()
     } else {

@@ -5,9 +5,6 @@ use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
-/// Longest piece of client text (a method name, a parser message) repeated in an error.
-const MAX_ECHO_CHARS: usize = 64;
-
 /// A request id, kept as the exact JSON text the client sent so it is echoed byte for
 /// byte (integers above 2^53, strings with escapes, `null`).
 #[derive(Clone, Debug)]
@@ -386,15 +383,10 @@ fn invalid_request(id: Option<&Id>, why: &str) -> String {
     )
 }
 
-/// Shortens client-controlled text before it is repeated in an error or a log line.
+/// Shortens client-controlled text before it is repeated in an error or a log line (at
+/// most [`crate::settings::MAX_SHOWN`] characters, then `…`).
 pub fn truncate(s: &str) -> String {
-    if s.chars().count() <= MAX_ECHO_CHARS {
-        s.to_owned()
-    } else {
-        let mut t: String = s.chars().take(MAX_ECHO_CHARS).collect();
-        t.push('…');
-        t
-    }
+    crate::settings::shown(s)
 }
 
 #[derive(Serialize)]
@@ -436,22 +428,8 @@ pub fn encode_success<T: Serialize>(id: &Id, result: &T) -> String {
     serde_json::to_string(&out).unwrap_or_else(|_| internal_error(id))
 }
 
-/// Writes a success response into `out` (no intermediate string).
-pub fn write_success<T: Serialize>(out: &mut Vec<u8>, id: &Id, result: &T) {
-    let start = out.len();
-    let reply = SuccessOut {
-        jsonrpc: "2.0",
-        result,
-        id: &id.0,
-    };
-    if serde_json::to_writer(&mut *out, &reply).is_err() {
-        out.truncate(start);
-        out.extend_from_slice(internal_error(id).as_bytes());
-    }
-}
-
 /// Writes a success response whose result `write_result` writes as JSON: the same bytes
-/// as [`write_success`], without going through serde for the envelope.
+/// as [`encode_success`], without going through serde for the envelope.
 pub fn write_success_with(out: &mut Vec<u8>, id: &Id, write_result: impl FnOnce(&mut Vec<u8>)) {
     out.extend_from_slice(br#"{"jsonrpc":"2.0","result":"#);
     write_result(out);
@@ -531,8 +509,7 @@ mod tests {
             Err(e) => panic!("{e}"),
         };
         let Some(id) = id else { panic!("an id") };
-        let mut a = Vec::new();
-        write_success(&mut a, &id, &"Available");
+        let a = encode_success(&id, &"Available").into_bytes();
         let mut b = Vec::new();
         write_success_with(&mut b, &id, |o| o.extend_from_slice(br#""Available""#));
         assert_eq!(a, b);
@@ -701,7 +678,7 @@ mod tests {
     fn long_text_is_truncated() {
         let long = "x".repeat(1000);
         let t = truncate(&long);
-        assert!(t.chars().count() <= MAX_ECHO_CHARS + 1);
+        assert!(t.chars().count() <= crate::settings::MAX_SHOWN + 1);
     }
 
     mod properties {

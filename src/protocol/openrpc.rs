@@ -1,6 +1,6 @@
 //! The OpenRPC document (`rpc.discover`, `GET /openrpc.json`), generated from the method
 //! table [`METHODS`] and the notification tables: every method the server decodes, with
-//! its params as the table lists them, and its result and errors from [`describe`].
+//! its params as the table lists them, and its result and errors from `describe`.
 
 use std::sync::LazyLock;
 
