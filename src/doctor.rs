@@ -172,6 +172,9 @@ fn check_config(args: &ServeArgs) -> (Vec<Finding>, Basis) {
                 crate::config::ConfigError::Setting { .. } => {
                     "correct the flag or BAPIWS_* variable named above (every setting: docs/configuration.md, bapiws serve --help)"
                 }
+                crate::config::ConfigError::Registry { .. } => {
+                    "correct the registry value named above with regedit or `reg add` (every setting: docs/windows.md)"
+                }
                 _ => {
                     "correct the file (every key, its type and range: docs/configuration.md and the example file docs/bapiws.example.toml)"
                 }
@@ -396,6 +399,11 @@ fn others_may_access(_meta: &std::fs::Metadata) -> bool {
 }
 
 fn check_baresip(basis: &Basis) -> Vec<Finding> {
+    if !BackendKind::Baresip.available_here() {
+        return vec![Finding::ok(
+            "not available on this operating system (the real phone runs on Linux; see docs/windows.md); the simulated phone is",
+        )];
+    }
     let Some((s, used)) = &basis.baresip else {
         return vec![Finding::warn(
             "not checked: the configuration is invalid",

@@ -31,12 +31,17 @@
 //! - [`access`]: who may connect: the Origin rules and the Host rules (against DNS
 //!   rebinding), parsed once by the configuration.
 //! - [`config`]: `bapiws serve`'s settings, derived from one struct (flags, `BAPIWS_*`
-//!   variables, file keys), merged flags > variables > file > defaults and checked once
-//!   into a typed [`config::Config`]; [`settings`]: what every component's settings share.
+//!   variables, file keys), merged flags > variables > registry (Windows:
+//!   `HKLM\Software\Benemen\BAPIWS`, `config/registry.rs`) > file > defaults and checked
+//!   once into a typed [`config::Config`]; [`settings`]: what every component's settings share.
 //! - [`logging`]: stderr and the daily file `BAPIWS_yyyymmdd.log`.
 //! - [`doctor`]: `bapiws doctor`, the checks of a workstation's setup (ports, the
 //!   configuration, the log folder, baresip, a running server's `/health`) with fixes.
-//! - [`platform`]: what differs between operating systems.
+//! - [`platform`]: what differs between operating systems: the log file's safety checks,
+//!   the events that stop the server ([`platform::stop`]: signals, Windows console
+//!   events), and on Windows the registry ([`platform::windows`]).
+//! - [`autostart`]: `bapiws autostart`, starting the server at login (the Run key on
+//!   Windows, an XDG autostart entry elsewhere).
 //! - [`client`]: the Rust WebSocket JSON-RPC client (the CLI, the tests, the benchmarks).
 //! - `src/main.rs`: the `bapiws` command line (clap) only.
 //! - `tests/`: integration tests against the real binary on real sockets (raw-frame RFC
@@ -50,6 +55,7 @@
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod access;
+pub mod autostart;
 pub mod client;
 pub mod config;
 pub mod doctor;

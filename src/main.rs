@@ -122,6 +122,13 @@ enum Cmd {
         #[command(flatten)]
         client: ClientArgs,
     },
+    /// Start the server when you log in, or stop doing so: `enable` writes the entry
+    /// (Windows: the Run key of HKCU; elsewhere ~/.config/autostart/bapiws.desktop) with
+    /// this program's path, `disable` removes it, `status` shows it.
+    Autostart {
+        #[command(subcommand)]
+        action: AutostartAction,
+    },
     /// Drive the simulated phone.
     Sim {
         #[command(subcommand)]
@@ -129,6 +136,16 @@ enum Cmd {
         #[command(flatten)]
         client: ClientArgs,
     },
+}
+
+#[derive(Subcommand, Clone, Copy)]
+enum AutostartAction {
+    /// Start `bapiws serve` (this program) at login.
+    Enable,
+    /// Do not start it at login any more.
+    Disable,
+    /// Show whether it starts at login, and how.
+    Status,
 }
 
 #[derive(Subcommand)]
@@ -179,7 +196,12 @@ fn main() -> ExitCode {
         Err(e) => usage_error(e),
     };
     match cli.command {
-        Cmd::Serve(args) => serve(&args),
+        Cmd::Serve(args) => {
+            let code = serve(&args);
+            // The log is written: a Windows console handler waiting for this may return.
+            bapiws::platform::stop::finished();
+            code
+        }
         Cmd::Doctor(args) => {
             if bapiws::doctor::run(&args) {
                 ExitCode::SUCCESS
@@ -187,7 +209,47 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         }
+        Cmd::Autostart { action } => autostart(action),
         other => run_client(other),
+    }
+}
+
+fn autostart(action: AutostartAction) -> ExitCode {
+    use bapiws::autostart;
+    let result = match action {
+        AutostartAction::Enable => autostart::enable().map(|(location, command)| {
+            println!("autostart enabled: {location}: {command}");
+        }),
+        AutostartAction::Disable => autostart::disable().map(|removed| {
+            if removed {
+                println!("autostart disabled: {} removed", autostart::status().map(|s| s.location).unwrap_or_default());
+            } else {
+                println!("autostart was not enabled for this user; nothing to remove");
+            }
+        }),
+        AutostartAction::Status => autostart::status().map(|s| {
+            match &s.command {
+                Some(c) if s.starts_this_program => {
+                    println!("enabled: {}: {}", s.location, client::for_terminal(c));
+                }
+                Some(c) => println!(
+                    "enabled, but for another program: {}: {} (run `bapiws autostart enable` to point it here)",
+                    s.location,
+                    client::for_terminal(c)
+                ),
+                None => println!("disabled for this user ({} is not there)", s.location),
+            }
+            if let Some(m) = &s.machine_wide {
+                println!("machine-wide entry: {}", client::for_terminal(m));
+            }
+        }),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            say_error(&format!("autostart: {e}"));
+            ExitCode::FAILURE
+        }
     }
 }
 
@@ -257,6 +319,9 @@ fn serve(args: &ServeArgs) -> ExitCode {
     log_settings.keep_days = config.log_keep_days;
     let log = bapiws::logging::init(&log_settings);
     let log_path = log.file_path().to_owned();
+    for warning in &config.warnings {
+        tracing::warn!("{warning}");
+    }
     if let Some((before, after)) = bapiws::platform::raise_open_file_limit() {
         tracing::info!(
             before,
@@ -291,8 +356,13 @@ fn serve(args: &ServeArgs) -> ExitCode {
             .as_ref()
             .map(|p| format!("; config {}", p.display()))
             .unwrap_or_default();
+        let registry = config
+            .registry
+            .as_ref()
+            .map(|r| format!("; registry {r}"))
+            .unwrap_or_default();
         print_banner(format!(
-            "bapiws {} listening on {}; default backend: {}; log file: {}{file}",
+            "bapiws {} listening on {}; default backend: {}; log file: {}{file}{registry}",
             env!("CARGO_PKG_VERSION"),
             urls.join(" and "),
             config.backends.default,
@@ -305,7 +375,7 @@ fn serve(args: &ServeArgs) -> ExitCode {
             origins = %config.access.origins,
             "started"
         );
-        server.run(shutdown_signal()).await;
+        server.run(shutdown_signal(args.exit_on_stdin_close)).await;
         tracing::info!("stopped");
         ExitCode::SUCCESS
     })
@@ -338,34 +408,46 @@ fn print_banner(line: String) {
     }
 }
 
-/// Completes on SIGINT or SIGTERM (Ctrl-C elsewhere).
-/// Waits for Ctrl-C, or on Unix SIGTERM or SIGHUP (the terminal closed, the session
-/// ended): each shuts down cleanly, closing clients with 1001.
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{Signal, SignalKind, signal};
-        async fn next(s: &mut Option<Signal>) {
-            match s {
-                Some(s) => {
-                    s.recv().await;
-                }
-                None => std::future::pending().await,
-            }
+/// Waits for an event that stops the server (Ctrl-C; SIGTERM, SIGHUP on Unix; Ctrl-Break,
+/// console close, logoff, shutdown on Windows): each shuts down cleanly, closing clients
+/// with 1001.
+/// With `stdin_close`, also when standard input reaches its end.
+async fn shutdown_signal(stdin_close: bool) {
+    let closed = async {
+        if stdin_close {
+            stdin_closed().await;
+        } else {
+            std::future::pending::<()>().await;
         }
-        let mut term = signal(SignalKind::terminate()).ok();
-        let mut hup = signal(SignalKind::hangup()).ok();
-        let which = tokio::select! {
-            _ = tokio::signal::ctrl_c() => "interrupt",
-            _ = next(&mut term) => "SIGTERM",
-            _ = next(&mut hup) => "SIGHUP",
-        };
-        tracing::info!(signal = which, "shutting down");
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-        tracing::info!(signal = "interrupt", "shutting down");
+    };
+    let why = tokio::select! {
+        event = bapiws::platform::stop::stop_event() => event.name(),
+        () = closed => "stdin closed",
+    };
+    tracing::info!(signal = why, "shutting down");
+}
+
+/// Completes when standard input reaches its end (or cannot be read); what is read is
+/// discarded, a buffer at a time.
+async fn stdin_closed() {
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let spawned = std::thread::Builder::new()
+        .name("bapiws-stdin".into())
+        .spawn(move || {
+            use std::io::Read;
+            let mut buf = [0u8; 4096];
+            let mut stdin = std::io::stdin().lock();
+            while matches!(stdin.read(&mut buf), Ok(n) if n > 0) {}
+            let _ = tx.send(());
+        });
+    match spawned {
+        Ok(_) => {
+            let _ = rx.await;
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot watch standard input; --exit-on-stdin-close has no effect");
+            std::future::pending::<()>().await;
+        }
     }
 }
 
@@ -406,7 +488,7 @@ async fn client_command(cmd: Cmd) -> Result<(), ClientError> {
         | Cmd::Resume { client, .. }
         | Cmd::Transfer { client, .. }
         | Cmd::Dtmf { client, .. } => (client.clone(), None),
-        Cmd::Serve(_) | Cmd::Doctor(_) => return Ok(()),
+        Cmd::Serve(_) | Cmd::Doctor(_) | Cmd::Autostart { .. } => return Ok(()),
     };
     let mut c = Client::connect(&args.url).await?;
     let result = run_on(&mut c, cmd, &args, default_backend).await;
@@ -547,7 +629,7 @@ async fn run_on(
                 None => println!("{done}."),
             }
         }
-        Cmd::Serve(_) | Cmd::Doctor(_) => {}
+        Cmd::Serve(_) | Cmd::Doctor(_) | Cmd::Autostart { .. } => {}
     }
     Ok(())
 }

@@ -1,5 +1,8 @@
 //! End-to-end tests of the baresip backend with real processes: the bapiws server managing
 //! a baresip phone, and a second baresip as the remote party, both on loopback only.
+// The baresip backend runs on Linux (Unix) only: on Windows it is not offered
+// (docs/windows.md), so these tests are not built there.
+#![cfg(unix)]
 
 mod common;
 

@@ -1,6 +1,9 @@
 //! The call-control extensions (issue 14) on the baresip backend, end to end: the bapiws
 //! server managing a baresip phone, and a second real baresip as the far end, which
 //! reports what reached it over its own ctrl_tcp.
+// The baresip backend runs on Linux (Unix) only: on Windows it is not offered
+// (docs/windows.md), so these tests are not built there.
+#![cfg(unix)]
 
 mod common;
 

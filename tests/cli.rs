@@ -571,3 +571,66 @@ fn watch_reports_the_close_readably() {
         "{rest}"
     );
 }
+
+/// `bapiws autostart enable|status|disable`, with the entry read back where the system
+/// keeps it: the per-user Run key on Windows (with `reg query`, under Wine in CI), the XDG
+/// autostart entry elsewhere.
+#[test]
+fn autostart_enable_status_disable() {
+    let dir = TempDir::new("autostart");
+    let autostart = |action: &str| {
+        let out = command(dir.path())
+            .args(["autostart", action])
+            .output()
+            .expect("run bapiws");
+        assert!(out.status.success(), "autostart {action}: {out:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    // What the system holds: the command, or None.
+    let entry = || -> Option<String> {
+        if cfg!(windows) {
+            let out = Command::new("reg")
+                .args([
+                    "query",
+                    r"HKCU\Software\Microsoft\Windows\CurrentVersion\Run",
+                    "/v",
+                    "bapiws",
+                ])
+                .output()
+                .expect("reg query");
+            let text = String::from_utf8_lossy(&out.stdout).into_owned();
+            out.status.success().then(|| {
+                text.lines()
+                    .find_map(|l| l.split_once("REG_SZ").map(|(_, c)| c.trim().to_owned()))
+                    .unwrap_or_default()
+            })
+        } else {
+            let file = dir.path().join("config-home/autostart/bapiws.desktop");
+            std::fs::read_to_string(file).ok().map(|t| {
+                t.lines()
+                    .find_map(|l| l.strip_prefix("Exec="))
+                    .unwrap_or_default()
+                    .to_owned()
+            })
+        }
+    };
+    autostart("disable");
+    assert_eq!(entry(), None);
+    assert!(autostart("status").starts_with("disabled"));
+    let said = autostart("enable");
+    assert!(said.starts_with("autostart enabled"), "{said}");
+    let command_line = entry().expect("an entry after enable");
+    let exe_name = std::path::Path::new(common::bin())
+        .file_name()
+        .and_then(|n| n.to_str())
+        .expect("file name")
+        .to_owned();
+    assert!(
+        command_line.starts_with('"') && command_line.ends_with(&format!("{exe_name}\" serve")),
+        "{command_line}"
+    );
+    assert!(autostart("status").starts_with("enabled:"));
+    assert!(autostart("disable").starts_with("autostart disabled"));
+    assert_eq!(entry(), None);
+    assert!(autostart("status").starts_with("disabled"));
+}

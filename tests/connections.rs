@@ -378,6 +378,70 @@ async fn sigterm_closes_every_connection_with_1001_and_exits_0() {
     assert!(status.success(), "exit status {status}");
 }
 
+/// `--exit-on-stdin-close`: a supervisor (or a Windows harness, where no signal reaches a
+/// program without a console) stops the server by closing its stdin: clients get 1001, the
+/// server says why and exits 0. Without the flag, a closed stdin changes nothing.
+#[tokio::test]
+async fn closing_stdin_stops_the_server_cleanly_when_asked_to() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    for flag in [true, false] {
+        let dir = common::TempDir::new("stdin-close");
+        let mut cmd = common::command(dir.path());
+        cmd.args(["serve", "--port", "0", "--listen", "127.0.0.1", "--log-dir"])
+            .arg(dir.path().join("logs"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        if flag {
+            cmd.arg("--exit-on-stdin-close");
+        }
+        let mut child = cmd.spawn().expect("start bapiws");
+        let stdin = child.stdin.take().expect("stdin");
+        let mut banner = String::new();
+        BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut banner)
+            .expect("banner");
+        let url = banner
+            .split_whitespace()
+            .find(|w| w.starts_with("ws://"))
+            .map(|w| w.trim_end_matches([';', ',']).to_owned())
+            .expect("url in banner");
+        let mut c = Ws::connect(&url).await;
+        c.call("GetState", json!([])).await;
+        drop(stdin);
+        if flag {
+            let frame = c
+                .recv_close(Duration::from_secs(10))
+                .await
+                .expect("close frame");
+            assert_eq!(u16::from(frame.code), 1001);
+            let status = tokio::task::spawn_blocking(move || {
+                let status = common::wait_exit(&mut child, common::WAIT).expect("exited");
+                let mut err = String::new();
+                let _ = std::io::Read::read_to_string(
+                    &mut child.stderr.take().expect("stderr"),
+                    &mut err,
+                );
+                (status, err)
+            })
+            .await
+            .expect("join");
+            assert!(status.0.success(), "{}", status.0);
+            assert!(status.1.contains("stdin closed"), "{}", status.1);
+        } else {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            assert_eq!(
+                c.call("GetState", json!([])).await,
+                json!("Available"),
+                "still serving with stdin closed"
+            );
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
 #[tokio::test]
 async fn the_log_file_has_the_days_name_and_the_requests() {
     let server = Server::start(&["--sim-auto-answer", "false"]);

@@ -178,9 +178,43 @@ fn the_open_default_is_announced() {
     assert!(!closed.contains("every web page"), "{closed}");
 }
 
+/// On Windows the baresip backend is not offered: `Init ["baresip"]` answers the
+/// unknown-backend error listing what exists, and baresip settings are refused at start.
+#[cfg(windows)]
+#[tokio::test]
+async fn baresip_is_not_offered_on_windows() {
+    let server = Server::start(&[]);
+    let mut c = Ws::connect(&server.url).await;
+    let reply = c.request("Init", json!(["baresip"])).await;
+    assert_eq!(reply["error"]["code"], -32003, "{reply}");
+    let names = reply["error"]["data"].as_array().expect("names").clone();
+    assert!(names.contains(&json!("sim")), "{reply}");
+    assert!(!names.contains(&json!("baresip")), "{reply}");
+    let dir = common::TempDir::new("baresip-windows");
+    let out = common::command(dir.path())
+        .args([
+            "serve",
+            "--port",
+            "0",
+            "--listen",
+            "127.0.0.1",
+            "--baresip-mode",
+            "attach",
+        ])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("does not run on this operating system"),
+        "{err}"
+    );
+}
+
 /// No page can make the server start a process: an unconfigured baresip backend is not
 /// there to choose (with a clear error), and a configured one starts with the server,
 /// before any page connects.
+#[cfg(unix)]
 #[tokio::test]
 async fn a_page_never_starts_a_process() {
     let server = Server::start(&[]);
@@ -324,6 +358,7 @@ async fn buffers_shrink_back_after_a_large_reply() {
 
 /// baresip missing: the cause reaches the client (in -32001's data) and /health, not only
 /// the server's stderr.
+#[cfg(unix)]
 #[tokio::test]
 async fn a_missing_baresip_is_explained_to_the_client() {
     let server = Server::start(&[

@@ -66,9 +66,7 @@ fn collect(mut r: impl Read + Send + 'static) -> std::thread::JoinHandle<String>
 
 /// SIGTERM, then the exit status (the server must stop within [`common::WAIT`]).
 fn terminate(child: &mut Child) -> std::process::ExitStatus {
-    let _ = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
+    common::stop(child);
     match common::wait_exit(child, common::WAIT) {
         Some(status) => status,
         None => {
@@ -327,8 +325,8 @@ struct Undrained {
 fn start_undrained() -> Undrained {
     let dir = TempDir::new("undrained");
     let log_dir = dir.path().join("logs");
-    let mut child = common::command(dir.path())
-        .args(["serve", "--port", "0", "--listen", "127.0.0.1"])
+    let mut child = common::serve_command(dir.path())
+        .args(["--port", "0", "--listen", "127.0.0.1"])
         .args(["--log-level", "debug", "--log-dir"])
         .arg(&log_dir)
         .stdout(Stdio::piped())
@@ -587,9 +585,9 @@ async fn the_default_log_folder_is_private() {
     use std::os::unix::fs::PermissionsExt;
     let dir = TempDir::new("default-dir");
     let state = dir.path().join("state");
-    let mut child = common::command(dir.path())
+    let mut child = common::serve_command(dir.path())
         .env("XDG_STATE_HOME", &state)
-        .args(["serve", "--port", "0", "--listen", "127.0.0.1"])
+        .args(["--port", "0", "--listen", "127.0.0.1"])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -695,8 +693,8 @@ async fn the_daily_size_limit_holds() {
 async fn a_closed_stdout_is_no_reason_to_stop() {
     let dir = TempDir::new("stdout");
     let logs = dir.path().join("logs");
-    let mut child = common::command(dir.path())
-        .args(["serve", "--port", "0", "--listen", "127.0.0.1", "--log-dir"])
+    let mut child = common::serve_command(dir.path())
+        .args(["--port", "0", "--listen", "127.0.0.1", "--log-dir"])
         .arg(&logs)
         .stdout(broken_pipe())
         .stderr(Stdio::piped())
@@ -728,8 +726,8 @@ async fn a_closed_stderr_and_an_unwritable_log_folder_are_no_reason_to_stop() {
         let file = dir.path().join("not-a-folder");
         std::fs::write(&file, "x").expect("write");
         let logs = file.join("logs");
-        let mut cmd = common::command(dir.path());
-        cmd.args(["serve", "--port", "0", "--listen", "127.0.0.1"])
+        let mut cmd = common::serve_command(dir.path());
+        cmd.args(["--port", "0", "--listen", "127.0.0.1"])
             .args(["--log-level", "debug", "--log-dir"])
             .arg(&logs)
             .stdout(Stdio::piped());

@@ -3,6 +3,9 @@
 //! kamailio), and SIPp (Debian's sip-tester) as the far ends, with the scenarios in
 //! `tests/sip/`. Everything runs on loopback (see `tests/sip/harness.rs`); the tests fail,
 //! never skip, when baresip, kamailio or SIPp is missing.
+// The baresip backend runs on Linux (Unix) only: on Windows it is not offered
+// (docs/windows.md), so these tests are not built there.
+#![cfg(unix)]
 
 mod common;
 #[path = "sip/harness.rs"]

@@ -9,22 +9,26 @@ use std::path::Path;
 
 use serde_json::Value;
 
+use super::registry::RegistryLayer;
 use super::{ConfigError, ServeArgs};
 use crate::settings::SettingError;
 
-/// Flags over file, merged, with what each layer set.
+/// Flags over the registry over the file, merged, with what each layer set.
 pub(super) struct Layers<'a> {
     /// The merged settings.
     pub merged: ServeArgs,
     flags: Value,
+    registry: Option<(Value, RegistryLayer)>,
     file: Value,
     path: Option<&'a Path>,
 }
 
 impl<'a> Layers<'a> {
-    /// Reads the file's text (if any) and lays the flags over it.
+    /// Reads the file's text (if any) and lays the registry's settings (if any) and the
+    /// flags over it.
     pub fn new(
         args: &ServeArgs,
+        registry: Option<RegistryLayer>,
         text: Option<&str>,
         path: Option<&'a Path>,
     ) -> Result<Layers<'a>, ConfigError> {
@@ -50,20 +54,75 @@ impl<'a> Layers<'a> {
         let flags = serde_json::to_value(args).map_err(|e| internal(e.to_string()))?;
         let file = serde_json::to_value(&file_args).map_err(|e| internal(e.to_string()))?;
         let mut merged = file.clone();
+        let registry = match registry {
+            None => None,
+            Some(layer) => {
+                let args: ServeArgs = toml::Value::Table(layer.table.clone()).try_into().map_err(
+                    |e: toml::de::Error| ConfigError::Registry {
+                        path: layer.path.clone(),
+                        value: String::new(),
+                        problem: e.message().to_owned(),
+                    },
+                )?;
+                let value = serde_json::to_value(&args).map_err(|e| internal(e.to_string()))?;
+                overlay(&mut merged, &value);
+                Some((value, layer))
+            }
+        };
         overlay(&mut merged, &flags);
         let merged = serde_json::from_value(merged).map_err(|e| internal(e.to_string()))?;
         Ok(Layers {
             merged,
             flags,
+            registry,
             file,
             path,
         })
     }
 
+    /// The registry key that was read, if any.
+    pub fn registry_path(&self) -> Option<String> {
+        self.registry.as_ref().map(|(_, layer)| layer.path.clone())
+    }
+
+    /// What the registry layer did not read.
+    pub fn warnings(&self) -> Vec<String> {
+        self.registry
+            .as_ref()
+            .map(|(_, layer)| layer.warnings.clone())
+            .unwrap_or_default()
+    }
+
     /// The error for a setting, naming the file and key, or the flag and variable, that
     /// the value came from.
     pub fn error(&self, e: SettingError) -> ConfigError {
-        let set = |v: &Value| lookup(v, &e.key).is_some_and(|v| !v.is_null());
+        let set = |v: &Value| lookup(v, &e.key).is_some_and(is_set);
+        if !set(&self.flags)
+            && let Some((value, layer)) = &self.registry
+            && set(value)
+        {
+            // A pair's entry is named by its table's key.
+            let table = e.key.split_once('.').map(|(t, _)| t);
+            let name = layer
+                .names
+                .get(&e.key)
+                .or_else(|| {
+                    table.and_then(|t| {
+                        layer
+                            .names
+                            .iter()
+                            .find(|(k, _)| k.starts_with(&format!("{t}.")))
+                            .map(|(_, v)| v)
+                    })
+                })
+                .cloned()
+                .unwrap_or_else(|| e.key.clone());
+            return ConfigError::Registry {
+                path: layer.path.clone(),
+                value: name,
+                problem: e.problem,
+            };
+        }
         match self.path {
             Some(path) if !set(&self.flags) && set(&self.file) => ConfigError::Key {
                 path: path.to_owned(),
@@ -114,6 +173,15 @@ fn overlay(low: &mut Value, high: &Value) {
         }
         (low, high) if !high.is_null() => *low = high.clone(),
         _ => {}
+    }
+}
+
+/// Whether a layer sets a value: a table counts when it sets any of its keys.
+fn is_set(v: &Value) -> bool {
+    match v {
+        Value::Null => false,
+        Value::Object(table) => table.values().any(is_set),
+        _ => true,
     }
 }
 
@@ -189,7 +257,7 @@ fn parse_file(text: &str, path: &Path) -> Result<ServeArgs, ConfigError> {
 }
 
 /// Reads a table holding one key, so that a bad value is blamed on its key.
-fn check_one(table: toml::Table) -> Result<(), String> {
+pub(super) fn check_one(table: toml::Table) -> Result<(), String> {
     toml::Value::Table(table)
         .try_into::<ServeArgs>()
         .map(drop)

@@ -10,6 +10,7 @@
 //! once into the typed [`Config`] the rest of the program receives.
 
 mod layers;
+mod registry;
 #[cfg(test)]
 mod tests;
 
@@ -27,6 +28,8 @@ use crate::phone::{BackendArgs, BackendNames, BackendSettings};
 use crate::settings::{SettingError, in_range};
 use layers::Layers;
 pub use layers::file_keys;
+pub use registry::KEY as REGISTRY_KEY;
+use registry::RegistryLayer;
 
 /// Default TCP port, as the original.
 pub const DEFAULT_PORT: u16 = 9898;
@@ -72,6 +75,10 @@ pub struct Config {
     pub command_burst: u32,
     /// The configuration file that was read, if any.
     pub file: Option<PathBuf>,
+    /// The registry key that was read, if any (Windows).
+    pub registry: Option<String>,
+    /// What was not read and why (unknown registry values): logged at start.
+    pub warnings: Vec<String>,
 }
 
 /// Settings of `bapiws serve`: the flags (each also read from its `BAPIWS_*` variable)
@@ -204,6 +211,13 @@ pub struct ServeArgs {
         value_name = "PATTERN,..."
     )]
     pub dial_deny: Option<Vec<String>>,
+    /// Stop cleanly (clients closed with 1001, the log written, exit 0) when standard
+    /// input closes: for a supervisor or test harness that holds the other end of a pipe,
+    /// and on Windows, where a program started without a console gets no Ctrl-C. A flag
+    /// only (not a file key, not a variable).
+    #[arg(long)]
+    #[serde(skip)]
+    pub exit_on_stdin_close: bool,
     /// Every backend's settings (file tables `[sim]`, `[baresip]`).
     #[command(flatten)]
     #[serde(flatten)]
@@ -231,8 +245,18 @@ pub enum ConfigError {
         /// What is wrong.
         problem: String,
     },
+    /// A registry value has a bad value, or the key cannot be read (Windows).
+    #[error("registry {path}, value {value}: {problem}")]
+    Registry {
+        /// The key, as `HKLM\Software\Benemen\BAPIWS`.
+        path: String,
+        /// The value's name (`Port`; `sim\AnswerDelayMs` in a subkey).
+        value: String,
+        /// What is wrong.
+        problem: String,
+    },
     /// A flag or environment variable has a bad value.
-    #[error("setting `{key}` (from --{flag} or BAPIWS_{env}): {problem}", flag = flag_name(key), env = key.replace('.', "_").to_ascii_uppercase())]
+    #[error("setting `{key}` (from --{flag} or BAPIWS_{env}): {problem}", flag = flag_name(key), env = env_name(key))]
     Setting {
         /// The key.
         key: String,
@@ -246,7 +270,19 @@ fn flag_name(key: &str) -> String {
     match key {
         "aliases" => "alias".to_owned(),
         "extra_backends" => "extra-backend".to_owned(),
+        // A backend's table as a whole: every flag of it.
+        k if crate::phone::BackendKind::by_name(k).is_some() => format!("{k}-*"),
         k => k.replace(['_', '.'], "-"),
+    }
+}
+
+/// The `BAPIWS_*` variable of a setting (without `BAPIWS_`).
+fn env_name(key: &str) -> String {
+    let name = key.replace('.', "_").to_ascii_uppercase();
+    if crate::phone::BackendKind::by_name(key).is_some() {
+        format!("{name}_*")
+    } else {
+        name
     }
 }
 
@@ -257,10 +293,17 @@ pub fn default_config_path() -> Option<PathBuf> {
 }
 
 impl Config {
-    /// Resolves the configuration from flags/environment, the file and the defaults.
+    /// Resolves the configuration from flags/environment, the registry (Windows), the
+    /// file and the defaults.
     pub fn load(args: &ServeArgs) -> Result<Config, ConfigError> {
-        let path = match &args.config {
-            Some(p) => Some(p.clone()),
+        let registry = RegistryLayer::read()?;
+        let from_registry = registry
+            .as_ref()
+            .and_then(|r| r.table.get("config"))
+            .and_then(|v| v.as_str())
+            .map(PathBuf::from);
+        let path = match args.config.clone().or(from_registry) {
+            Some(p) => Some(p),
             None => default_config_path().filter(|p| p.is_file()),
         };
         let text = match &path {
@@ -270,16 +313,28 @@ impl Config {
                 problem: e.to_string(),
             })?),
         };
-        Config::resolve(args, text.as_deref(), path)
+        Config::resolve_with(args, text.as_deref(), path, registry)
     }
 
     /// Resolves the configuration from flags/environment and a file's text.
+    #[cfg(test)]
     fn resolve(
         args: &ServeArgs,
         file_text: Option<&str>,
         file: Option<PathBuf>,
     ) -> Result<Config, ConfigError> {
-        let layers = Layers::new(args, file_text, file.as_deref())?;
+        Config::resolve_with(args, file_text, file, None)
+    }
+
+    /// Resolves the configuration from flags/environment, the registry's layer and a
+    /// file's text.
+    fn resolve_with(
+        args: &ServeArgs,
+        file_text: Option<&str>,
+        file: Option<PathBuf>,
+        registry: Option<RegistryLayer>,
+    ) -> Result<Config, ConfigError> {
+        let layers = Layers::new(args, registry, file_text, file.as_deref())?;
         let m = &layers.merged;
         let err = |e: SettingError| layers.error(e);
         let port = m.port.unwrap_or(DEFAULT_PORT);
@@ -399,7 +454,9 @@ impl Config {
             command_rate: in_range("command_rate", m.command_rate, 20, 1, 10_000).map_err(err)?,
             command_burst: in_range("command_burst", m.command_burst, 40, 1, 100_000)
                 .map_err(err)?,
-            file,
+            registry: layers.registry_path(),
+            warnings: layers.warnings(),
+            file: file.clone(),
         })
     }
 }

@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::phone::BackendKind;
+#[cfg(unix)]
 use crate::phone::baresip::Mode;
 use crate::phone::sim::SimSettings;
 use std::time::Duration;
@@ -24,6 +25,8 @@ fn defaults() {
     assert_eq!(c.max_message_bytes, 65536);
 }
 
+// The example has a [baresip] table, which is refused where baresip does not run.
+#[cfg(unix)]
 #[test]
 fn example_file_parses() {
     let text = include_str!("../../docs/bapiws.example.toml");
@@ -138,6 +141,16 @@ fn alias_flags() {
     );
 }
 
+#[cfg(not(unix))]
+#[test]
+fn baresip_settings_are_refused_where_baresip_does_not_run() {
+    let e = from_file("[baresip]\nmode = \"attach\"\n").expect_err("refused");
+    let m = e.to_string();
+    assert!(m.contains("key `baresip`"), "{m}");
+    assert!(m.contains("does not run on this operating system"), "{m}");
+}
+
+#[cfg(unix)]
 #[test]
 fn baresip_table() {
     let c = from_file(

@@ -605,12 +605,13 @@ impl PhoneHandle {
 }
 
 /// Declares the registry of backends: for each, its kind, its name (in `Init` and the
-/// configuration), its module, and whether it runs only when configured (a backend that
-/// starts a program must never be started because a web page asked for it). A backend's module provides `Args` (its flags and file
+/// configuration), its module, whether it runs only when configured (a backend that
+/// starts a program must never be started because a web page asked for it), and whether
+/// it runs on this operating system (one that does not is not offered). A backend's module provides `Args` (its flags and file
 /// table, clap and serde derived), `Settings` (checked by `Args::resolve`) and
 /// `spawn(settings, events) -> PhoneHandle`.
 macro_rules! registry {
-    ($($kind:ident => $name:literal, $module:ident, only_when_configured: $gated:literal;)*) => {
+    ($($kind:ident => $name:literal, $module:ident, only_when_configured: $gated:literal, available_here: $here:expr;)*) => {
         /// The kinds of backend this build knows.
         #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
         pub enum BackendKind {
@@ -629,6 +630,13 @@ macro_rules! registry {
             pub fn only_when_configured(self) -> bool {
                 match self {
                     $( BackendKind::$kind => $gated, )*
+                }
+            }
+
+            /// Whether this kind runs on this operating system.
+            pub fn available_here(self) -> bool {
+                match self {
+                    $( BackendKind::$kind => $here, )*
                 }
             }
         }
@@ -684,8 +692,9 @@ macro_rules! registry {
 
 // The registry: adding a backend is its folder and one line here.
 registry! {
-    Sim => "sim", sim, only_when_configured: false;
-    Baresip => "baresip", baresip, only_when_configured: true;
+    Sim => "sim", sim, only_when_configured: false, available_here: true;
+    // Driving and supervising baresip is Linux (Unix) code today; see docs/windows.md.
+    Baresip => "baresip", baresip, only_when_configured: true, available_here: cfg!(unix);
 }
 
 impl BackendKind {

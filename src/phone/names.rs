@@ -41,6 +41,7 @@ impl Default for BackendNames {
         let mut names = BackendNames {
             instances: BackendKind::ALL
                 .iter()
+                .filter(|(_, k)| k.available_here())
                 .map(|&(n, k)| (n.to_owned(), k))
                 .collect(),
             aliases: BTreeMap::new(),
@@ -50,6 +51,17 @@ impl Default for BackendNames {
         names.add_builtin_aliases();
         names
     }
+}
+
+/// The error for settings of a kind that does not run on this operating system.
+fn not_here(key: &str, kind: BackendKind) -> SettingError {
+    SettingError::new(
+        key,
+        format!(
+            "the {} backend does not run on this operating system (it runs on Linux; see docs/windows.md); remove its settings",
+            kind.name()
+        ),
+    )
 }
 
 impl BackendNames {
@@ -64,6 +76,9 @@ impl BackendNames {
         default: Option<&str>,
         configured: &[BackendKind],
     ) -> Result<BackendNames, SettingError> {
+        if let Some(k) = configured.iter().find(|k| !k.available_here()) {
+            return Err(not_here(k.name(), *k));
+        }
         let mut names = BackendNames::default();
         names.aliases.clear();
         for (name, kind) in extra {
@@ -86,6 +101,9 @@ impl BackendNames {
                     return Err(err(
                         "only one baresip backend per server is supported; use an alias".into(),
                     ));
+                }
+                Some(k) if !k.available_here() => {
+                    return Err(not_here(&format!("extra_backends.{name}"), k));
                 }
                 Some(k) => {
                     names.instances.insert(name.to_ascii_lowercase(), k);

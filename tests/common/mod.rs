@@ -80,6 +80,39 @@ pub struct Server {
     pub banner: String,
     pub dir: TempDir,
     stderr: Option<std::thread::JoinHandle<String>>,
+    /// The server's standard input: on Windows, closing it is the clean stop
+    /// (`--exit-on-stdin-close`), as no signal reaches a program without a console.
+    stdin: Option<std::process::ChildStdin>,
+}
+
+/// `bapiws serve` with a clean environment (see [`command`]); on Windows with
+/// `--exit-on-stdin-close` and a piped stdin, so that [`stop`] can stop it cleanly.
+pub fn serve_command(dir: &Path) -> Command {
+    let mut cmd = command(dir);
+    cmd.arg("serve");
+    if cfg!(windows) {
+        cmd.arg("--exit-on-stdin-close").stdin(Stdio::piped());
+    }
+    cmd
+}
+
+/// Asks a server started with [`serve_command`] to stop cleanly (SIGTERM on Unix; its
+/// stdin closed on Windows).
+pub fn stop(child: &mut Child) {
+    let mut stdin = child.stdin.take();
+    request_stop(child, &mut stdin);
+}
+
+/// Asks a server to stop cleanly: SIGTERM on Unix; on Windows, closing its standard input
+/// (it runs with `--exit-on-stdin-close`).
+fn request_stop(child: &Child, stdin: &mut Option<std::process::ChildStdin>) {
+    if cfg!(windows) {
+        drop(stdin.take());
+    } else {
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+    }
 }
 
 impl Server {
@@ -102,11 +135,13 @@ impl Server {
         if !extra.contains(&"--log-dir") {
             cmd.arg("--log-dir").arg(&log_dir);
         }
-        cmd.args(["--sim-answer-delay-ms", "200"])
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+        cmd.args(["--sim-answer-delay-ms", "200"]).args(extra);
+        if cfg!(windows) {
+            cmd.arg("--exit-on-stdin-close").stdin(Stdio::piped());
+        }
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("start bapiws");
+        let stdin = child.stdin.take();
         let stdout = child.stdout.take().expect("stdout");
         let stderr = child.stderr.take().expect("stderr");
         let stderr = std::thread::spawn(move || {
@@ -141,6 +176,7 @@ impl Server {
             banner,
             dir,
             stderr: Some(stderr),
+            stdin,
         }
     }
 
@@ -148,14 +184,13 @@ impl Server {
         self.dir.path().join("logs")
     }
 
-    /// Sends SIGTERM and waits for the exit; returns the exit status, stderr and the
-    /// server's folder (kept until dropped).
+    /// Asks the server to stop cleanly (SIGTERM; on Windows its stdin closed) and waits
+    /// for the exit; returns the exit status, stderr and the server's folder (kept until
+    /// dropped).
     pub fn terminate(mut self) -> (std::process::ExitStatus, String, TempDir) {
-        // SAFETY-free: use the kill command rather than libc.
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let status = wait_exit(&mut self.child, WAIT).expect("server exited after SIGTERM");
+        request_stop(&self.child, &mut self.stdin);
+        let status =
+            wait_exit(&mut self.child, WAIT).expect("server exited after the stop request");
         let err = self
             .stderr
             .take()
@@ -180,9 +215,7 @@ impl Drop for Server {
     fn drop(&mut self) {
         // Gracefully, so that a managed baresip is stopped too; then by force.
         if let Ok(None) = self.child.try_wait() {
-            let _ = Command::new("kill")
-                .args(["-TERM", &self.child.id().to_string()])
-                .status();
+            request_stop(&self.child, &mut self.stdin);
             if wait_exit(&mut self.child, Duration::from_secs(5)).is_none() {
                 let _ = self.child.kill();
             }

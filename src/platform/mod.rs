@@ -1,5 +1,10 @@
 //! The few things that differ between operating systems, each with a portable fallback:
-//! the open-file limit, and the safe handling of the log folder, the log file and stderr.
+//! the open-file limit, the safe handling of the log folder, the log file and stderr, the
+//! events that stop the server ([`stop`]), and on Windows the registry ([`windows`]).
+
+pub mod stop;
+#[cfg(windows)]
+pub mod windows;
 
 /// Raises this process's soft limit of open files to its hard limit, so that the server
 /// can hold as many connections as the system allows. Returns `(before, after)` when the
@@ -215,4 +220,29 @@ pub fn is_own_regular_file(meta: &std::fs::Metadata) -> bool {
 #[cfg(not(unix))]
 pub fn is_own_regular_file(meta: &std::fs::Metadata) -> bool {
     meta.file_type().is_file()
+}
+
+/// A registry value as the server reads it (the registry exists on Windows only; the
+/// type is portable so that what is made of it is tested everywhere).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RegistryValue {
+    /// REG_SZ or REG_EXPAND_SZ (not expanded).
+    Text(String),
+    /// REG_DWORD or REG_QWORD.
+    Number(u64),
+    /// REG_MULTI_SZ.
+    List(Vec<String>),
+    /// Another type (its REG_* number), or data too large to be a setting.
+    Unsupported(u32),
+}
+
+/// A registry key's values and its subkeys' values (one level).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RegistryKey {
+    /// Where it was read, as `HKLM\Software\…` (for messages).
+    pub path: String,
+    /// The key's values, by name.
+    pub values: Vec<(String, RegistryValue)>,
+    /// Each subkey's name and values.
+    pub subkeys: Vec<(String, Vec<(String, RegistryValue)>)>,
 }
