@@ -9,7 +9,9 @@
 # the Python recipe test Debian's python3-websockets;
 # the JavaScript client's tests need Node 20 and npm; the package test
 # (scripts/package-test.sh) needs root, dpkg, cargo-deb, systemd-analyze and
-# desktop-file-validate. As root with apt-get, this script
+# desktop-file-validate; the Windows build and its tests under Wine
+# (scripts/windows-test.sh) need Debian's rustc-web, cargo-web, rust-web-src, MinGW, Wine
+# and wixl. As root with apt-get, this script
 # installs the Debian packages when they are missing; otherwise it says what to install.
 # Those tests fail, never skip, when what they need is missing.
 set -euo pipefail
@@ -59,6 +61,11 @@ step "Debian package: built, installed, run, validated and removed (scripts/pack
 # As root only (dpkg -i); it installs cargo-deb once (about 1.5 minutes on two cores),
 # and systemd (systemd-analyze) and desktop-file-utils when missing.
 bash scripts/package-test.sh
+
+step "Windows: cross-built, tested under Wine, the MSI installed and removed (scripts/windows-test.sh)"
+# Installs Debian's rustc-web, cargo-web, rust-web-src, MinGW, Wine and wixl when missing
+# (about 2 GB, once); the first build of the standard library for Windows takes minutes.
+bash scripts/windows-test.sh
 
 step "JavaScript client: build (the committed dist/ must match src/), types, unit, recipe and browser tests"
 # The Python recipe of docs/integrating.md needs Debian's python3-websockets, which is

@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# Build the Windows Installer package (MSI) for bapiws with Debian's wixl.
+#
+#   scripts/windows-msi.sh EXE OUT.msi
+#
+# EXE is a Windows build of bapiws (x86_64-pc-windows-gnu); OUT.msi is
+# written (its folder is created). The package version is the [package]
+# version in Cargo.toml. Runs from any folder. Needs Debian's wixl and
+# msitools packages.
+set -euo pipefail
+
+usage() { echo "usage: $0 EXE OUT.msi" >&2; exit 2; }
+[ $# -eq 2 ] || usage
+
+exe=$1
+out=$2
+
+if ! command -v wixl >/dev/null 2>&1; then
+    echo "error: wixl not found; install Debian's \`wixl' package (apt-get install wixl)" >&2
+    exit 1
+fi
+if ! command -v msibuild >/dev/null 2>&1 || ! command -v msiinfo >/dev/null 2>&1; then
+    echo "error: msibuild/msiinfo not found; install Debian's \`msitools' package (apt-get install msitools)" >&2
+    exit 1
+fi
+[ -f "$exe" ] || { echo "error: $exe: no such file" >&2; exit 1; }
+
+# Absolute paths before changing folder.
+exe=$(realpath -- "$exe")
+mkdir -p -- "$(dirname -- "$out")"
+out=$(realpath -- "$out")
+
+cd -- "$(dirname -- "$0")/.."
+root=$(pwd)
+wxs=$root/packaging/windows/bapiws.wxs
+
+# The first `version = "..."` inside [package].
+version=$(awk '
+    /^\[/ { in_pkg = ($0 == "[package]") }
+    in_pkg && /^version[[:space:]]*=/ {
+        sub(/^version[[:space:]]*=[[:space:]]*"/, ""); sub(/".*$/, ""); print; exit
+    }' Cargo.toml)
+# Windows Installer versions are numeric major.minor.build; drop a
+# pre-release or build suffix such as -rc.1 or +meta.
+msi_version=${version%%[-+]*}
+if ! [[ $msi_version =~ ^[0-9]+\.[0-9]+\.[0-9]+$ ]]; then
+    echo "error: cannot use Cargo.toml version '$version' as an MSI version" >&2
+    exit 1
+fi
+
+# wixl 0.101 looks up File sources only relative to its working folder
+# (absolute paths fail), so stage the payload in one folder.
+stage=$(mktemp -d "${TMPDIR:-/tmp}/bapiws-msi.XXXXXX")
+trap 'rm -rf -- "$stage"' EXIT
+cp -- "$exe" "$stage/bapiws.exe"
+for f in README.md LICENSE; do
+    [ -f "$f" ] || { echo "error: $root/$f is missing" >&2; exit 1; }
+    cp -- "$f" "$stage/"
+done
+defines=(-D Version="$msi_version")
+if [ -f docs/windows.md ]; then
+    cp -- docs/windows.md "$stage/windows.md"
+    defines+=(-D WindowsDoc=1)
+else
+    echo "warning: docs/windows.md not found; building the MSI without it" >&2
+fi
+
+rm -f -- "$out"
+(cd -- "$stage" && wixl --arch x64 "${defines[@]}" -o "$out" "$wxs")
+
+# wixl 0.101 cannot put a Condition on a Component; add the "only where
+# absent" conditions of the two settings components (see the .wxs header).
+# The WIX_UPGRADE_DETECTED half rewrites an unchanged default during a major
+# upgrade, in case the old version's removal deleted it (Wine's msiexec
+# removes it without setting UPGRADINGPRODUCTCODE).
+port_cond='NOT BAPIWS_PORT OR (WIX_UPGRADE_DETECTED AND BAPIWS_PORT="9898")'
+origins_cond='NOT BAPIWS_ORIGINS OR (WIX_UPGRADE_DETECTED AND BAPIWS_ORIGINS="*")'
+msibuild "$out" -q "UPDATE \`Component\` SET \`Condition\` = '$port_cond' WHERE \`Component\` = 'CmpDefaultPort'"
+msibuild "$out" -q "UPDATE \`Component\` SET \`Condition\` = '$origins_cond' WHERE \`Component\` = 'CmpDefaultOrigins'"
+conds=$(msiinfo export "$out" Component | awk -F'\t' '$1 ~ /^CmpDefault/ { print $1 "=" $5 }' | sort | tr '\n' ';')
+if [ "$conds" != "CmpDefaultOrigins=$origins_cond;CmpDefaultPort=$port_cond;" ]; then
+    echo "error: setting the component conditions in $out failed (got: $conds)" >&2
+    rm -f -- "$out"
+    exit 1
+fi
+
+echo "wrote $out (bapiws $msi_version, x64)"

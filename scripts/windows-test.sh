@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# The Windows build and its tests, on Linux: cross-built for x86_64-pc-windows-gnu with
+# Debian's Rust (which can build the standard library for that target from source) and
+# MinGW, and run under Wine. Run by scripts/test.sh; also on its own:
+#
+#   scripts/windows-test.sh
+#
+# Steps: install what is missing (as root, with apt-get; otherwise it says what to
+# install and fails), prepare a Wine prefix in target/windows/wine-prefix, build the
+# release bapiws.exe, run the unit and integration tests under Wine (all but those of
+# baresip, which runs on Linux only), the Linux-side smoke test of the .exe
+# (tests/windows/smoke_test.py: WebSocket client, /health, registry settings and their
+# precedence, Ctrl-C, autostart), then build the MSI and install, run and uninstall it
+# under Wine (tests/windows/msi-test.sh). Any failure fails the script; nothing is skipped.
+# Facts behind the recipe: docs/windows.md, "How the Windows build is tested".
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> [windows] %s\n' "$*"; }
+fail() { echo "windows-test: $*" >&2; exit 1; }
+
+# Debian's rustc-web/cargo-web (Rust 1.96 with the library sources, rust-web-src) build
+# the standard library for the target (-Zbuild-std); rustup's toolchain cannot download
+# a Windows target here. wine64 runs the programs; wixl builds the MSI; the smoke test's
+# WebSocket client is Python's websockets, for the system's Python.
+packages=(rustc-web cargo-web rust-web-src rust-web-clippy gcc-mingw-w64-x86-64-win32 wine64 wine wixl python3-websockets)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    step "installing ${missing[*]} (about 2 GB, once)"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  else
+    fail "missing Debian packages: ${missing[*]} (install them as root: apt-get install --no-install-recommends ${missing[*]})"
+  fi
+fi
+
+TARGET=x86_64-pc-windows-gnu
+TARGET_DIR="$PWD/target/windows"
+# Debian's cargo and rustc, not rustup's (first on PATH): both named, or Debian's cargo
+# would pick rustup's rustc and ask for rust-src. RUSTC_BOOTSTRAP allows -Zbuild-std on
+# that stable compiler.
+export RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc RUSTC_BOOTSTRAP=1
+export CARGO_TARGET_X86_64_PC_WINDOWS_GNU_LINKER=x86_64-w64-mingw32-gcc
+export CARGO_TARGET_X86_64_PC_WINDOWS_GNU_RUNNER=wine
+export WINEPREFIX="$TARGET_DIR/wine-prefix" WINEDEBUG=-all WINEDLLOVERRIDES="mscoree,mshtml="
+# cargo_win SUBCOMMAND ARGS…: the target's options go right after the subcommand (before
+# any `--` that passes the rest on).
+cargo_win() {
+  local sub=$1
+  shift
+  /usr/bin/cargo "$sub" --locked --target "$TARGET" -Zbuild-std --target-dir "$TARGET_DIR" "$@"
+}
+
+# The Wine server of this prefix is stopped when the script ends, however it ends.
+trap 'wineserver -k >/dev/null 2>&1 || true' EXIT
+
+if [ ! -f "$WINEPREFIX/system.reg" ]; then
+  step "creating the Wine prefix $WINEPREFIX"
+  mkdir -p "$WINEPREFIX"
+  timeout 300 wineboot --init >/dev/null 2>&1 || fail "wineboot --init failed"
+  wineserver -w
+fi
+# Wine 8.0 lacks bcryptprimitives.dll (ProcessPrng), which every Rust .exe imports.
+shim="$WINEPREFIX/drive_c/windows/system32/bcryptprimitives.dll"
+if [ ! -f "$shim" ] || [ scripts/windows/processprng.c -nt "$shim" ]; then
+  step "building the ProcessPrng shim for Wine (scripts/windows/processprng.c)"
+  x86_64-w64-mingw32-gcc -shared -O2 -o "$shim" scripts/windows/processprng.c \
+    scripts/windows/processprng.def -ladvapi32
+fi
+
+step "building bapiws.exe (release)"
+cargo_win build --release -p bapiws --bin bapiws
+EXE="$TARGET_DIR/$TARGET/release/bapiws.exe"
+[ -f "$EXE" ] || fail "no $EXE after the build"
+ls -l "$EXE"
+
+step "clippy for Windows, -D warnings (the Windows-only code is linted here)"
+# Debian's cargo-clippy and clippy-driver, found first on PATH for this command only.
+PATH="/usr/bin:$PATH" cargo_win clippy -p bapiws --all-targets -- -D warnings
+
+step "unit and integration tests under Wine (baresip's run on Linux only)"
+# tests/baresip.rs, tests/baresip_call_control.rs and tests/sip_network.rs are
+# compiled out on Windows (#![cfg(unix)]): the baresip backend is not offered there.
+cargo_win test --release -p bapiws --lib --tests --no-fail-fast
+
+step "the .exe driven from Linux (tests/windows/smoke_test.py)"
+BAPIWS_EXE="$EXE" /usr/bin/python3 tests/windows/smoke_test.py
+
+step "the MSI: built with wixl, installed, run and removed under Wine"
+bash scripts/windows-msi.sh "$EXE" "$TARGET_DIR/bapiws.msi"
+BAPIWS_EXE="$EXE" bash tests/windows/msi-test.sh "$TARGET_DIR/bapiws.msi"
+
+step "Windows build and tests: every step passed"

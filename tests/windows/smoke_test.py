@@ -1,0 +1,333 @@
+#!/usr/bin/env python3
+"""The Windows build under Wine, driven from Linux by clients we did not write.
+
+Run by scripts/windows-test.sh (which builds the .exe and prepares the Wine prefix):
+
+    BAPIWS_EXE=path/to/bapiws.exe WINEPREFIX=... python3 tests/windows/smoke_test.py
+
+Checks: --version; serve with a real WebSocket client from Linux (Python's websockets)
+placing a call on the simulated phone and receiving its notifications; /health; the
+settings from HKLM\\Software\\Benemen\\BAPIWS (Port as REG_SZ and REG_DWORD,
+AllowedOrigins) and their precedence (flags > BAPIWS_* > registry > file > defaults); a
+bad registry value named in the error; the log in %TEMP% (created when missing); Ctrl-C
+closing clients with 1001 and flushing the log; `autostart enable|status|disable` read
+back from the registry; Init ["baresip"] answered with the unknown-backend error.
+Every failure exits non-zero; nothing is skipped.
+"""
+
+import asyncio
+import datetime
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+import websockets  # Debian's python3-websockets
+
+EXE = os.environ.get("BAPIWS_EXE", "")
+PREFIX = os.environ.get("WINEPREFIX", "")
+WINE = shutil.which("wine") or "/usr/bin/wine"
+KEY = r"HKLM\Software\Benemen\BAPIWS"
+RUN = r"HKCU\Software\Microsoft\Windows\CurrentVersion\Run"
+WAIT = 30  # seconds: the longest any one step may take (Wine is slow to start)
+
+failures = []
+
+
+def step(text):
+    print(f"==> {text}", flush=True)
+
+
+def check(cond, what):
+    if not cond:
+        failures.append(what)
+        print(f"FAIL: {what}", flush=True)
+    return cond
+
+
+def wine_env(extra=None):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BAPIWS_")}
+    env["WINEDEBUG"] = "-all"
+    env.update(extra or {})
+    return env
+
+
+def wine(*args, env=None, check_rc=True):
+    p = subprocess.run(
+        [WINE, *args], env=wine_env(env), capture_output=True, text=True, timeout=WAIT
+    )
+    if check_rc and p.returncode != 0:
+        raise RuntimeError(f"wine {' '.join(args)} exited {p.returncode}: {p.stderr.strip()}")
+    return p
+
+
+def reg(*args, check_rc=True):
+    return wine("reg", *args, check_rc=check_rc)
+
+
+def clear_registry():
+    reg("delete", KEY, "/f", check_rc=False)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def unix_path(windows_path):
+    """C:\\x\\y in the prefix as a Linux path."""
+    drive, _, rest = windows_path.partition(":")
+    if drive.upper() != "C" or not rest.startswith("\\"):
+        raise RuntimeError(f"not a path on C: {windows_path!r}")
+    return os.path.join(PREFIX, "drive_c", *[p for p in rest.split("\\") if p])
+
+
+class Server:
+    """`wine bapiws.exe serve ...` with its banner read from stdout."""
+
+    def __init__(self, *args, env=None):
+        self.proc = subprocess.Popen(
+            [WINE, EXE, "serve", "--listen", "127.0.0.1", *args],
+            env=wine_env(env),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self.banner = self.proc.stdout.readline()
+        if "ws://" not in self.banner:
+            self.stop()
+            raise RuntimeError(f"no banner; stderr: {self.stderr}")
+        self.url = next(w for w in self.banner.split() if w.startswith("ws://")).rstrip(";,")
+        self.port = int(self.url.rsplit(":", 1)[1])
+
+    def interrupt(self):
+        """Ctrl-C (SIGINT reaches a Wine program as CTRL_C_EVENT); the exit code."""
+        self.proc.send_signal(signal.SIGINT)
+        try:
+            return self.proc.wait(timeout=WAIT)
+        finally:
+            self.stderr = self.proc.stderr.read()
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=WAIT)
+        self.stderr = self.proc.stderr.read() if self.proc.stderr else ""
+
+
+def start_fails(*args, env=None):
+    """Runs serve expecting it to refuse to start; returns (exit code, stderr)."""
+    p = subprocess.run(
+        [WINE, EXE, "serve", "--listen", "127.0.0.1", *args],
+        env=wine_env(env),
+        capture_output=True,
+        text=True,
+        timeout=WAIT,
+    )
+    return p.returncode, p.stderr
+
+
+def http_get(port, path, origin=None):
+    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}")
+    if origin:
+        req.add_header("Origin", origin)
+    try:
+        with urllib.request.urlopen(req, timeout=WAIT) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+async def rpc(ws, id_, method, params):
+    await ws.send(json.dumps({"jsonrpc": "2.0", "id": id_, "method": method, "params": params}))
+    seen = []
+    while True:
+        msg = json.loads(await asyncio.wait_for(ws.recv(), WAIT))
+        if msg.get("id") == id_:
+            return msg, seen
+        seen.append(msg)
+
+
+async def until(ws, method, seen):
+    for m in seen:
+        if m.get("method") == method:
+            return m
+    while True:
+        m = json.loads(await asyncio.wait_for(ws.recv(), WAIT))
+        seen.append(m)
+        if m.get("method") == method:
+            return m
+
+
+async def origin_allowed(url, origin):
+    try:
+        async with websockets.connect(url, origin=origin, open_timeout=WAIT):
+            return True
+    except websockets.exceptions.InvalidStatusCode as e:
+        if e.status_code == 403:
+            return False
+        raise
+
+
+async def call_on_the_simulated_phone(server):
+    async with websockets.connect(server.url, open_timeout=WAIT) as ws:
+        reply, seen = await rpc(ws, 1, "GetState", [])
+        check(reply.get("result") == "Available", f"GetState: {reply}")
+        reply, seen = await rpc(ws, 2, "CallOut", ["+358 40 123 4567"])
+        check(reply.get("result") == 0, f"CallOut: {reply}")
+        out = await until(ws, "CallingOut", seen)
+        call_id = out["params"][0]
+        check(out["params"][1] == "+358401234567", f"CallingOut: {out}")
+        connected = await until(ws, "CallConnected", seen)
+        check(connected["params"] == [call_id], f"CallConnected: {connected}")
+        reply, seen = await rpc(ws, 3, "GetActiveCalls", [])
+        check(call_id in reply.get("result", []) and "Connected" in reply.get("result", []), f"GetActiveCalls: {reply}")
+        reply, seen = await rpc(ws, 4, "HangUp", [])
+        check(reply.get("result") == 0, f"HangUp: {reply}")
+        gone = await until(ws, "CallDisconnected", seen)
+        check(gone["params"][0] == call_id, f"CallDisconnected: {gone}")
+        reply, _ = await rpc(ws, 5, "Init", ["baresip"])
+        err = reply.get("error", {})
+        check(
+            err.get("code") == -32003 and "sim" in err.get("data", []) and "baresip" not in err.get("data", []),
+            f"Init baresip on Windows: {reply}",
+        )
+
+
+async def interrupted_with_a_client(server):
+    async with websockets.connect(server.url, open_timeout=WAIT) as ws:
+        await rpc(ws, 1, "GetState", [])
+        loop = asyncio.get_running_loop()
+        code_future = loop.run_in_executor(None, server.interrupt)
+        try:
+            while True:
+                await asyncio.wait_for(ws.recv(), WAIT)
+        except websockets.exceptions.ConnectionClosed as e:
+            close = e.code
+        exit_code = await code_future
+        return close, exit_code
+
+
+def main():
+    if not EXE or not os.path.isfile(EXE):
+        sys.exit(f"BAPIWS_EXE={EXE!r} is not a file (scripts/windows-test.sh sets it)")
+    if not PREFIX or not os.path.isdir(PREFIX):
+        sys.exit(f"WINEPREFIX={PREFIX!r} is not a folder (scripts/windows-test.sh sets it)")
+    clear_registry()
+    temp = unix_path(wine("cmd", "/c", "echo %TEMP%").stdout.strip())
+    today = datetime.date.today().strftime("%Y%m%d")
+    log = os.path.join(temp, f"BAPIWS_{today}.log")
+
+    step("--version")
+    p = wine(EXE, "--version")
+    check(p.stdout.startswith("bapiws "), f"--version printed {p.stdout!r}")
+
+    step("serve on the default port from no settings, with the log in %TEMP% (created when missing)")
+    shutil.rmtree(temp, ignore_errors=True)
+    server = Server()
+    try:
+        check(server.port == 9898, f"default port: {server.banner}")
+        check("BAPIWS_" in server.banner and "Temp" in server.banner, f"log in %TEMP%: {server.banner}")
+        status, body = http_get(server.port, "/health")
+        check(status == 200 and "version" in json.loads(body), f"/health: {status} {body}")
+        asyncio.run(call_on_the_simulated_phone(server))
+    except BaseException:
+        server.stop()
+        raise
+    step("Ctrl-C with a client connected: close 1001, exit 0, the log written")
+    close_code, exit_code = asyncio.run(interrupted_with_a_client(server))
+    check(close_code == 1001, f"close code on Ctrl-C: {close_code}")
+    check(exit_code == 0, f"exit code on Ctrl-C: {exit_code}; stderr: {server.stderr}")
+    check(os.path.isfile(log), f"log file {log} exists")
+    text = open(log, encoding="utf-8", errors="replace").read() if os.path.isfile(log) else ""
+    check("shutting down" in text and "stopped" in text, "log has the shutdown lines")
+
+    step("registry: Port (REG_SZ) and AllowedOrigins, as the original reads them")
+    p_reg, p_env, p_flag, p_file = free_port(), free_port(), free_port(), free_port()
+    reg("add", KEY, "/v", "Port", "/t", "REG_SZ", "/d", str(p_reg), "/f")
+    reg("add", KEY, "/v", "AllowedOrigins", "/t", "REG_SZ", "/d", "https://crm.example.com", "/f")
+    server = Server()
+    try:
+        check(server.port == p_reg, f"port from the registry {p_reg}: {server.banner}")
+        check("registry HKLM" in server.banner, f"banner names the registry: {server.banner}")
+        check(asyncio.run(origin_allowed(server.url, "https://crm.example.com")), "registry origin allowed")
+        check(not asyncio.run(origin_allowed(server.url, "https://evil.example")), "other origin refused")
+    finally:
+        server.stop()
+
+    step("registry: Port as REG_DWORD")
+    reg("add", KEY, "/v", "Port", "/t", "REG_DWORD", "/d", str(p_reg), "/f")
+    server = Server()
+    try:
+        check(server.port == p_reg, f"REG_DWORD port {p_reg}: {server.banner}")
+    finally:
+        server.stop()
+
+    step("precedence: flags > BAPIWS_* > registry > file > defaults")
+    appdata = unix_path(wine("cmd", "/c", "echo %APPDATA%").stdout.strip())
+    config_dir = os.path.join(appdata, "bapiws", "config")
+    os.makedirs(config_dir, exist_ok=True)
+    config = os.path.join(config_dir, "config.toml")
+    with open(config, "w") as f:
+        f.write(f'port = {p_file}\nallowed_origins = ["https://file.example"]\nmax_batch = 7\n')
+    try:
+        reg("delete", KEY, "/v", "AllowedOrigins", "/f")
+        server = Server()
+        try:
+            check(server.port == p_reg, f"registry over file: {server.banner}")
+            check(asyncio.run(origin_allowed(server.url, "https://file.example")), "file used where the registry is silent")
+        finally:
+            server.stop()
+        server = Server(env={"BAPIWS_PORT": str(p_env)})
+        try:
+            check(server.port == p_env, f"BAPIWS_PORT over registry: {server.banner}")
+        finally:
+            server.stop()
+        server = Server("--port", str(p_flag), env={"BAPIWS_PORT": str(p_env)})
+        try:
+            check(server.port == p_flag, f"--port over BAPIWS_PORT: {server.banner}")
+        finally:
+            server.stop()
+    finally:
+        os.remove(config)
+
+    step("a bad registry value names the key and the value")
+    reg("add", KEY, "/v", "Port", "/t", "REG_SZ", "/d", "ninety", "/f")
+    code, err = start_fails()
+    check(code == 2, f"exit code for a bad registry value: {code}")
+    check(r"HKLM\Software\Benemen\BAPIWS" in err and "value Port" in err and "ninety" in err, f"error: {err!r}")
+    clear_registry()
+
+    step("autostart enable / status / disable, read back from the registry")
+    wine(EXE, "autostart", "disable")
+    p = reg("query", RUN, "/v", "bapiws", check_rc=False)
+    check(p.returncode != 0, f"no Run value before enable: {p.stdout}")
+    p = wine(EXE, "autostart", "enable")
+    check("enabled" in p.stdout, f"enable said {p.stdout!r}")
+    p = reg("query", RUN, "/v", "bapiws", check_rc=False)
+    exe_name = os.path.basename(EXE)
+    check(p.returncode == 0 and f'{exe_name}" serve' in p.stdout and "REG_SZ" in p.stdout, f"Run value: {p.stdout!r}")
+    p = wine(EXE, "autostart", "status")
+    check(p.stdout.startswith("enabled:"), f"status said {p.stdout!r}")
+    p = wine(EXE, "autostart", "disable")
+    check("disabled" in p.stdout, f"disable said {p.stdout!r}")
+    p = reg("query", RUN, "/v", "bapiws", check_rc=False)
+    check(p.returncode != 0, f"Run value gone after disable: {p.stdout!r}")
+    p = wine(EXE, "autostart", "status")
+    check(p.stdout.startswith("disabled"), f"status after disable: {p.stdout!r}")
+
+    if failures:
+        print(f"\n{len(failures)} check(s) failed:", *failures, sep="\n  ")
+        sys.exit(1)
+    print("windows smoke test: every check passed")
+
+
+if __name__ == "__main__":
+    main()
