@@ -5,8 +5,10 @@
 #
 # EXE is a Windows build of bapiws (x86_64-pc-windows-gnu); OUT.msi is
 # written (its folder is created). The package version is the [package]
-# version in Cargo.toml. Runs from any folder. Needs Debian's wixl and
-# msitools packages.
+# version in Cargo.toml, without any pre-release or build suffix, unless
+# the environment variable BAPIWS_MSI_VERSION=X.Y.Z overrides it (used by
+# tests/windows/msi-test.sh to build a newer package for its upgrade test).
+# Runs from any folder. Needs Debian's wixl and msitools packages.
 set -euo pipefail
 
 usage() { echo "usage: $0 EXE OUT.msi" >&2; exit 2; }
@@ -34,18 +36,34 @@ cd -- "$(dirname -- "$0")/.."
 root=$(pwd)
 wxs=$root/packaging/windows/bapiws.wxs
 
-# The first `version = "..."` inside [package].
-version=$(awk '
-    /^\[/ { in_pkg = ($0 == "[package]") }
-    in_pkg && /^version[[:space:]]*=/ {
-        sub(/^version[[:space:]]*=[[:space:]]*"/, ""); sub(/".*$/, ""); print; exit
-    }' Cargo.toml)
-# Windows Installer versions are numeric major.minor.build; drop a
-# pre-release or build suffix such as -rc.1 or +meta.
-msi_version=${version%%[-+]*}
-if ! [[ $msi_version =~ ^[0-9]+\.[0-9]+\.[0-9]+$ ]]; then
-    echo "error: cannot use Cargo.toml version '$version' as an MSI version" >&2
-    exit 1
+# Windows Installer versions are numeric major.minor.build, each part at
+# most 255.255.65535.
+valid_msi_version() {
+    local a b c
+    [[ $1 =~ ^(0|[1-9][0-9]{0,4})\.(0|[1-9][0-9]{0,4})\.(0|[1-9][0-9]{0,4})$ ]] || return 1
+    a=${BASH_REMATCH[1]} b=${BASH_REMATCH[2]} c=${BASH_REMATCH[3]}
+    [ "$a" -le 255 ] && [ "$b" -le 255 ] && [ "$c" -le 65535 ]
+}
+
+if [ -n "${BAPIWS_MSI_VERSION:-}" ]; then
+    msi_version=$BAPIWS_MSI_VERSION
+    if ! valid_msi_version "$msi_version"; then
+        echo "error: BAPIWS_MSI_VERSION='$msi_version' is not an MSI version X.Y.Z (X, Y <= 255, Z <= 65535)" >&2
+        exit 2
+    fi
+else
+    # The first `version = "..."` inside [package].
+    version=$(awk '
+        /^\[/ { in_pkg = ($0 == "[package]") }
+        in_pkg && /^version[[:space:]]*=/ {
+            sub(/^version[[:space:]]*=[[:space:]]*"/, ""); sub(/".*$/, ""); print; exit
+        }' Cargo.toml)
+    # Drop a pre-release or build suffix such as -rc.1 or +meta.
+    msi_version=${version%%[-+]*}
+    if ! valid_msi_version "$msi_version"; then
+        echo "error: cannot use Cargo.toml version '$version' as an MSI version" >&2
+        exit 1
+    fi
 fi
 
 # wixl 0.101 looks up File sources only relative to its working folder
@@ -69,12 +87,14 @@ rm -f -- "$out"
 (cd -- "$stage" && wixl --arch x64 "${defines[@]}" -o "$out" "$wxs")
 
 # wixl 0.101 cannot put a Condition on a Component; add the "only where
-# absent" conditions of the two settings components (see the .wxs header).
-# The WIX_UPGRADE_DETECTED half rewrites an unchanged default during a major
-# upgrade, in case the old version's removal deleted it (Wine's msiexec
-# removes it without setting UPGRADINGPRODUCTCODE).
-port_cond='NOT BAPIWS_PORT OR (WIX_UPGRADE_DETECTED AND BAPIWS_PORT="9898")'
-origins_cond='NOT BAPIWS_ORIGINS OR (WIX_UPGRADE_DETECTED AND BAPIWS_ORIGINS="*")'
+# absent" conditions of the two settings components (see the .wxs header):
+# absent from the 64-bit view (BAPIWS_PORT) and from the 32-bit view
+# (BAPIWS_PORT32). The WIX_UPGRADE_DETECTED half rewrites an unchanged
+# 64-bit default during a major upgrade, in case the old version's removal
+# deleted it (Wine's msiexec removes it without setting
+# UPGRADINGPRODUCTCODE).
+port_cond='(NOT BAPIWS_PORT AND NOT BAPIWS_PORT32) OR (WIX_UPGRADE_DETECTED AND BAPIWS_PORT="9898")'
+origins_cond='(NOT BAPIWS_ORIGINS AND NOT BAPIWS_ORIGINS32) OR (WIX_UPGRADE_DETECTED AND BAPIWS_ORIGINS="*")'
 msibuild "$out" -q "UPDATE \`Component\` SET \`Condition\` = '$port_cond' WHERE \`Component\` = 'CmpDefaultPort'"
 msibuild "$out" -q "UPDATE \`Component\` SET \`Condition\` = '$origins_cond' WHERE \`Component\` = 'CmpDefaultOrigins'"
 conds=$(msiinfo export "$out" Component | awk -F'\t' '$1 ~ /^CmpDefault/ { print $1 "=" $5 }' | sort | tr '\n' ';')

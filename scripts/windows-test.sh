@@ -52,7 +52,9 @@ export WINEPREFIX="$TARGET_DIR/wine-prefix" WINEDEBUG=-all WINEDLLOVERRIDES="msc
 cargo_win() {
   local sub=$1
   shift
-  /usr/bin/cargo "$sub" --locked --target "$TARGET" -Zbuild-std --target-dir "$TARGET_DIR" "$@"
+  # Bounded: a hang under Wine fails the run instead of stalling it.
+  timeout --kill-after=30 1800 \
+    /usr/bin/cargo "$sub" --locked --target "$TARGET" -Zbuild-std --target-dir "$TARGET_DIR" "$@"
 }
 
 # The Wine server of this prefix is stopped when the script ends, however it ends.
@@ -62,8 +64,12 @@ if [ ! -f "$WINEPREFIX/system.reg" ]; then
   step "creating the Wine prefix $WINEPREFIX"
   mkdir -p "$WINEPREFIX"
   timeout 300 wineboot --init >/dev/null 2>&1 || fail "wineboot --init failed"
-  wineserver -w
+  timeout 120 wineserver -w || fail "the Wine server did not settle after wineboot"
 fi
+# Wine's null graphics driver: no display is used even where $DISPLAY is set (the
+# server's hidden window, the one that hears logoff and shutdown, needs none).
+wine reg add 'HKCU\Software\Wine\Drivers' /v Graphics /t REG_SZ /d null /f >/dev/null 2>&1 \
+  || fail "cannot set Wine's graphics driver"
 # Wine 8.0 lacks bcryptprimitives.dll (ProcessPrng), which every Rust .exe imports.
 shim="$WINEPREFIX/drive_c/windows/system32/bcryptprimitives.dll"
 if [ ! -f "$shim" ] || [ scripts/windows/processprng.c -nt "$shim" ]; then

@@ -144,8 +144,15 @@ mod imp {
 }
 
 /// Makes this program's server start at login; returns where the entry was written and
-/// the command it starts.
+/// the command it starts. Refused while a machine-wide entry (the MSI's, an
+/// administrator's) already starts bapiws at login: a second server would only fail to
+/// listen on the same port.
 pub fn enable() -> io::Result<(String, String)> {
+    if let Some(machine_wide) = imp::machine_wide() {
+        return Err(io::Error::other(format!(
+            "bapiws already starts at login for every user ({machine_wide}); a second entry would start a second server, which cannot listen on the same port"
+        )));
+    }
     let (_, command) = this_command()?;
     imp::enable(&command)?;
     Ok((imp::location(), command))

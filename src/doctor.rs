@@ -143,9 +143,22 @@ fn check_config(args: &ServeArgs) -> (Vec<Finding>, Basis) {
     }
     match Config::load(args) {
         Ok(config) => {
-            findings.push(Finding::ok(
-                "the settings are valid (flags, BAPIWS_* variables and the file)",
-            ));
+            if let Some(key) = &config.registry {
+                findings.push(Finding::ok(format!(
+                    "registry {key} read (its values come after the flags and variables, before the file)"
+                )));
+            }
+            for warning in &config.warnings {
+                findings.push(Finding::warn(
+                    warning.clone(),
+                    "remove the value, or rename it to a setting's file key (docs/windows.md)",
+                ));
+            }
+            findings.push(Finding::ok(if config.registry.is_some() {
+                "the settings are valid (flags, BAPIWS_* variables, the registry and the file)"
+            } else {
+                "the settings are valid (flags, BAPIWS_* variables and the file)"
+            }));
             let baresip = config.backend_settings.baresip.clone();
             let used = config
                 .backends

@@ -221,10 +221,18 @@ fn autostart(action: AutostartAction) -> ExitCode {
             println!("autostart enabled: {location}: {command}");
         }),
         AutostartAction::Disable => autostart::disable().map(|removed| {
+            let status = autostart::status().ok();
+            let location = status.as_ref().map(|s| s.location.clone()).unwrap_or_default();
             if removed {
-                println!("autostart disabled: {} removed", autostart::status().map(|s| s.location).unwrap_or_default());
+                println!("autostart disabled: {location} removed");
             } else {
                 println!("autostart was not enabled for this user; nothing to remove");
+            }
+            if let Some(m) = status.and_then(|s| s.machine_wide) {
+                println!(
+                    "note: a machine-wide entry still starts bapiws at login for every user: {} (the MSI's: uninstall it, or ask your administrator)",
+                    client::for_terminal(&m)
+                );
             }
         }),
         AutostartAction::Status => autostart::status().map(|s| {

@@ -614,6 +614,29 @@ fn autostart_enable_status_disable() {
             })
         }
     };
+    // On a real Windows machine this is the developer's own Run key: whatever entry is
+    // there is put back at the end, even if the test fails.
+    struct Restore(Option<String>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            if let Some(command_line) = &self.0 {
+                let _ = Command::new("reg")
+                    .args([
+                        "add",
+                        r"HKCU\Software\Microsoft\Windows\CurrentVersion\Run",
+                        "/v",
+                        "bapiws",
+                        "/t",
+                        "REG_SZ",
+                        "/d",
+                        command_line,
+                        "/f",
+                    ])
+                    .status();
+            }
+        }
+    }
+    let _restore = Restore(if cfg!(windows) { entry() } else { None });
     autostart("disable");
     assert_eq!(entry(), None);
     assert!(autostart("status").starts_with("disabled"));

@@ -359,8 +359,10 @@ async fn connections_over_the_limit_get_503_until_one_closes() {
     assert_eq!(c.call("GetState", json!([])).await, json!("Available"));
 }
 
+/// A stop request (SIGTERM on Unix; on Windows, where no signal reaches the server, its
+/// stdin closed) closes every connection with 1001 and exits 0.
 #[tokio::test]
-async fn sigterm_closes_every_connection_with_1001_and_exits_0() {
+async fn a_stop_request_closes_every_connection_with_1001_and_exits_0() {
     let server = Server::start(&[]);
     let mut a = Ws::connect(&server.url).await;
     let mut b = Ws::connect(&server.url).await;

@@ -246,7 +246,7 @@ pub enum ConfigError {
         problem: String,
     },
     /// A registry value has a bad value, or the key cannot be read (Windows).
-    #[error("registry {path}, value {value}: {problem}")]
+    #[error("registry {path}{}: {problem}", if value.is_empty() { String::new() } else { format!(", value {value}") })]
     Registry {
         /// The key, as `HKLM\Software\Benemen\BAPIWS`.
         path: String,
@@ -297,12 +297,7 @@ impl Config {
     /// file and the defaults.
     pub fn load(args: &ServeArgs) -> Result<Config, ConfigError> {
         let registry = RegistryLayer::read()?;
-        let from_registry = registry
-            .as_ref()
-            .and_then(|r| r.table.get("config"))
-            .and_then(|v| v.as_str())
-            .map(PathBuf::from);
-        let path = match args.config.clone().or(from_registry) {
+        let path = match args.config.clone() {
             Some(p) => Some(p),
             None => default_config_path().filter(|p| p.is_file()),
         };

@@ -92,6 +92,12 @@ impl RegistryLayer {
                 )),
             }
         }
+        for (sub, why) in &key.skipped {
+            layer.warnings.push(format!(
+                "{}: subkey {sub:?} cannot be read and was not: {why}",
+                key.path
+            ));
+        }
         for (sub, values) in &key.subkeys {
             let found = known
                 .iter()
@@ -247,6 +253,7 @@ mod tests {
                 .map(|(n, v)| ((*n).to_owned(), v.clone()))
                 .collect(),
             subkeys: Vec::new(),
+            skipped: Vec::new(),
         }
     }
 
@@ -356,6 +363,33 @@ mod tests {
             assert!(m.contains(&format!("value {name}")), "{m}");
             assert!(m.contains(says), "{m}");
         }
+    }
+
+    #[test]
+    fn an_unreadable_subkey_is_a_warning_not_an_error() {
+        let mut reg = key(&[("Port", text("9000"))]);
+        reg.skipped
+            .push(("Private".into(), "Access is denied.".into()));
+        let layer = RegistryLayer::from_key(&reg).expect("read");
+        assert_eq!(layer.warnings.len(), 1);
+        assert!(
+            layer.warnings[0].contains("\"Private\" cannot be read"),
+            "{:?}",
+            layer.warnings
+        );
+    }
+
+    #[test]
+    fn an_error_without_a_value_names_only_the_key() {
+        let e = ConfigError::Registry {
+            path: format!("HKLM\\{KEY}"),
+            value: String::new(),
+            problem: "cannot be read: Access is denied.".into(),
+        };
+        assert_eq!(
+            e.to_string(),
+            r"registry HKLM\Software\Benemen\BAPIWS: cannot be read: Access is denied."
+        );
     }
 
     #[test]

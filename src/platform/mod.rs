@@ -226,7 +226,7 @@ pub fn is_own_regular_file(meta: &std::fs::Metadata) -> bool {
 /// type is portable so that what is made of it is tested everywhere).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RegistryValue {
-    /// REG_SZ or REG_EXPAND_SZ (not expanded).
+    /// REG_SZ, or REG_EXPAND_SZ with its `%VARIABLE%`s expanded.
     Text(String),
     /// REG_DWORD or REG_QWORD.
     Number(u64),
@@ -245,4 +245,6 @@ pub struct RegistryKey {
     pub values: Vec<(String, RegistryValue)>,
     /// Each subkey's name and values.
     pub subkeys: Vec<(String, Vec<(String, RegistryValue)>)>,
+    /// Subkeys that could not be read, and why.
+    pub skipped: Vec<(String, String)>,
 }

@@ -2,8 +2,10 @@
 //! handled.
 //!
 //! On Unix: SIGINT (Ctrl-C), SIGTERM and SIGHUP. On Windows the console reports Ctrl-C,
-//! Ctrl-Break, the console window closed, the user logging off and the system shutting
-//! down. For the last three Windows ends the process as soon as the handler returns, so
+//! Ctrl-Break and the console window closed; the user logging off and the system shutting
+//! down arrive at a hidden window (`WM_ENDSESSION`: Windows sends no console event for
+//! them to a program with user32 loaded, as bapiws has). For the last three Windows ends
+//! the process as soon as the handler returns, so
 //! the handler ([`ConsoleEvents::handle`]) passes the event on and then waits until the
 //! server says it has finished ([`finished`]: clients closed with 1001, the log written),
 //! bounded by [`CONSOLE_GRACE`]. That logic is portable and unit-tested here; only the
@@ -45,6 +47,16 @@ impl StopEvent {
             5 => Some(StopEvent::Logoff),
             6 => Some(StopEvent::SystemShutdown),
             _ => None,
+        }
+    }
+
+    /// The event of a Windows `WM_ENDSESSION` message: whether the session ends (its
+    /// `wParam`) and whether only the user logs off (`ENDSESSION_LOGOFF` in `lParam`).
+    pub fn from_end_session(ending: bool, logoff: bool) -> Option<StopEvent> {
+        match (ending, logoff) {
+            (false, _) => None,
+            (true, true) => Some(StopEvent::Logoff),
+            (true, false) => Some(StopEvent::SystemShutdown),
         }
     }
 
@@ -163,6 +175,11 @@ pub async fn stop_event() -> StopEvent {
     #[cfg(windows)]
     {
         let events = CONSOLE.get_or_init(ConsoleEvents::default);
+        if !super::windows::start_session_window() {
+            tracing::warn!(
+                "cannot create the hidden window that hears logoff and shutdown; the server will not stop cleanly then"
+            );
+        }
         if super::windows::install_console_handler() {
             events.next().await
         } else {
@@ -183,6 +200,17 @@ pub fn finished() {
     if let Some(events) = CONSOLE.get() {
         events.finish();
     }
+}
+
+/// The hidden window calls this at logoff and shutdown: as the console handler does for
+/// their console codes, it passes the event on and waits for the server to finish.
+#[cfg(windows)]
+pub(super) fn on_session_end(event: StopEvent) {
+    let code = match event {
+        StopEvent::Logoff => 5,
+        _ => 6,
+    };
+    let _ = on_console_code(code);
 }
 
 /// The handler installed on Windows calls this with each control code.
@@ -224,6 +252,22 @@ mod tests {
             .enable_all()
             .build()
             .expect("runtime")
+    }
+
+    #[test]
+    fn the_end_of_a_session_maps_to_logoff_or_shutdown() {
+        assert_eq!(
+            StopEvent::from_end_session(true, true),
+            Some(StopEvent::Logoff)
+        );
+        assert_eq!(
+            StopEvent::from_end_session(true, false),
+            Some(StopEvent::SystemShutdown)
+        );
+        // The session goes on (another program refused to let it end).
+        assert_eq!(StopEvent::from_end_session(false, true), None);
+        assert!(StopEvent::Logoff.ends_process_on_return());
+        assert!(StopEvent::SystemShutdown.ends_process_on_return());
     }
 
     #[test]

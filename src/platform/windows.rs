@@ -7,14 +7,22 @@ use std::io;
 use windows_sys::Win32::Foundation::{
     ERROR_FILE_NOT_FOUND, ERROR_MORE_DATA, ERROR_NO_MORE_ITEMS, ERROR_SUCCESS, WIN32_ERROR,
 };
+use windows_sys::Win32::Foundation::{HWND, LPARAM, LRESULT, WPARAM};
 use windows_sys::Win32::System::Console::SetConsoleCtrlHandler;
+use windows_sys::Win32::System::Environment::ExpandEnvironmentStringsW;
+use windows_sys::Win32::System::LibraryLoader::GetModuleHandleW;
 use windows_sys::Win32::System::Registry::{
     HKEY, HKEY_CURRENT_USER, HKEY_LOCAL_MACHINE, KEY_READ, KEY_SET_VALUE, KEY_WOW64_32KEY,
     KEY_WOW64_64KEY, REG_DWORD, REG_EXPAND_SZ, REG_MULTI_SZ, REG_OPTION_NON_VOLATILE, REG_QWORD,
     REG_SZ, RegCloseKey, RegCreateKeyExW, RegDeleteValueW, RegEnumKeyExW, RegEnumValueW,
     RegOpenKeyExW, RegSetValueExW,
 };
+use windows_sys::Win32::UI::WindowsAndMessaging::{
+    CreateWindowExW, DefWindowProcW, DispatchMessageW, ENDSESSION_LOGOFF, GetMessageW, MSG,
+    RegisterClassW, TranslateMessage, WM_ENDSESSION, WM_QUERYENDSESSION, WNDCLASSW, WS_OVERLAPPED,
+};
 
+use super::stop::StopEvent;
 use super::{RegistryKey, RegistryValue};
 
 /// The largest value the server reads (a setting is a few hundred bytes at most).
@@ -134,11 +142,17 @@ impl Key {
                 ERROR_SUCCESS => {
                     let n = String::from_utf16_lossy(&name[..name_len as usize]);
                     let bytes = &data[..(data_len as usize).min(data.len())];
-                    out.push((n, decode(kind, bytes)));
+                    let value = match decode(kind, bytes) {
+                        RegistryValue::Text(t) if kind == REG_EXPAND_SZ => {
+                            RegistryValue::Text(expand(&t))
+                        }
+                        v => v,
+                    };
+                    out.push((n, value));
                     index += 1;
                 }
                 ERROR_MORE_DATA if data.len() < MAX_VALUE_BYTES => {
-                    let grown = (data_len as usize).clamp(data.len() * 2, MAX_VALUE_BYTES);
+                    let grown = (data_len as usize).max(data.len() * 2).min(MAX_VALUE_BYTES);
                     data.resize(grown, 0);
                 }
                 ERROR_MORE_DATA => {
@@ -183,6 +197,31 @@ impl Key {
     }
 }
 
+/// `%VARIABLE%`s replaced by their values, as Windows does for REG_EXPAND_SZ (the text
+/// as it is if that fails).
+fn expand(text: &str) -> String {
+    let source = wide(text);
+    let mut out = vec![0u16; 1024];
+    for _ in 0..2 {
+        // SAFETY: `source` is NUL-terminated; `out` holds `out.len()` units.
+        let n = unsafe {
+            ExpandEnvironmentStringsW(source.as_ptr(), out.as_mut_ptr(), out.len() as u32)
+        } as usize;
+        if n == 0 {
+            break;
+        }
+        if n <= out.len() {
+            let end = out[..n].iter().position(|&u| u == 0).unwrap_or(n);
+            return String::from_utf16_lossy(&out[..end]);
+        }
+        if n > MAX_VALUE_BYTES {
+            break;
+        }
+        out.resize(n, 0);
+    }
+    text.to_owned()
+}
+
 /// A value's data as text, a number or a list.
 fn decode(kind: u32, bytes: &[u8]) -> RegistryValue {
     let units = || -> Vec<u16> {
@@ -216,33 +255,49 @@ fn decode(kind: u32, bytes: &[u8]) -> RegistryValue {
     }
 }
 
-/// Reads a key's values and its subkeys' values (one level). The 64-bit view is read
-/// first; when the key is not there, the 32-bit view (`WOW6432Node`, where a 32-bit
-/// installer writes). `Ok(None)` when the key exists in neither.
+/// Reads a key's values and its subkeys' values (one level), from both registry views:
+/// the 64-bit one and the 32-bit one (`WOW6432Node`, where a 32-bit installer of the
+/// original writes), value by value, the 64-bit view's value winning. A subkey that
+/// cannot be opened is listed in `skipped`, not an error. `Ok(None)` when the key exists
+/// in neither view.
 pub fn read_key(hive: Hive, path: &str) -> io::Result<Option<RegistryKey>> {
+    let mut found: Option<RegistryKey> = None;
     for view in [KEY_WOW64_64KEY, KEY_WOW64_32KEY] {
         let Some(key) = Key::open(hive.handle(), path, KEY_READ | view)? else {
             continue;
         };
-        let values = key.values()?;
-        let mut subkeys = Vec::new();
+        let merged = found.get_or_insert_with(|| RegistryKey {
+            path: format!("{}\\{path}", hive.name()),
+            ..RegistryKey::default()
+        });
+        add_missing(&mut merged.values, key.values()?);
         for name in key.subkeys()? {
-            if let Some(sub) = Key::open(key.0, &name, KEY_READ | view)? {
-                subkeys.push((name, sub.values()?));
+            match Key::open(key.0, &name, KEY_READ | view).and_then(|sub| match sub {
+                Some(sub) => sub.values(),
+                None => Ok(Vec::new()),
+            }) {
+                Ok(values) => match merged
+                    .subkeys
+                    .iter_mut()
+                    .find(|(n, _)| n.eq_ignore_ascii_case(&name))
+                {
+                    Some((_, existing)) => add_missing(existing, values),
+                    None => merged.subkeys.push((name, values)),
+                },
+                Err(e) => merged.skipped.push((name, e.to_string())),
             }
         }
-        let view = if view == KEY_WOW64_32KEY {
-            " (32-bit view)"
-        } else {
-            ""
-        };
-        return Ok(Some(RegistryKey {
-            path: format!("{}\\{path}{view}", hive.name()),
-            values,
-            subkeys,
-        }));
     }
-    Ok(None)
+    Ok(found)
+}
+
+/// Adds the values whose names `to` does not have yet.
+fn add_missing(to: &mut Vec<(String, RegistryValue)>, values: Vec<(String, RegistryValue)>) {
+    for (name, value) in values {
+        if !to.iter().any(|(n, _)| n.eq_ignore_ascii_case(&name)) {
+            to.push((name, value));
+        }
+    }
 }
 
 /// One value of a key (64-bit view), `Ok(None)` when the key or the value is absent.
@@ -293,6 +348,98 @@ pub fn delete_value(hive: Hive, path: &str, name: &str) -> io::Result<bool> {
     }
 }
 
+/// The hidden window's procedure: logoff and shutdown go to [`super::stop`] (as the
+/// console's codes 5 and 6), and the window returns from `WM_ENDSESSION`, after which
+/// Windows may end the process, only once the server has finished (bounded).
+unsafe extern "system" fn session_window(
+    hwnd: HWND,
+    msg: u32,
+    wparam: WPARAM,
+    lparam: LPARAM,
+) -> LRESULT {
+    match msg {
+        // Yes, the session may end: the server stops when it does.
+        WM_QUERYENDSESSION => 1,
+        WM_ENDSESSION => {
+            if let Some(event) =
+                StopEvent::from_end_session(wparam != 0, lparam as u32 & ENDSESSION_LOGOFF != 0)
+            {
+                super::stop::on_session_end(event);
+            }
+            0
+        }
+        // SAFETY: the default procedure, with the arguments Windows passed.
+        _ => unsafe { DefWindowProcW(hwnd, msg, wparam, lparam) },
+    }
+}
+
+/// The hidden window, once created (for tests, which send it messages).
+static SESSION_WINDOW: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+
+/// Creates, once, a hidden top-level window on a thread of its own, whose only work is to
+/// hear the end of the session. Windows sends a program that has user32 loaded (bapiws
+/// does, through shell32 for the known folders) no console event at logoff or shutdown,
+/// only the window messages `WM_QUERYENDSESSION` and `WM_ENDSESSION` (a message-only
+/// window would not get them). Whether the window exists.
+pub fn start_session_window() -> bool {
+    if SESSION_WINDOW.get().is_some() {
+        return true;
+    }
+    let (tx, rx) = std::sync::mpsc::channel::<Option<usize>>();
+    let spawned = std::thread::Builder::new()
+        .name("bapiws-session".into())
+        .spawn(move || {
+            let class = wide("bapiws-session-end");
+            // SAFETY: plain Win32 calls with NUL-terminated names that outlive them; the
+            // class names a procedure that lives as long as the process.
+            unsafe {
+                let instance = GetModuleHandleW(std::ptr::null());
+                let wc = WNDCLASSW {
+                    lpfnWndProc: Some(session_window),
+                    hInstance: instance,
+                    lpszClassName: class.as_ptr(),
+                    ..Default::default()
+                };
+                // 0 also when the class exists already; CreateWindowExW then tells.
+                RegisterClassW(&wc);
+                let hwnd = CreateWindowExW(
+                    0,
+                    class.as_ptr(),
+                    class.as_ptr(),
+                    WS_OVERLAPPED,
+                    0,
+                    0,
+                    0,
+                    0,
+                    std::ptr::null_mut(),
+                    std::ptr::null_mut(),
+                    instance,
+                    std::ptr::null(),
+                );
+                if hwnd.is_null() {
+                    let _ = tx.send(None);
+                    return;
+                }
+                let _ = tx.send(Some(hwnd as usize));
+                let mut msg: MSG = std::mem::zeroed();
+                while GetMessageW(&mut msg, std::ptr::null_mut(), 0, 0) > 0 {
+                    TranslateMessage(&msg);
+                    DispatchMessageW(&msg);
+                }
+            }
+        });
+    if spawned.is_err() {
+        return false;
+    }
+    match rx.recv_timeout(std::time::Duration::from_secs(5)) {
+        Ok(Some(hwnd)) => {
+            let _ = SESSION_WINDOW.set(hwnd);
+            true
+        }
+        _ => false,
+    }
+}
+
 /// The console control handler: each code goes to [`super::stop`].
 unsafe extern "system" fn console_handler(code: u32) -> windows_sys::core::BOOL {
     i32::from(super::stop::on_console_code(code))
@@ -313,35 +460,47 @@ mod tests {
     use crate::platform::stop::{StopEvent, finished, stop_event};
     use std::time::Duration;
 
-    /// The handler as Windows calls it (on a thread of its own) for a console close:
-    /// the server's stop event completes, and the handler returns only once the server
-    /// says it has finished.
+    /// The installed handlers as Windows calls them: a logoff through the hidden window
+    /// (`WM_ENDSESSION`, which Windows sends instead of CTRL_LOGOFF_EVENT to a program
+    /// with user32 loaded) completes the server's stop event, and the window returns only
+    /// once the server says it has finished; then a console close (on a thread of its own,
+    /// as Windows calls it) returns at once, the server having finished.
     #[test]
-    fn the_installed_handler_passes_a_console_close_on_and_waits() {
+    fn the_installed_handlers_pass_the_end_of_the_session_on_and_wait() {
+        use windows_sys::Win32::UI::WindowsAndMessaging::SendMessageW;
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .expect("runtime");
         rt.block_on(async {
             let event = tokio::spawn(stop_event());
-            // Let stop_event install the handler.
-            tokio::time::sleep(Duration::from_millis(200)).await;
-            let handler = std::thread::spawn(|| {
-                // SAFETY: the handler is an ordinary function; Windows would call it the
-                // same way, on a new thread.
-                unsafe { console_handler(2) }
+            // Let stop_event install the handler and create the window.
+            let start = std::time::Instant::now();
+            while SESSION_WINDOW.get().is_none() && start.elapsed() < Duration::from_secs(10) {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            let hwnd = *SESSION_WINDOW.get().expect("the hidden window was created");
+            let window = std::thread::spawn(move || {
+                // SAFETY: a message to our own window, with plain integer arguments.
+                unsafe { SendMessageW(hwnd as HWND, WM_ENDSESSION, 1, ENDSESSION_LOGOFF as LPARAM) }
             });
             let got = tokio::time::timeout(Duration::from_secs(10), event)
                 .await
                 .expect("the stop event came")
                 .expect("join");
-            assert_eq!(got, StopEvent::ConsoleClosed);
+            assert_eq!(got, StopEvent::Logoff);
             tokio::time::sleep(Duration::from_millis(200)).await;
             assert!(
-                !handler.is_finished(),
-                "returned before the server finished"
+                !window.is_finished(),
+                "WM_ENDSESSION returned before the server finished"
             );
             finished();
+            assert_eq!(window.join().expect("window"), 0);
+            let handler = std::thread::spawn(|| {
+                // SAFETY: the handler is an ordinary function; Windows would call it the
+                // same way, on a new thread.
+                unsafe { console_handler(2) }
+            });
             assert_eq!(handler.join().expect("handler"), 1);
         });
     }
@@ -381,6 +540,13 @@ mod tests {
                 .expect("read")
                 .is_none()
         );
+        // Leave no key behind.
+        let key = wide(path);
+        // SAFETY: `key` is NUL-terminated; the key was created by this test and is empty.
+        unsafe {
+            windows_sys::Win32::System::Registry::RegDeleteKeyW(HKEY_CURRENT_USER, key.as_ptr());
+        }
+        assert!(read_key(Hive::CurrentUser, path).expect("read").is_none());
     }
 
     #[test]

@@ -7,15 +7,26 @@
 # Needs: a 64-bit Wine prefix in which Rust programs run (on Wine 8 that
 # means system32\bcryptprimitives.dll, see scripts/windows-test.sh) where
 # bapiws is not installed and HKLM\Software\Benemen\BAPIWS holds no Port or
-# AllowedOrigins; wine, python3. Optional: BAPIWS_EXE, the exe the MSI was
-# built from (the installed copy must then be identical); WINE (default
-# wine). Anything missing is a failure, never a skip.
+# AllowedOrigins in either registry view; wine, python3, and wixl and
+# msitools (msiinfo) to build the newer package of step (g). Optional:
+# BAPIWS_EXE, the exe the MSI was built from (the installed copy must then
+# be identical); WINE (default wine). Anything missing is a failure, never
+# a skip.
 #
 # Steps: (a) install and check files and registry; (b) run the installed
 # server, check its banner and /health, stop it with Ctrl-C; (c) uninstall
 # and check nothing is left; (d) with Port and AllowedOrigins set by an
 # administrator before installing, check install and uninstall leave them
-# alone; (e) the same with only Port set, as REG_DWORD.
+# alone; (e) the same with only Port set, as REG_DWORD; (f) with both set
+# only in the 32-bit view (WOW6432Node), check no 64-bit default is written
+# and the 32-bit values stay; (g) major upgrade: build the same exe as the
+# next patch version with scripts/windows-msi.sh, install it over this
+# MSI, check one installation with its defaults, check this (older) MSI
+# cannot be installed over it, uninstall it and check nothing is left.
+#
+# On failure or interruption (INT, TERM, HUP) the cleanup uninstalls what
+# the test may have installed and deletes the registry values the test
+# added, so the prefix can be reused; only a SIGKILL leaves it dirty.
 set -euo pipefail
 
 step() { echo "==> $*"; }
@@ -25,6 +36,7 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 msi=$1
 [ -f "$msi" ] || fail "$msi: no such file"
 msi=$(realpath -- "$msi")
+repo=$(cd -- "$(dirname -- "$0")/../.." && pwd)
 
 [ -n "${WINEPREFIX:-}" ] || fail "WINEPREFIX is not set (this test never uses your default prefix)"
 [ -d "$WINEPREFIX/drive_c/windows/system32" ] || fail "WINEPREFIX=$WINEPREFIX is not an initialised Wine prefix"
@@ -33,6 +45,9 @@ export WINEDEBUG=${WINEDEBUG:--all}
 WINE=${WINE:-wine}
 command -v "$WINE" >/dev/null || fail "$WINE not found (install Debian's wine package)"
 command -v python3 >/dev/null || fail "python3 not found"
+command -v timeout >/dev/null || fail "timeout not found (coreutils)"
+command -v msiinfo >/dev/null || fail "msiinfo not found (install Debian's msitools package)"
+command -v wixl >/dev/null || fail "wixl not found (install Debian's wixl package)"
 if [ -n "${BAPIWS_EXE:-}" ]; then
     [ -f "$BAPIWS_EXE" ] || fail "BAPIWS_EXE=$BAPIWS_EXE: no such file"
 fi
@@ -46,9 +61,20 @@ RUN_DATA="\"$WIN_EXE\" serve"
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/bapiws-msi-test.XXXXXX")
 server_pid=
+# What the cleanup undoes: packages this test may have left installed (each
+# added before its install starts, dropped after its uninstall succeeded),
+# and settings values this test added, as "VIEW NAME" (dropped once the
+# test deleted them itself).
+may_be_installed=()
+test_values=()
+
+# Bounds for every Wine command this test waits for.
+MSIEXEC_TIMEOUT=120
+REG_TIMEOUT=30
 
 cleanup() {
     local rc=$?
+    trap - INT TERM HUP
     if [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then
         kill -INT "$server_pid" 2>/dev/null || true
         for _ in $(seq 1 20); do
@@ -62,15 +88,41 @@ cleanup() {
         echo "--- server output:" >&2
         cat "$work/server.log" >&2
     fi
+    local i pkg value
+    # Newest first: a newer package installed over an older one is the one
+    # registered.
+    for ((i = ${#may_be_installed[@]} - 1; i >= 0; i--)); do
+        pkg=${may_be_installed[i]}
+        echo "cleanup: wine msiexec /x $pkg /qn (errors ignored)" >&2
+        timeout -k 5 "$MSIEXEC_TIMEOUT" "$WINE" msiexec /x "$pkg" /qn </dev/null >/dev/null 2>&1 || true
+    done
+    for value in ${test_values[@]+"${test_values[@]}"}; do
+        echo "cleanup: wine reg delete $SETTINGS /v ${value#* } /f ${value%% *} (errors ignored)" >&2
+        timeout -k 5 "$REG_TIMEOUT" "$WINE" reg delete "$SETTINGS" /v "${value#* }" /f "${value%% *}" </dev/null >/dev/null 2>&1 || true
+    done
     rm -rf -- "$work"
     exit $rc
 }
 trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+trap 'exit 129' HUP
 
-# reg_get KEY NAME: prints "TYPE DATA" if the value exists, nothing if not.
+# wine_reg ARGS...: wine reg, bounded.
+wine_reg() {
+    timeout -k 5 "$REG_TIMEOUT" "$WINE" reg "$@" </dev/null
+}
+
+# reg_get KEY NAME [VIEW]: prints "TYPE DATA" if the value exists, nothing
+# if not. VIEW is /reg:64 (the default) or /reg:32.
 reg_get() {
-    local out
-    out=$("$WINE" reg query "$1" /v "$2" 2>/dev/null) || return 0
+    local out rc=0
+    out=$(wine_reg query "$1" /v "$2" "${3:-/reg:64}" 2>/dev/null) || rc=$?
+    case $rc in
+        0) ;;
+        124|137) fail "wine reg query $1 /v $2 did not finish within $REG_TIMEOUT s" ;;
+        *) return 0 ;;
+    esac
     printf '%s\n' "$out" | tr -d '\r' | awk -v name="$2" '
         {
             line = $0; sub(/^ +/, "", line)
@@ -83,22 +135,64 @@ reg_get() {
         }'
 }
 
-# expect_reg KEY NAME "TYPE DATA" (or "" for absent) WHAT
+# expect_reg KEY NAME "TYPE DATA" (or "" for absent) WHAT [VIEW]
 expect_reg() {
     local got
-    got=$(reg_get "$1" "$2")
+    got=$(reg_get "$1" "$2" "${5:-/reg:64}")
     if [ "$got" != "$3" ]; then
-        fail "$4: $1\\$2 is ${got:-absent}, expected ${3:-absent}"
+        fail "$4: $1\\$2 (${5:-/reg:64}) is ${got:-absent}, expected ${3:-absent}"
     fi
 }
 
+# set_value VIEW NAME TYPE DATA / delete_value VIEW NAME: an administrator's
+# setting, added and deleted by this test (and by the cleanup if need be).
+set_value() {
+    test_values+=("$1 $2")
+    wine_reg add "$SETTINGS" /v "$2" /t "$3" /d "$4" /f "$1" >/dev/null \
+        || fail "wine reg add $SETTINGS /v $2 $1 failed"
+}
+delete_value() {
+    wine_reg delete "$SETTINGS" /v "$2" /f "$1" >/dev/null \
+        || fail "wine reg delete $SETTINGS /v $2 $1 failed"
+    local kept=() v
+    for v in ${test_values[@]+"${test_values[@]}"}; do
+        [ "$v" = "$1 $2" ] || kept+=("$v")
+    done
+    test_values=(${kept[@]+"${kept[@]}"})
+}
+
+# run_msiexec VERB PACKAGE: wine msiexec VERB PACKAGE /qn, bounded; sets rc
+# and leaves the output in $work/msiexec.log.
+run_msiexec() {
+    rc=0
+    timeout -k 5 "$MSIEXEC_TIMEOUT" "$WINE" msiexec "$1" "$2" /qn </dev/null >"$work/msiexec.log" 2>&1 || rc=$?
+    [ $rc -ne 124 ] && [ $rc -ne 137 ] || fail "wine msiexec $1 $(basename "$2") /qn did not finish within $MSIEXEC_TIMEOUT s"
+}
+
+# msiexec VERB [PACKAGE]: install (/i) or uninstall (/x), which must succeed.
+# PACKAGE defaults to the MSI under test.
 msiexec() {
-    local verb=$1 rc=0
-    "$WINE" msiexec "$verb" "$msi" /qn </dev/null >"$work/msiexec.log" 2>&1 || rc=$?
+    local verb=$1 pkg=${2:-$msi}
+    if [ "$verb" = /i ]; then
+        may_be_installed+=("$pkg")
+    fi
+    run_msiexec "$verb" "$pkg"
     if [ $rc -ne 0 ]; then
         cat "$work/msiexec.log" >&2
-        fail "wine msiexec $verb $(basename "$msi") /qn exited with $rc"
+        fail "wine msiexec $verb $(basename "$pkg") /qn exited with $rc"
     fi
+    if [ "$verb" = /x ]; then
+        forget_installed "$pkg"
+    fi
+}
+
+# forget_installed PACKAGE: the cleanup need not uninstall it.
+forget_installed() {
+    local kept=() p
+    for p in ${may_be_installed[@]+"${may_be_installed[@]}"}; do
+        [ "$p" = "$1" ] || kept+=("$p")
+    done
+    may_be_installed=(${kept[@]+"${kept[@]}"})
 }
 
 check_installed() {
@@ -124,8 +218,10 @@ free_port() {
 
 step "preconditions: $WINEPREFIX is clean"
 [ ! -e "$UNIX_DIR" ] || fail "$UNIX_DIR already exists; use a fresh prefix"
-expect_reg "$SETTINGS" Port "" "before the test"
-expect_reg "$SETTINGS" AllowedOrigins "" "before the test"
+for view in /reg:64 /reg:32; do
+    expect_reg "$SETTINGS" Port "" "before the test" $view
+    expect_reg "$SETTINGS" AllowedOrigins "" "before the test" $view
+done
 expect_reg "$RUN" bapiws "" "before the test"
 
 # (a) ------------------------------------------------------------------
@@ -135,6 +231,24 @@ check_installed "install"
 expect_reg "$SETTINGS" Port "REG_SZ 9898" "install (default Port)"
 expect_reg "$SETTINGS" AllowedOrigins "REG_SZ *" "install (default AllowedOrigins)"
 echo "    $WIN_EXE, Port=9898, AllowedOrigins=*, Run=$RUN_DATA"
+
+step "autostart beside the MSI's machine-wide entry: status shows it, enable refuses a second"
+out=$(timeout 30 "$WINE" "$WIN_EXE" autostart status </dev/null 2>&1 | tr -d '\r') \
+    || fail "autostart status failed: $out"
+case "$out" in
+    *"machine-wide entry: HKLM\Software\Microsoft\Windows\CurrentVersion\Run"*) ;;
+    *) fail "autostart status does not show the machine-wide entry: $out" ;;
+esac
+rc=0
+out=$(timeout 30 "$WINE" "$WIN_EXE" autostart enable </dev/null 2>&1 | tr -d '\r') || rc=$?
+[ $rc -ne 0 ] || fail "autostart enable succeeded beside the machine-wide entry: $out"
+case "$out" in
+    *"already starts at login for every user"*) ;;
+    *) fail "autostart enable's refusal does not say why: $out" ;;
+esac
+expect_reg 'HKCU\Software\Microsoft\Windows\CurrentVersion\Run' bapiws "" "autostart enable beside the MSI"
+# The exe for the newer package of (g).
+cp -- "$UNIX_DIR/bapiws.exe" "$work/bapiws.exe"
 
 # (b) ------------------------------------------------------------------
 port=$(free_port)
@@ -193,8 +307,8 @@ expect_reg "$SETTINGS" AllowedOrigins "" "uninstall (default AllowedOrigins writ
 
 # (d) ------------------------------------------------------------------
 step "administrator's Port and AllowedOrigins survive install and uninstall"
-"$WINE" reg add "$SETTINGS" /v Port /t REG_SZ /d 19555 /f >/dev/null
-"$WINE" reg add "$SETTINGS" /v AllowedOrigins /t REG_SZ /d https://crm.example.com /f >/dev/null
+set_value /reg:64 Port REG_SZ 19555
+set_value /reg:64 AllowedOrigins REG_SZ https://crm.example.com
 expect_reg "$SETTINGS" Port "REG_SZ 19555" "reg add"
 msiexec /i
 check_installed "install over administrator's settings"
@@ -204,12 +318,12 @@ msiexec /x
 check_removed "uninstall with administrator's settings"
 expect_reg "$SETTINGS" Port "REG_SZ 19555" "uninstall with administrator's settings"
 expect_reg "$SETTINGS" AllowedOrigins "REG_SZ https://crm.example.com" "uninstall with administrator's settings"
-"$WINE" reg delete "$SETTINGS" /v Port /f >/dev/null
-"$WINE" reg delete "$SETTINGS" /v AllowedOrigins /f >/dev/null
+delete_value /reg:64 Port
+delete_value /reg:64 AllowedOrigins
 
 # (e) ------------------------------------------------------------------
 step "administrator's REG_DWORD Port kept; missing AllowedOrigins defaulted, then removed"
-"$WINE" reg add "$SETTINGS" /v Port /t REG_DWORD /d 19556 /f >/dev/null
+set_value /reg:64 Port REG_DWORD 19556
 expect_reg "$SETTINGS" Port "REG_DWORD 0x4c64" "reg add"
 msiexec /i
 check_installed "install with only Port set"
@@ -219,6 +333,89 @@ msiexec /x
 check_removed "uninstall with only Port set"
 expect_reg "$SETTINGS" Port "REG_DWORD 0x4c64" "uninstall with only Port set"
 expect_reg "$SETTINGS" AllowedOrigins "" "uninstall with only Port set"
-"$WINE" reg delete "$SETTINGS" /v Port /f >/dev/null
+delete_value /reg:64 Port
+
+# (f) ------------------------------------------------------------------
+step "administrator's Port and AllowedOrigins in the 32-bit view only: no 64-bit default"
+set_value /reg:32 Port REG_SZ 19557
+set_value /reg:32 AllowedOrigins REG_SZ https://crm32.example.com
+expect_reg "$SETTINGS" Port "REG_SZ 19557" "reg add /reg:32" /reg:32
+expect_reg "$SETTINGS" AllowedOrigins "REG_SZ https://crm32.example.com" "reg add /reg:32" /reg:32
+expect_reg "$SETTINGS" Port "" "reg add /reg:32 (64-bit view)"
+expect_reg "$SETTINGS" AllowedOrigins "" "reg add /reg:32 (64-bit view)"
+msiexec /i
+check_installed "install over 32-bit settings"
+expect_reg "$SETTINGS" Port "" "install over 32-bit settings (64-bit default Port)"
+expect_reg "$SETTINGS" AllowedOrigins "" "install over 32-bit settings (64-bit default AllowedOrigins)"
+msiexec /x
+check_removed "uninstall with 32-bit settings"
+expect_reg "$SETTINGS" Port "REG_SZ 19557" "uninstall with 32-bit settings" /reg:32
+expect_reg "$SETTINGS" AllowedOrigins "REG_SZ https://crm32.example.com" "uninstall with 32-bit settings" /reg:32
+expect_reg "$SETTINGS" Port "" "uninstall with 32-bit settings (64-bit view)"
+expect_reg "$SETTINGS" AllowedOrigins "" "uninstall with 32-bit settings (64-bit view)"
+delete_value /reg:32 Port
+delete_value /reg:32 AllowedOrigins
+
+# (g) ------------------------------------------------------------------
+# msi_property PACKAGE NAME: a value of the package's Property table.
+msi_property() {
+    msiinfo export "$1" Property | tr -d '\r' | awk -F '\t' -v name="$2" '$1 == name { print $2; exit }'
+}
+# is_registered PRODUCTCODE: Windows Installer lists it under Uninstall.
+is_registered() {
+    wine_reg query "HKLM\Software\Microsoft\Windows\CurrentVersion\Uninstall\\$1" /reg:64 >/dev/null 2>&1
+}
+# run_entries VIEW: the Run values naming bapiws, one a line.
+run_entries() {
+    { wine_reg query "$RUN" "$1" 2>/dev/null || true; } | tr -d '\r' | grep -i bapiws || true
+}
+
+version=$(msi_property "$msi" ProductVersion)
+code=$(msi_property "$msi" ProductCode)
+[[ $version =~ ^([0-9]+)\.([0-9]+)\.([0-9]+)$ ]] || fail "$(basename "$msi"): ProductVersion '$version' is not X.Y.Z"
+newer_version=${BASH_REMATCH[1]}.${BASH_REMATCH[2]}.$((BASH_REMATCH[3] + 1))
+newer=$work/newer/bapiws-$newer_version.msi
+step "major upgrade: build $newer_version from the same exe"
+BAPIWS_MSI_VERSION=$newer_version bash "$repo/scripts/windows-msi.sh" "$work/bapiws.exe" "$newer" >"$work/build.log" 2>&1 \
+    || { cat "$work/build.log" >&2; fail "scripts/windows-msi.sh with BAPIWS_MSI_VERSION=$newer_version failed"; }
+[ "$(msi_property "$newer" ProductVersion)" = "$newer_version" ] || fail "$newer: ProductVersion is not $newer_version"
+newer_code=$(msi_property "$newer" ProductCode)
+[ -n "$code" ] && [ -n "$newer_code" ] && [ "$code" != "$newer_code" ] \
+    || fail "the two packages need distinct ProductCodes (got '$code' and '$newer_code')"
+
+step "install $version, then $newer_version over it"
+msiexec /i
+check_installed "install $version"
+is_registered "$code" || fail "install $version: $code is not registered"
+msiexec /i "$newer"
+check_installed "upgrade to $newer_version"
+expect_reg "$SETTINGS" Port "REG_SZ 9898" "upgrade to $newer_version (default Port)"
+expect_reg "$SETTINGS" AllowedOrigins "REG_SZ *" "upgrade to $newer_version (default AllowedOrigins)"
+entries=$(run_entries /reg:64)
+[ "$(printf '%s\n' "$entries" | grep -c .)" -eq 1 ] \
+    || fail "upgrade to $newer_version: expected exactly one Run entry for bapiws, got: $entries"
+[ -z "$(run_entries /reg:32)" ] || fail "upgrade to $newer_version: Run entry in the 32-bit view: $(run_entries /reg:32)"
+is_registered "$newer_code" || fail "upgrade to $newer_version: $newer_code is not registered"
+! is_registered "$code" || fail "upgrade to $newer_version: the older $code is still registered"
+echo "    one installation ($newer_version), Port=9898, AllowedOrigins=*, one Run entry"
+
+step "installing $version over $newer_version is refused"
+may_be_installed+=("$msi")
+run_msiexec /i "$msi"
+[ $rc -ne 0 ] || fail "installing $version over $newer_version succeeded; the downgrade must be refused"
+echo "    wine msiexec /i exited with $rc"
+check_installed "refused downgrade"
+is_registered "$newer_code" || fail "refused downgrade: $newer_code is no longer registered"
+! is_registered "$code" || fail "refused downgrade: $code got registered"
+
+step "uninstall $newer_version"
+msiexec /x "$newer"
+check_removed "uninstall $newer_version"
+expect_reg "$SETTINGS" Port "" "uninstall $newer_version (default Port)"
+expect_reg "$SETTINGS" AllowedOrigins "" "uninstall $newer_version (default AllowedOrigins)"
+! is_registered "$newer_code" || fail "uninstall $newer_version: $newer_code is still registered"
+! is_registered "$code" || fail "uninstall $newer_version: $code is registered"
+# The refused downgrade installed nothing.
+forget_installed "$msi"
 
 step "MSI test passed"

@@ -248,6 +248,10 @@ def main():
     check(os.path.isfile(log), f"log file {log} exists")
     text = open(log, encoding="utf-8", errors="replace").read() if os.path.isfile(log) else ""
     check("shutting down" in text and "stopped" in text, "log has the shutdown lines")
+    check(
+        "cannot create the hidden window" not in text + server.stderr,
+        "the hidden window that hears logoff and shutdown was created",
+    )
 
     step("registry: Port (REG_SZ) and AllowedOrigins, as the original reads them")
     p_reg, p_env, p_flag, p_file = free_port(), free_port(), free_port(), free_port()
@@ -269,6 +273,13 @@ def main():
         check(server.port == p_reg, f"REG_DWORD port {p_reg}: {server.banner}")
     finally:
         server.stop()
+
+    step("doctor names the registry key, and a value it does not know as a warning")
+    reg("add", KEY, "/v", "VoiceForWindowsPath", "/t", "REG_SZ", "/d", "C:\\vfw", "/f")
+    p = wine(EXE, "doctor", "--port", str(free_port()), check_rc=False)
+    check(r"registry HKLM\Software\Benemen\BAPIWS read" in p.stdout, f"doctor: {p.stdout}")
+    check('value "VoiceForWindowsPath" is not a setting of bapiws' in p.stdout, f"doctor: {p.stdout}")
+    reg("delete", KEY, "/v", "VoiceForWindowsPath", "/f")
 
     step("precedence: flags > BAPIWS_* > registry > file > defaults")
     appdata = unix_path(wine("cmd", "/c", "echo %APPDATA%").stdout.strip())
