@@ -354,6 +354,9 @@ fn serve(args: &ServeArgs) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
+        // Listening for stop requests before the start-up line: whoever reads it may
+        // send one at once.
+        let signals = bapiws::platform::stop::StopSignals::listen();
         let urls: Vec<String> = server
             .local_addrs()
             .iter()
@@ -383,7 +386,9 @@ fn serve(args: &ServeArgs) -> ExitCode {
             origins = %config.access.origins,
             "started"
         );
-        server.run(shutdown_signal(args.exit_on_stdin_close)).await;
+        server
+            .run(shutdown_signal(signals, args.exit_on_stdin_close))
+            .await;
         tracing::info!("stopped");
         ExitCode::SUCCESS
     })
@@ -420,7 +425,7 @@ fn print_banner(line: String) {
 /// console close, logoff, shutdown on Windows): each shuts down cleanly, closing clients
 /// with 1001.
 /// With `stdin_close`, also when standard input reaches its end.
-async fn shutdown_signal(stdin_close: bool) {
+async fn shutdown_signal(mut signals: bapiws::platform::stop::StopSignals, stdin_close: bool) {
     let closed = async {
         if stdin_close {
             stdin_closed().await;
@@ -429,7 +434,7 @@ async fn shutdown_signal(stdin_close: bool) {
         }
     };
     let why = tokio::select! {
-        event = bapiws::platform::stop::stop_event() => event.name(),
+        event = signals.next() => event.name(),
         () = closed => "stdin closed",
     };
     tracing::info!(signal = why, "shutting down");

@@ -226,15 +226,8 @@ fn config_file_and_environment_precedence() {
         .stderr(Stdio::null())
         .spawn()
         .expect("serve");
-    let mut banner = String::new();
-    BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut banner)
-        .expect("banner");
-    let url = banner
-        .split_whitespace()
-        .find(|w| w.starts_with("ws://"))
-        .map(|w| w.trim_end_matches(';').to_owned())
-        .expect("url");
+    let banner = common::read_banner(&mut child);
+    let (url, _) = common::url_from_banner(&banner);
     assert!(
         banner.contains("c.toml"),
         "the banner names the config file: {banner}"

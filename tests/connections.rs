@@ -380,12 +380,21 @@ async fn a_stop_request_closes_every_connection_with_1001_and_exits_0() {
     assert!(status.success(), "exit status {status}");
 }
 
+/// A stop request sent the moment the start-up line appears still stops the server
+/// cleanly (exit 0): it listens for them before printing the line.
+#[test]
+fn a_stop_request_right_after_the_start_up_line_is_clean() {
+    for _ in 0..10 {
+        let (status, stderr, _) = Server::start(&[]).terminate();
+        assert!(status.success(), "exit status {status}; stderr: {stderr}");
+    }
+}
+
 /// `--exit-on-stdin-close`: a supervisor (or a Windows harness, where no signal reaches a
 /// program without a console) stops the server by closing its stdin: clients get 1001, the
 /// server says why and exits 0. Without the flag, a closed stdin changes nothing.
 #[tokio::test]
 async fn closing_stdin_stops_the_server_cleanly_when_asked_to() {
-    use std::io::{BufRead, BufReader};
     use std::process::Stdio;
     for flag in [true, false] {
         let dir = common::TempDir::new("stdin-close");
@@ -400,15 +409,7 @@ async fn closing_stdin_stops_the_server_cleanly_when_asked_to() {
         }
         let mut child = cmd.spawn().expect("start bapiws");
         let stdin = child.stdin.take().expect("stdin");
-        let mut banner = String::new();
-        BufReader::new(child.stdout.take().expect("stdout"))
-            .read_line(&mut banner)
-            .expect("banner");
-        let url = banner
-            .split_whitespace()
-            .find(|w| w.starts_with("ws://"))
-            .map(|w| w.trim_end_matches([';', ',']).to_owned())
-            .expect("url in banner");
+        let (url, _) = common::url_from_banner(&common::read_banner(&mut child));
         let mut c = Ws::connect(&url).await;
         c.call("GetState", json!([])).await;
         drop(stdin);

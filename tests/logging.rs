@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
@@ -88,34 +88,6 @@ fn port_from_log(text: &str) -> u16 {
         .and_then(|l| l.rsplit(':').next())
         .and_then(|p| p.parse().ok())
         .unwrap_or_else(|| panic!("no port in {line}"))
-}
-
-/// The address in a start-up line.
-fn url_from_banner(banner: &str) -> (String, u16) {
-    let url = banner
-        .split_whitespace()
-        .find(|w| w.starts_with("ws://"))
-        .map(|w| w.trim_end_matches([';', ',']).to_owned())
-        .unwrap_or_else(|| panic!("no ws:// address in banner: {banner:?}"));
-    let port = url
-        .rsplit(':')
-        .next()
-        .and_then(|p| p.parse().ok())
-        .expect("port in url");
-    (url, port)
-}
-
-/// Reads the start-up line from a child's stdout.
-fn read_banner(child: &mut Child) -> String {
-    let stdout = child.stdout.take().expect("stdout");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut line = String::new();
-        let _ = BufReader::new(stdout).read_line(&mut line);
-        let _ = tx.send(line);
-    });
-    rx.recv_timeout(common::WAIT)
-        .expect("the server printed its start-up line")
 }
 
 /// GET /health over raw TCP; returns the status code.
@@ -334,7 +306,7 @@ fn start_undrained() -> Undrained {
         .spawn()
         .expect("start bapiws");
     let stderr = child.stderr.take().expect("stderr");
-    let (url, port) = url_from_banner(&read_banner(&mut child));
+    let (url, port) = common::url_from_banner(&common::read_banner(&mut child));
     Undrained {
         child,
         _stderr: stderr,
@@ -592,7 +564,7 @@ async fn the_default_log_folder_is_private() {
         .stderr(Stdio::null())
         .spawn()
         .expect("start bapiws");
-    let banner = read_banner(&mut child);
+    let banner = common::read_banner(&mut child);
     let folder = state.join("bapiws");
     assert!(banner.contains(folder.to_str().expect("utf-8")), "{banner}");
     let file = today_file(&folder);
@@ -753,7 +725,7 @@ async fn a_closed_stderr_and_an_unwritable_log_folder_are_no_reason_to_stop() {
             }
         }
         let mut child = cmd.spawn().expect("start bapiws");
-        let (url, port) = url_from_banner(&read_banner(&mut child));
+        let (url, port) = common::url_from_banner(&common::read_banner(&mut child));
         let mut c = Ws::connect_with_origin(&url, "https://crm.example").await;
         for n in 0..50 {
             assert_eq!(c.call("GetState", json!([])).await, json!("Available"));

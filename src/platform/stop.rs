@@ -150,48 +150,92 @@ impl ConsoleEvents {
 /// The process's console events, once the Windows handler is installed.
 static CONSOLE: OnceLock<ConsoleEvents> = OnceLock::new();
 
-/// Completes on the first event that stops the server: Ctrl-C everywhere; SIGTERM and
-/// SIGHUP on Unix; Ctrl-Break, the console closed, logoff and shutdown on Windows.
-pub async fn stop_event() -> StopEvent {
+/// The events that stop the server, listened to from [`StopSignals::listen`] on: Ctrl-C
+/// everywhere; SIGTERM and SIGHUP on Unix; Ctrl-Break, the console closed, logoff and
+/// shutdown on Windows. Listening starts when this is made, not when it is first awaited,
+/// so that a stop request sent right after the start-up line stops the server cleanly
+/// instead of ending the process.
+pub struct StopSignals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{Signal, SignalKind, signal};
-        async fn next(s: &mut Option<Signal>) {
-            match s {
-                Some(s) => {
-                    s.recv().await;
-                }
-                None => std::future::pending().await,
+    unix: [Option<tokio::signal::unix::Signal>; 3],
+    #[cfg(windows)]
+    console: bool,
+}
+
+impl StopSignals {
+    /// Starts listening (on the current tokio runtime, which must have I/O enabled).
+    pub fn listen() -> StopSignals {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            StopSignals {
+                unix: [
+                    signal(SignalKind::interrupt()).ok(),
+                    signal(SignalKind::terminate()).ok(),
+                    signal(SignalKind::hangup()).ok(),
+                ],
             }
         }
-        let mut term = signal(SignalKind::terminate()).ok();
-        let mut hup = signal(SignalKind::hangup()).ok();
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => StopEvent::Interrupt,
-            _ = next(&mut term) => StopEvent::Terminate,
-            _ = next(&mut hup) => StopEvent::Hangup,
+        #[cfg(windows)]
+        {
+            CONSOLE.get_or_init(ConsoleEvents::default);
+            if !super::windows::start_session_window() {
+                tracing::warn!(
+                    "cannot create the hidden window that hears logoff and shutdown; the server will not stop cleanly then"
+                );
+            }
+            StopSignals {
+                console: super::windows::install_console_handler(),
+            }
+        }
+        #[cfg(not(any(unix, windows)))]
+        {
+            StopSignals {}
         }
     }
-    #[cfg(windows)]
-    {
-        let events = CONSOLE.get_or_init(ConsoleEvents::default);
-        if !super::windows::start_session_window() {
-            tracing::warn!(
-                "cannot create the hidden window that hears logoff and shutdown; the server will not stop cleanly then"
-            );
+
+    /// Completes on the first event.
+    pub async fn next(&mut self) -> StopEvent {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::Signal;
+            async fn recv(s: &mut Option<Signal>) {
+                match s {
+                    Some(s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending().await,
+                }
+            }
+            let [int, term, hup] = &mut self.unix;
+            tokio::select! {
+                _ = recv(int) => StopEvent::Interrupt,
+                _ = recv(term) => StopEvent::Terminate,
+                _ = recv(hup) => StopEvent::Hangup,
+            }
         }
-        if super::windows::install_console_handler() {
-            events.next().await
-        } else {
+        #[cfg(windows)]
+        {
+            match CONSOLE.get() {
+                Some(events) if self.console => events.next().await,
+                _ => {
+                    let _ = tokio::signal::ctrl_c().await;
+                    StopEvent::Interrupt
+                }
+            }
+        }
+        #[cfg(not(any(unix, windows)))]
+        {
             let _ = tokio::signal::ctrl_c().await;
             StopEvent::Interrupt
         }
     }
-    #[cfg(not(any(unix, windows)))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-        StopEvent::Interrupt
-    }
+}
+
+/// Completes on the first event that stops the server (listening from the first poll;
+/// the server itself listens from before its start-up line, see [`StopSignals`]).
+pub async fn stop_event() -> StopEvent {
+    StopSignals::listen().next().await
 }
 
 /// The server has finished stopping (clients closed, the log written): on Windows a

@@ -142,7 +142,6 @@ impl Server {
         cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("start bapiws");
         let stdin = child.stdin.take();
-        let stdout = child.stdout.take().expect("stdout");
         let stderr = child.stderr.take().expect("stderr");
         let stderr = std::thread::spawn(move || {
             let mut all = String::new();
@@ -152,23 +151,8 @@ impl Server {
             }
             all
         });
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut line = String::new();
-            let _ = BufReader::new(stdout).read_line(&mut line);
-            let _ = tx.send(line);
-        });
-        let banner = rx.recv_timeout(WAIT).expect("server printed its banner");
-        let url = banner
-            .split_whitespace()
-            .find(|w| w.starts_with("ws://"))
-            .map(|w| w.trim_end_matches([';', ',']).to_owned())
-            .unwrap_or_else(|| panic!("no ws:// address in banner: {banner:?}"));
-        let port = url
-            .rsplit(':')
-            .next()
-            .and_then(|p| p.parse().ok())
-            .expect("port in url");
+        let banner = read_banner(&mut child);
+        let (url, port) = url_from_banner(&banner);
         Server {
             child,
             url,
@@ -222,6 +206,34 @@ impl Drop for Server {
         }
         let _ = self.child.wait();
     }
+}
+
+/// The address and port in a start-up line.
+pub fn url_from_banner(banner: &str) -> (String, u16) {
+    let url = banner
+        .split_whitespace()
+        .find(|w| w.starts_with("ws://"))
+        .map(|w| w.trim_end_matches([';', ',']).to_owned())
+        .unwrap_or_else(|| panic!("no ws:// address in banner: {banner:?}"));
+    let port = url
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("port in url");
+    (url, port)
+}
+
+/// Reads the start-up line from a child's stdout, waiting at most [`WAIT`].
+pub fn read_banner(child: &mut Child) -> String {
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = BufReader::new(stdout).read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    rx.recv_timeout(WAIT)
+        .expect("the server printed its start-up line")
 }
 
 /// Waits for a child to exit, up to `limit`.
