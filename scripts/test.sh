@@ -19,8 +19,7 @@ cd "$(dirname "$0")/.."
 
 step() { printf '\n==> %s\n' "$*"; }
 
-need_package() { # command package
-  if command -v "$1" >/dev/null 2>&1; then return 0; fi
+install_package() { # what package: as root installs it, else says what to install
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     step "installing $2 (for $1)"
     apt-get update -qq
@@ -28,6 +27,10 @@ need_package() { # command package
   else
     echo "warning: $1 is missing; install the $2 package (the tests that need it will fail)" >&2
   fi
+}
+
+need_package() { # command package
+  command -v "$1" >/dev/null 2>&1 || install_package "$1" "$2"
 }
 
 need_package baresip baresip-core
@@ -71,14 +74,7 @@ step "JavaScript client: build (the committed dist/ must match src/), types, uni
 # The Python recipe of docs/integrating.md needs Debian's python3-websockets, which is
 # installed for the system's Python (/usr/bin/python3; PYTHON overrides it in the test).
 need_python_module() { # module package
-  if /usr/bin/python3 -c "import $1" >/dev/null 2>&1; then return 0; fi
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    step "installing $2 (for Python's $1 module)"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null
-  else
-    echo "warning: Python's $1 module is missing; install the $2 package (the tests that need it will fail)" >&2
-  fi
+  /usr/bin/python3 -c "import $1" >/dev/null 2>&1 || install_package "Python's $1 module" "$2"
 }
 need_python_module websockets python3-websockets
 cd clients/js

@@ -82,7 +82,7 @@ impl RegistryLayer {
         for (name, value) in &key.values {
             let found = known
                 .iter()
-                .find(|(k, v)| folded(k) == folded(name) && !is_table(v));
+                .find(|(k, v)| folded(k) == folded(name) && !v.is_object());
             match found {
                 Some((k, _)) => layer.add(&[k], name, value)?,
                 None if name.is_empty() => {} // the key's default value, unused
@@ -196,10 +196,6 @@ impl RegistryLayer {
                 .replace(", without quotes", "")
         )))
     }
-}
-
-fn is_table(v: &Value) -> bool {
-    v.is_object()
 }
 
 /// The ways a value may be read, most specific first.

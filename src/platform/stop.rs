@@ -232,12 +232,6 @@ impl StopSignals {
     }
 }
 
-/// Completes on the first event that stops the server (listening from the first poll;
-/// the server itself listens from before its start-up line, see [`StopSignals`]).
-pub async fn stop_event() -> StopEvent {
-    StopSignals::listen().next().await
-}
-
 /// The server has finished stopping (clients closed, the log written): on Windows a
 /// console handler waiting for this returns, and the system may end the process.
 pub fn finished() {

@@ -457,7 +457,7 @@ pub fn install_console_handler() -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::platform::stop::{StopEvent, finished, stop_event};
+    use crate::platform::stop::{StopEvent, StopSignals, finished};
     use std::time::Duration;
 
     /// The installed handlers as Windows calls them: a logoff through the hidden window
@@ -473,8 +473,9 @@ mod tests {
             .build()
             .expect("runtime");
         rt.block_on(async {
-            let event = tokio::spawn(stop_event());
-            // Let stop_event install the handler and create the window.
+            // Installs the console handler and creates the window.
+            let mut signals = StopSignals::listen();
+            let event = tokio::spawn(async move { signals.next().await });
             let start = std::time::Instant::now();
             while SESSION_WINDOW.get().is_none() && start.elapsed() < Duration::from_secs(10) {
                 tokio::time::sleep(Duration::from_millis(50)).await;

@@ -57,12 +57,21 @@ impl Ports {
     /// `bapiws serve` flags for a managed baresip phone with number 1001 that dials the
     /// remote party's address.
     pub fn serve_flags(&self) -> Vec<String> {
+        let remote = format!("127.0.0.1:{}", self.remote_sip);
+        self.managed_flags(&self.phone_uri(), &remote, Vec::new())
+    }
+
+    /// `bapiws serve` flags for a managed baresip phone on these ports, loopback only, with
+    /// test audio: account `account`, dialling `sip:NUMBER@dial_host`, plus `extra` flags.
+    pub fn managed_flags(
+        &self,
+        account: &str,
+        dial_host: &str,
+        extra: Vec<(&'static str, String)>,
+    ) -> Vec<String> {
         let flags = [
             ("--default-backend", "baresip".to_owned()),
-            (
-                "--baresip-account",
-                format!("sip:1001@127.0.0.1:{}", self.phone_sip),
-            ),
+            ("--baresip-account", account.to_owned()),
             (
                 "--baresip-sip-listen",
                 format!("127.0.0.1:{}", self.phone_sip),
@@ -77,15 +86,13 @@ impl Ports {
             ),
             ("--baresip-audio-source", "ausine,440".to_owned()),
             ("--baresip-audio-player", "aubridge,nil".to_owned()),
-            (
-                "--baresip-dial-uri",
-                format!("sip:{{number}}@127.0.0.1:{}", self.remote_sip),
-            ),
+            ("--baresip-dial-uri", format!("sip:{{number}}@{dial_host}")),
             ("--baresip-dns-server", "127.0.0.1:53".to_owned()),
             ("--baresip-net-interface", "127.0.0.1".to_owned()),
         ];
         flags
             .into_iter()
+            .chain(extra)
             .flat_map(|(k, v)| [k.to_owned(), v])
             .collect()
     }

@@ -73,34 +73,17 @@ impl SipPorts {
     /// `bapiws serve` flags: a managed baresip registering as 1001 with `password` at the
     /// registrar, refreshing every `interval` seconds, dialling through the registrar.
     pub fn serve_flags(&self, password: &str, interval: u32) -> Vec<String> {
-        let p = self.ports;
         let registrar = format!("127.0.0.1:{}", self.registrar);
-        let flags = [
-            ("--default-backend", "baresip".to_owned()),
-            ("--baresip-account", format!("sip:1001@{registrar}")),
-            ("--baresip-auth-user", "1001".to_owned()),
-            ("--baresip-auth-password", password.to_owned()),
-            ("--baresip-register", "true".to_owned()),
-            ("--baresip-register-interval-secs", interval.to_string()),
-            ("--baresip-sip-listen", format!("127.0.0.1:{}", p.phone_sip)),
-            (
-                "--baresip-ctrl-address",
-                format!("127.0.0.1:{}", p.phone_ctrl),
-            ),
-            (
-                "--baresip-rtp-ports",
-                format!("{}-{}", p.phone_rtp, p.phone_rtp + 9),
-            ),
-            ("--baresip-audio-source", "ausine,440".to_owned()),
-            ("--baresip-audio-player", "aubridge,nil".to_owned()),
-            ("--baresip-dial-uri", format!("sip:{{number}}@{registrar}")),
-            ("--baresip-dns-server", "127.0.0.1:53".to_owned()),
-            ("--baresip-net-interface", "127.0.0.1".to_owned()),
-        ];
-        flags
-            .into_iter()
-            .flat_map(|(k, v)| [k.to_owned(), v])
-            .collect()
+        self.ports.managed_flags(
+            &format!("sip:1001@{registrar}"),
+            &registrar,
+            vec![
+                ("--baresip-auth-user", "1001".to_owned()),
+                ("--baresip-auth-password", password.to_owned()),
+                ("--baresip-register", "true".to_owned()),
+                ("--baresip-register-interval-secs", interval.to_string()),
+            ],
+        )
     }
 }
 
@@ -148,21 +131,15 @@ pub struct Kamailio {
 impl Kamailio {
     /// Starts it; `max_expires` caps the registration interval.
     pub fn start(ports: &SipPorts, max_expires: u32) -> Kamailio {
-        require("kamailio", "-v", "kamailio");
-        let mut k = Kamailio {
-            child: None,
-            dir: TempDir::new("kamailio"),
-            port: ports.registrar,
-            far: ports.far,
-            max_expires,
-            tcp: false,
-        };
-        k.run(&[]);
-        k
+        Kamailio::launch(ports, max_expires, false)
     }
 
     /// Starts it listening on TCP as well as UDP (the same port number).
     pub fn start_tcp(ports: &SipPorts, max_expires: u32) -> Kamailio {
+        Kamailio::launch(ports, max_expires, true)
+    }
+
+    fn launch(ports: &SipPorts, max_expires: u32, tcp: bool) -> Kamailio {
         require("kamailio", "-v", "kamailio");
         let mut k = Kamailio {
             child: None,
@@ -170,7 +147,7 @@ impl Kamailio {
             port: ports.registrar,
             far: ports.far,
             max_expires,
-            tcp: true,
+            tcp,
         };
         k.run(&[]);
         k
