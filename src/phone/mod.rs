@@ -13,6 +13,7 @@ pub mod baresip;
 mod names;
 pub mod number;
 pub mod sim;
+pub mod sip;
 
 use std::fmt;
 use std::sync::Arc;

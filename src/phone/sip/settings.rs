@@ -1,0 +1,689 @@
+//! The built-in SIP phone's settings: flags (`--sip-…`, `BAPIWS_SIP_…`) and the file's
+//! `[sip]` table come from one struct, checked once into [`SipSettings`].
+
+use std::net::{IpAddr, SocketAddr};
+use std::ops::RangeInclusive;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args as ClapArgs;
+use serde::{Deserialize, Serialize};
+
+use super::audio::{SinkSpec, SourceSpec};
+use super::media::g711::Law;
+use crate::phone::Availability;
+use crate::settings::{SettingError, in_range, one_of};
+
+/// The `[sip]` table and the `--sip-…` flags; unset values are `None`.
+#[derive(ClapArgs, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(default)]
+#[group(id = "sip_backend")]
+pub struct Args {
+    /// The SIP account (address of record), sip:user@domain.
+    #[arg(
+        id = "sip_account",
+        long = "sip-account",
+        env = "BAPIWS_SIP_ACCOUNT",
+        value_name = "URI"
+    )]
+    pub account: Option<String>,
+    /// The authentication user. [default: the account's user]
+    #[arg(
+        id = "sip_auth_user",
+        long = "sip-auth-user",
+        env = "BAPIWS_SIP_AUTH_USER",
+        value_name = "USER"
+    )]
+    pub auth_user: Option<String>,
+    /// The password; prefer `password_file` or the variable to the flag.
+    #[arg(
+        id = "sip_password",
+        long = "sip-password",
+        env = "BAPIWS_SIP_PASSWORD",
+        value_name = "PASSWORD",
+        hide_env_values = true
+    )]
+    pub password: Option<String>,
+    /// A file whose first line is the password.
+    #[arg(
+        id = "sip_password_file",
+        long = "sip-password-file",
+        env = "BAPIWS_SIP_PASSWORD_FILE",
+        value_name = "PATH"
+    )]
+    pub password_file: Option<String>,
+    /// The registrar, HOST:PORT or an IP address. [default: the account's domain, port 5060]
+    #[arg(
+        id = "sip_registrar",
+        long = "sip-registrar",
+        env = "BAPIWS_SIP_REGISTRAR",
+        value_name = "HOST:PORT"
+    )]
+    pub registrar: Option<String>,
+    /// Send every request through this proxy, HOST:PORT. [default: none]
+    #[arg(
+        id = "sip_outbound_proxy",
+        long = "sip-outbound-proxy",
+        env = "BAPIWS_SIP_OUTBOUND_PROXY",
+        value_name = "HOST:PORT"
+    )]
+    pub outbound_proxy: Option<String>,
+    /// `udp` or `tcp`. [default: udp]
+    #[arg(
+        id = "sip_transport",
+        long = "sip-transport",
+        env = "BAPIWS_SIP_TRANSPORT",
+        value_name = "TRANSPORT"
+    )]
+    pub transport: Option<String>,
+    /// Register with the registrar. [default: true]
+    #[arg(
+        id = "sip_register",
+        long = "sip-register",
+        env = "BAPIWS_SIP_REGISTER",
+        value_name = "BOOL"
+    )]
+    pub register: Option<bool>,
+    /// Seconds a registration lasts before it is refreshed. [default: 120]
+    #[arg(
+        id = "sip_register_interval_secs",
+        long = "sip-register-interval-secs",
+        env = "BAPIWS_SIP_REGISTER_INTERVAL_SECS",
+        value_name = "SECS"
+    )]
+    pub register_interval_secs: Option<u64>,
+    /// The local SIP address, IP:PORT (port 0: any free port). [default: 0.0.0.0:0]
+    #[arg(
+        id = "sip_listen",
+        long = "sip-listen",
+        env = "BAPIWS_SIP_LISTEN",
+        value_name = "IP:PORT"
+    )]
+    pub listen: Option<String>,
+    /// The RTP port range, FROM-TO. [default: 16384-32767]
+    #[arg(
+        id = "sip_rtp_ports",
+        long = "sip-rtp-ports",
+        env = "BAPIWS_SIP_RTP_PORTS",
+        value_name = "FROM-TO"
+    )]
+    pub rtp_ports: Option<String>,
+    /// Codecs in order of preference, from PCMU and PCMA. [default: PCMU,PCMA]
+    #[arg(
+        id = "sip_codecs",
+        long = "sip-codecs",
+        env = "BAPIWS_SIP_CODECS",
+        value_name = "LIST"
+    )]
+    pub codecs: Option<String>,
+    /// Outgoing audio: device, device:NAME, tone:HZ, wav:PATH or silence. [default: device]
+    #[arg(
+        id = "sip_audio_source",
+        long = "sip-audio-source",
+        env = "BAPIWS_SIP_AUDIO_SOURCE",
+        value_name = "SOURCE"
+    )]
+    pub audio_source: Option<String>,
+    /// Incoming audio: device, device:NAME, wav:PATH or discard. [default: device]
+    #[arg(
+        id = "sip_audio_sink",
+        long = "sip-audio-sink",
+        env = "BAPIWS_SIP_AUDIO_SINK",
+        value_name = "SINK"
+    )]
+    pub audio_sink: Option<String>,
+    /// The request URI for a dialled number; `{number}` is replaced.
+    /// [default: sip:{number}@<the account's domain>]
+    #[arg(
+        id = "sip_dial_uri",
+        long = "sip-dial-uri",
+        env = "BAPIWS_SIP_DIAL_URI",
+        value_name = "URI"
+    )]
+    pub dial_uri: Option<String>,
+    /// Who may send INVITEs: `proxy` (the registrar and outbound proxy only) or `any`.
+    /// [default: proxy]
+    #[arg(
+        id = "sip_accept_invites_from",
+        long = "sip-accept-invites-from",
+        env = "BAPIWS_SIP_ACCEPT_INVITES_FROM",
+        value_name = "WHO"
+    )]
+    pub accept_invites_from: Option<String>,
+    /// Most calls at once; further INVITEs get 486 Busy Here. [default: 4]
+    #[arg(
+        id = "sip_max_calls",
+        long = "sip-max-calls",
+        env = "BAPIWS_SIP_MAX_CALLS",
+        value_name = "N"
+    )]
+    pub max_calls: Option<usize>,
+    /// The phone's availability at start. [default: Available]
+    #[arg(
+        id = "sip_availability",
+        long = "sip-availability",
+        env = "BAPIWS_SIP_AVAILABILITY",
+        value_name = "STATE"
+    )]
+    pub availability: Option<String>,
+}
+
+/// Signalling transports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transport {
+    /// UDP (RFC 3261 §18, with rport).
+    Udp,
+    /// TCP, one connection to the next hop.
+    Tcp,
+}
+
+impl Transport {
+    /// The Via/`transport=` name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Transport::Udp => "UDP",
+            Transport::Tcp => "TCP",
+        }
+    }
+}
+
+/// Who may ring the phone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InviteSources {
+    /// Only the registrar's and the outbound proxy's addresses.
+    Proxy,
+    /// Anyone who reaches the SIP port.
+    Any,
+}
+
+/// The built-in phone's checked settings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SipSettings {
+    /// `sip:user@domain`.
+    pub account: String,
+    /// The account's user part.
+    pub user: String,
+    /// The account's domain (host part, maybe with a port).
+    pub domain: String,
+    /// The authentication user.
+    pub auth_user: String,
+    /// The password (never shown).
+    pub password: Option<String>,
+    /// Where REGISTER goes, HOST:PORT.
+    pub registrar: String,
+    /// Where every request goes first, when set.
+    pub outbound_proxy: Option<String>,
+    /// The transport.
+    pub transport: Transport,
+    /// Whether to register.
+    pub register: bool,
+    /// The registration's lifetime asked for.
+    pub register_interval: Duration,
+    /// The local SIP address.
+    pub listen: SocketAddr,
+    /// The RTP port range.
+    pub rtp_ports: RangeInclusive<u16>,
+    /// Codecs in order of preference.
+    pub codecs: Vec<Law>,
+    /// Outgoing audio.
+    pub audio_source: SourceSpec,
+    /// Incoming audio.
+    pub audio_sink: SinkSpec,
+    /// The dial URI template.
+    pub dial_uri: String,
+    /// Who may send INVITEs.
+    pub accept_invites_from: InviteSources,
+    /// Most calls at once.
+    pub max_calls: usize,
+    /// Availability at start.
+    pub availability: Availability,
+}
+
+impl Default for SipSettings {
+    fn default() -> Self {
+        SipSettings {
+            account: "sip:bapiws@127.0.0.1".into(),
+            user: "bapiws".into(),
+            domain: "127.0.0.1".into(),
+            auth_user: "bapiws".into(),
+            password: None,
+            registrar: "127.0.0.1:5060".into(),
+            outbound_proxy: None,
+            transport: Transport::Udp,
+            register: true,
+            register_interval: Duration::from_secs(120),
+            listen: SocketAddr::from(([0, 0, 0, 0], 0)),
+            rtp_ports: 16384..=32767,
+            codecs: vec![Law::Pcmu, Law::Pcma],
+            audio_source: SourceSpec::Device(None),
+            audio_sink: SinkSpec::Device(None),
+            dial_uri: "sip:{number}@127.0.0.1".into(),
+            accept_invites_from: InviteSources::Proxy,
+            max_calls: 4,
+            availability: Availability::Available,
+        }
+    }
+}
+
+/// Whether a text may go into a SIP header: printable ASCII without the characters that
+/// end or quote a header value.
+fn header_safe(t: &str) -> bool {
+    !t.is_empty()
+        && t.len() <= 256
+        && t.bytes()
+            .all(|b| b.is_ascii_graphic() && !matches!(b, b'<' | b'>' | b'"' | b',' | b'\\'))
+}
+
+/// `HOST[:PORT]` with a host of letters, digits, `.`, `-` or an IP address.
+fn host_port(key: &str, t: &str, default_port: u16) -> Result<String, SettingError> {
+    let t = t.strip_prefix("sip:").unwrap_or(t);
+    let (host, port) = match t.rsplit_once(':') {
+        Some((h, p)) if !h.contains(':') || h.starts_with('[') => (h, p.parse::<u16>().ok()),
+        _ => (t, Some(default_port)),
+    };
+    let host_ok = !host.is_empty()
+        && (host.parse::<IpAddr>().is_ok()
+            || host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .parse::<IpAddr>()
+                .is_ok()
+            || host
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-'));
+    match port {
+        Some(p) if host_ok && p != 0 => Ok(format!("{host}:{p}")),
+        _ => Err(SettingError::new(
+            key,
+            format!("{:?} is not HOST:PORT", crate::settings::shown(t)),
+        )),
+    }
+}
+
+impl Args {
+    /// Checks every value; keys in errors are those of the `[sip]` table.
+    pub fn resolve(&self) -> Result<SipSettings, SettingError> {
+        let err = SettingError::new;
+        let mut s = SipSettings::default();
+        if let Some(t) = &self.account {
+            let rest = t.strip_prefix("sip:").ok_or_else(|| {
+                err(
+                    "account",
+                    format!("{:?} is not sip:user@domain", crate::settings::shown(t)),
+                )
+            })?;
+            let (user, domain) = rest
+                .split_once('@')
+                .filter(|(u, d)| header_safe(u) && !u.contains(['@', ':', ';']) && !d.is_empty())
+                .ok_or_else(|| {
+                    err(
+                        "account",
+                        format!("{:?} is not sip:user@domain", crate::settings::shown(t)),
+                    )
+                })?;
+            host_port("account", domain, 5060)?;
+            s.account = t.clone();
+            s.user = user.to_owned();
+            s.domain = domain.to_owned();
+            s.auth_user = user.to_owned();
+            s.registrar = host_port("account", domain, 5060)?;
+            s.dial_uri = format!("sip:{{number}}@{domain}");
+        }
+        if let Some(t) = &self.auth_user {
+            if !header_safe(t) {
+                return Err(err(
+                    "auth_user",
+                    format!(
+                        "{:?} holds characters a SIP header cannot carry",
+                        crate::settings::shown(t)
+                    ),
+                ));
+            }
+            s.auth_user = t.clone();
+        }
+        s.password = match (&self.password, &self.password_file) {
+            (Some(_), Some(_)) => {
+                return Err(err(
+                    "password_file",
+                    "give the password or a file, not both".to_owned(),
+                ));
+            }
+            (Some(p), None) => Some(p.clone()),
+            (None, Some(f)) => Some(read_password(f)?),
+            (None, None) => None,
+        };
+        if let Some(p) = &s.password
+            && (p.is_empty() || p.len() > 256 || p.chars().any(char::is_control))
+        {
+            return Err(err(
+                "password",
+                "the value is empty, too long or holds control characters".to_owned(),
+            ));
+        }
+        if let Some(t) = &self.registrar {
+            s.registrar = host_port("registrar", t, 5060)?;
+        }
+        if let Some(t) = &self.outbound_proxy {
+            s.outbound_proxy = Some(host_port("outbound_proxy", t, 5060)?);
+        }
+        if let Some(t) = &self.transport {
+            s.transport = match t.to_ascii_lowercase().as_str() {
+                "udp" => Transport::Udp,
+                "tcp" => Transport::Tcp,
+                "tls" => {
+                    return Err(err(
+                        "transport",
+                        "tls is not built yet; use udp or tcp".to_owned(),
+                    ));
+                }
+                _ => {
+                    return Err(err(
+                        "transport",
+                        format!("{:?} is not udp or tcp", crate::settings::shown(t)),
+                    ));
+                }
+            };
+        }
+        s.register = self.register.unwrap_or(true);
+        s.register_interval = Duration::from_secs(in_range(
+            "register_interval_secs",
+            self.register_interval_secs,
+            120,
+            5,
+            86_400,
+        )?);
+        if let Some(t) = &self.listen {
+            s.listen = t.parse().map_err(|_| {
+                err(
+                    "listen",
+                    format!("{:?} is not IP:PORT", crate::settings::shown(t)),
+                )
+            })?;
+        }
+        if let Some(t) = &self.rtp_ports {
+            let range = t
+                .split_once('-')
+                .and_then(|(a, b)| {
+                    Some((a.trim().parse::<u16>().ok()?, b.trim().parse::<u16>().ok()?))
+                })
+                .filter(|(a, b)| *a >= 1024 && b > a);
+            let (a, b) = range.ok_or_else(|| {
+                err(
+                    "rtp_ports",
+                    format!(
+                        "{:?} is not FROM-TO (1024 to 65535, at least two ports)",
+                        crate::settings::shown(t)
+                    ),
+                )
+            })?;
+            s.rtp_ports = a..=b;
+        }
+        if let Some(t) = &self.codecs {
+            let mut codecs = Vec::new();
+            for name in t.split(',').map(str::trim) {
+                let law = match name.to_ascii_uppercase().as_str() {
+                    "PCMU" => Law::Pcmu,
+                    "PCMA" => Law::Pcma,
+                    _ => {
+                        return Err(err(
+                            "codecs",
+                            format!("{:?} is not PCMU or PCMA", crate::settings::shown(name)),
+                        ));
+                    }
+                };
+                if !codecs.contains(&law) {
+                    codecs.push(law);
+                }
+            }
+            s.codecs = codecs;
+        }
+        if let Some(t) = &self.audio_source {
+            s.audio_source = SourceSpec::parse(t).map_err(|e| err("audio_source", e))?;
+        }
+        if let Some(t) = &self.audio_sink {
+            s.audio_sink = SinkSpec::parse(t).map_err(|e| err("audio_sink", e))?;
+        }
+        if let Some(t) = &self.dial_uri {
+            if !t.contains("{number}") || !t.starts_with("sip:") || !header_safe(t) {
+                return Err(err(
+                    "dial_uri",
+                    format!(
+                        "{:?} is not a sip: URI with {{number}}",
+                        crate::settings::shown(t)
+                    ),
+                ));
+            }
+            s.dial_uri = t.clone();
+        }
+        if let Some(t) = &self.accept_invites_from {
+            s.accept_invites_from = one_of(
+                "accept_invites_from",
+                t,
+                |v| match v.to_ascii_lowercase().as_str() {
+                    "proxy" => Some(InviteSources::Proxy),
+                    "any" => Some(InviteSources::Any),
+                    _ => None,
+                },
+                &["proxy", "any"],
+            )?;
+        }
+        s.max_calls = in_range("max_calls", self.max_calls, 4, 1, 32)?;
+        if let Some(t) = &self.availability {
+            s.availability = one_of(
+                "availability",
+                t,
+                Availability::parse,
+                &Availability::ALL.map(|a| a.as_str()),
+            )?;
+        }
+        Ok(s)
+    }
+}
+
+/// Reads a password file's first line.
+fn read_password(path: &str) -> Result<String, SettingError> {
+    let p = PathBuf::from(path);
+    let meta = std::fs::metadata(&p).map_err(|e| {
+        SettingError::new("password_file", format!("cannot read {}: {e}", p.display()))
+    })?;
+    if meta.len() > 4096 {
+        return Err(SettingError::new(
+            "password_file",
+            format!("{} is larger than 4 KiB", p.display()),
+        ));
+    }
+    let text = std::fs::read_to_string(&p).map_err(|e| {
+        SettingError::new("password_file", format!("cannot read {}: {e}", p.display()))
+    })?;
+    Ok(text.lines().next().unwrap_or("").to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_follow_the_account() {
+        let a = Args {
+            account: Some("sip:1001@pbx.example.com:5070".into()),
+            ..Args::default()
+        };
+        let s = a.resolve().expect("valid");
+        assert_eq!(s.user, "1001");
+        assert_eq!(s.auth_user, "1001");
+        assert_eq!(s.registrar, "pbx.example.com:5070");
+        assert_eq!(s.dial_uri, "sip:{number}@pbx.example.com:5070");
+        assert_eq!(s.transport, Transport::Udp);
+        assert!(s.register);
+        assert_eq!(s.register_interval, Duration::from_secs(120));
+        assert_eq!(s.accept_invites_from, InviteSources::Proxy);
+    }
+
+    #[test]
+    fn bad_values_name_their_key_and_never_the_password() {
+        for (args, key) in [
+            (
+                Args {
+                    account: Some("1001@x".into()),
+                    ..Args::default()
+                },
+                "account",
+            ),
+            (
+                Args {
+                    account: Some("sip:a\"b@x".into()),
+                    ..Args::default()
+                },
+                "account",
+            ),
+            (
+                Args {
+                    account: Some("sip:a@x y".into()),
+                    ..Args::default()
+                },
+                "account",
+            ),
+            (
+                Args {
+                    registrar: Some("x:0".into()),
+                    ..Args::default()
+                },
+                "registrar",
+            ),
+            (
+                Args {
+                    registrar: Some("a b:5060".into()),
+                    ..Args::default()
+                },
+                "registrar",
+            ),
+            (
+                Args {
+                    transport: Some("sctp".into()),
+                    ..Args::default()
+                },
+                "transport",
+            ),
+            (
+                Args {
+                    transport: Some("tls".into()),
+                    ..Args::default()
+                },
+                "transport",
+            ),
+            (
+                Args {
+                    listen: Some("localhost".into()),
+                    ..Args::default()
+                },
+                "listen",
+            ),
+            (
+                Args {
+                    rtp_ports: Some("10-20".into()),
+                    ..Args::default()
+                },
+                "rtp_ports",
+            ),
+            (
+                Args {
+                    rtp_ports: Some("20000-20000".into()),
+                    ..Args::default()
+                },
+                "rtp_ports",
+            ),
+            (
+                Args {
+                    codecs: Some("PCMU,G729".into()),
+                    ..Args::default()
+                },
+                "codecs",
+            ),
+            (
+                Args {
+                    audio_source: Some("mic".into()),
+                    ..Args::default()
+                },
+                "audio_source",
+            ),
+            (
+                Args {
+                    audio_sink: Some("tone:5".into()),
+                    ..Args::default()
+                },
+                "audio_sink",
+            ),
+            (
+                Args {
+                    dial_uri: Some("sip:x@y".into()),
+                    ..Args::default()
+                },
+                "dial_uri",
+            ),
+            (
+                Args {
+                    accept_invites_from: Some("all".into()),
+                    ..Args::default()
+                },
+                "accept_invites_from",
+            ),
+            (
+                Args {
+                    max_calls: Some(0),
+                    ..Args::default()
+                },
+                "max_calls",
+            ),
+            (
+                Args {
+                    register_interval_secs: Some(1),
+                    ..Args::default()
+                },
+                "register_interval_secs",
+            ),
+            (
+                Args {
+                    password: Some("pw\nx".into()),
+                    ..Args::default()
+                },
+                "password",
+            ),
+            (
+                Args {
+                    password: Some("a".into()),
+                    password_file: Some("/x".into()),
+                    ..Args::default()
+                },
+                "password_file",
+            ),
+            (
+                Args {
+                    password_file: Some("/nonexistent/pw".into()),
+                    ..Args::default()
+                },
+                "password_file",
+            ),
+        ] {
+            let e = args.resolve().expect_err(key);
+            assert_eq!(e.key, key, "{e:?}");
+            assert!(!e.problem.contains("pw\nx"));
+        }
+    }
+
+    #[test]
+    fn lists_and_ranges() {
+        let s = Args {
+            codecs: Some("pcma, PCMU,PCMA".into()),
+            rtp_ports: Some("20000-20099".into()),
+            registrar: Some("127.0.0.1:5999".into()),
+            outbound_proxy: Some("sip:10.0.0.1".into()),
+            ..Args::default()
+        }
+        .resolve()
+        .expect("valid");
+        assert_eq!(s.codecs, vec![Law::Pcma, Law::Pcmu]);
+        assert_eq!(s.rtp_ports, 20000..=20099);
+        assert_eq!(s.registrar, "127.0.0.1:5999");
+        assert_eq!(s.outbound_proxy.as_deref(), Some("10.0.0.1:5060"));
+    }
+}
