@@ -271,7 +271,17 @@ pub fn init(settings: &Settings) -> Logging {
         path: today_path(&settings.dir),
         shared: Arc::clone(&shared),
     };
-    let layer = LogLayer(Arc::clone(&shared)).with_filter(file_level);
+    // The SIP stack logs every message it sends and receives at info: those lines only
+    // when asked for debug.
+    let stack_level = if file_level >= LevelFilter::DEBUG {
+        file_level
+    } else {
+        LevelFilter::WARN
+    };
+    let targets = tracing_subscriber::filter::Targets::new()
+        .with_default(file_level)
+        .with_target("rsipstack", stack_level);
+    let layer = LogLayer(Arc::clone(&shared)).with_filter(targets);
     if tracing_subscriber::registry()
         .with(layer)
         .try_init()

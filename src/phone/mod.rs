@@ -696,6 +696,8 @@ registry! {
     Sim => "sim", sim, only_when_configured: false, available_here: true;
     // Driving and supervising baresip is Linux (Unix) code today; see docs/windows.md.
     Baresip => "baresip", baresip, only_when_configured: true, available_here: cfg!(unix);
+    // The built-in SIP phone: it opens SIP and RTP ports, so only when configured.
+    Sip => "sip", sip, only_when_configured: true, available_here: true;
 }
 
 impl BackendKind {

@@ -1,10 +1,1252 @@
-//! The `sip` backend: bapiws's own SIP phone (signalling, RTP media, audio).
+//! The `sip` backend: bapiws's own SIP phone — signalling, RTP media and audio in this
+//! process, no other program.
 //!
-//! - [`sdp`]: session descriptions and offer/answer.
-//! - [`media`]: RTP streams with G.711, the jitter buffer and DTMF.
-//! - [`audio`]: sources and sinks (devices, tone, WAV, silence).
+//! - [`settings`]: the `[sip]` table and `--sip-…` flags.
+//! - [`stack`]: the SIP stack (rsipstack: transports, transactions, dialogs), the
+//!   registration task and the filter every incoming request passes.
+//! - [`sdp`]: session descriptions and offer/answer; [`media`]: RTP streams with G.711, the
+//!   jitter buffer and DTMF; [`audio`]: sources and sinks (devices, tone, WAV, silence).
+//! - This module: the backend task. It owns the calls; the stack's tasks and each call's
+//!   media stream report to it through bounded channels, and every network operation it
+//!   starts runs in a task of its own, so a slow far end never holds up a command.
 
 pub mod audio;
 pub mod media;
 pub mod sdp;
-pub mod settings;
+mod settings;
+pub mod stack;
+
+pub use settings::{Args, InviteSources, SipSettings, Transport};
+/// This backend's resolved settings.
+pub type Settings = SipSettings;
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use rsipstack::dialog::DialogId;
+use rsipstack::dialog::authenticate::Credential;
+use rsipstack::dialog::dialog::{DialogState, TerminatedReason};
+use rsipstack::dialog::invitation::InviteOption;
+use rsipstack::dialog::invite_dialog::InviteDialog;
+use rsipstack::sip::headers::ToTypedHeader;
+use rsipstack::sip::{self, HeadersExt};
+use rsipstack::transaction::transaction::Transaction;
+use tokio::sync::{mpsc, oneshot};
+
+use super::{
+    Availability, BackendStatus, Call, CallAction, CallId, CallState, Command, Direction, Envelope,
+    Events, PhoneError, PhoneEvent, PhoneHandle, PhoneNumber, PhoneState, Reply, Snapshot,
+    pick_call,
+};
+use media::{Control, MediaEvent, Stream};
+use sdp::{Agreed, Local, Session};
+use stack::{Registrar, RegistrationEvent, Stack};
+
+/// The reason a call we ended carries.
+pub const REASON_LOCAL: &str = "Connection reset by user";
+/// The reason a call the far end ended carries.
+pub const REASON_REMOTE: &str = "Connection reset by peer";
+/// How long an inbound call may ring before the phone answers 480 itself.
+const RING_LIMIT: Duration = Duration::from_secs(180);
+/// How long a call we cancelled or hung up may take to end on the wire.
+const END_LIMIT: Duration = Duration::from_secs(32);
+
+/// Starts the backend task.
+pub fn spawn(settings: SipSettings, events: Events) -> PhoneHandle {
+    let (handle, commands, snapshot) = PhoneHandle::channel();
+    snapshot.publish_status(&BackendStatus {
+        link: Some("starting".into()),
+        last_error: None,
+    });
+    tokio::spawn(run(settings, events, snapshot, commands));
+    handle
+}
+
+/// What the phone's tasks tell the backend task.
+enum Input {
+    /// An outbound INVITE's transaction finished (the dialog's states tell the rest).
+    Dialled(String, Result<Option<sip::StatusCode>, String>),
+    /// The far end's REFER asks us to call this number (the call's SIP Call-ID).
+    Referred(String, PhoneNumber),
+    /// The far end accepted our REFER.
+    TransferAccepted(String),
+    /// A re-INVITE of ours was answered (Call-ID, the answer's SDP, whether it succeeded).
+    Reinvited(String, Option<Vec<u8>>, bool),
+    /// A call rang too long or took too long to end.
+    Expired(String),
+}
+
+struct Entry {
+    call: Call,
+    /// The SIP Call-ID: dialogs are found by it.
+    sip_id: String,
+    dialog: Option<InviteDialog>,
+    /// The far end's offer (inbound, until answered).
+    offer: Option<Vec<u8>>,
+    /// Our RTP sockets until the stream starts, then the stream.
+    sockets: Option<(tokio::net::UdpSocket, tokio::net::UdpSocket)>,
+    media_addr: SocketAddr,
+    stream: Option<Stream>,
+    local: Local,
+    agreed: Option<Agreed>,
+    /// We hold the call.
+    held: bool,
+    /// The transfer target we sent a REFER for.
+    transfer: Option<String>,
+}
+
+struct Phone {
+    s: SipSettings,
+    events: Events,
+    snapshot: Arc<Snapshot>,
+    stack: Arc<Stack>,
+    registered: bool,
+    last_error: Option<String>,
+    calls: Vec<Entry>,
+    muted: bool,
+    allowed: Vec<IpAddr>,
+    next_hop: SocketAddr,
+    inputs: mpsc::Sender<Input>,
+    media_events: mpsc::Sender<(String, MediaEvent)>,
+}
+
+async fn run(
+    s: SipSettings,
+    events: Events,
+    snapshot: Arc<Snapshot>,
+    mut commands: mpsc::Receiver<Envelope>,
+) {
+    let start = async {
+        let registrar = stack::resolve(&s.registrar).await?;
+        let proxy = match &s.outbound_proxy {
+            Some(p) => Some(stack::resolve(p).await?),
+            None => None,
+        };
+        let next_hop = proxy.unwrap_or(registrar);
+        let (stack, channels) = stack::start(&s, next_hop).await?;
+        Ok::<_, String>((registrar, proxy, next_hop, stack, channels))
+    };
+    let (registrar, proxy, next_hop, stack, mut channels) = match start.await {
+        Ok(v) => v,
+        Err(e) => {
+            tracing::warn!(error = %e, "the SIP phone cannot start");
+            snapshot.publish_status(&BackendStatus {
+                link: Some("not started".into()),
+                last_error: Some(e.clone()),
+            });
+            // Answer every command with the reason until the server stops.
+            while let Some((command, reply)) = commands.recv().await {
+                let done = command == Command::Shutdown;
+                let _ = reply.send(if done {
+                    Ok(Reply::Done)
+                } else {
+                    Err(PhoneError::Unavailable(e.clone()))
+                });
+                if done {
+                    return;
+                }
+            }
+            return;
+        }
+    };
+    tracing::info!(local = %stack.local, contact = %stack.contact, "the SIP phone listens");
+    let (inputs_tx, mut inputs) = mpsc::channel::<Input>(64);
+    let (media_tx, mut media_rx) = mpsc::channel::<(String, MediaEvent)>(64);
+    let mut allowed = vec![registrar.ip()];
+    if let Some(p) = proxy {
+        allowed.push(p.ip());
+    }
+    let stack = Arc::new(stack);
+    let mut phone = Phone {
+        s: s.clone(),
+        events,
+        snapshot,
+        stack: Arc::clone(&stack),
+        registered: !s.register,
+        last_error: None,
+        calls: Vec::new(),
+        muted: false,
+        allowed,
+        next_hop,
+        inputs: inputs_tx.clone(),
+        media_events: media_tx,
+    };
+    phone.publish();
+    if !s.register {
+        phone.emit(vec![PhoneEvent::StateChanged(phone.state())]);
+    }
+    let (reg_tx, mut reg_rx) = mpsc::channel(8);
+    let (stop_tx, stop_rx) = oneshot::channel();
+    if s.register {
+        let server = stack::uri(&format!("sip:{}", s.domain));
+        match server {
+            Ok(server) => {
+                let r = Registrar {
+                    server,
+                    proxy: (registrar.to_string() != s.domain).then_some(next_hop),
+                    contact: stack.contact.clone(),
+                    credential: s.password.clone().map(|password| Credential {
+                        username: s.user.clone(),
+                        password,
+                        realm: None,
+                        auth_username: (s.auth_user != s.user).then(|| s.auth_user.clone()),
+                    }),
+                    interval: s.register_interval,
+                };
+                tokio::spawn(r.run(stack.endpoint.clone(), reg_tx, stop_rx));
+            }
+            Err(e) => phone.last_error = Some(e),
+        }
+    }
+    let mut stop = Some(stop_tx);
+    loop {
+        tokio::select! {
+            c = commands.recv() => {
+                let Some((command, reply)) = c else { break };
+                if command == Command::Shutdown {
+                    phone.shutdown(stop.take()).await;
+                    let _ = reply.send(Ok(Reply::Done));
+                    return;
+                }
+                let (result, events) = phone.command(command).await;
+                phone.publish();
+                phone.emit(events);
+                let _ = reply.send(result);
+            }
+            Some(r) = reg_rx.recv() => {
+                let events = phone.registration(r);
+                phone.publish();
+                phone.emit(events);
+            }
+            Some(state) = channels.states.recv() => {
+                let events = phone.dialog_state(state).await;
+                phone.publish();
+                phone.emit(events);
+            }
+            Some((tx, from)) = channels.invites.recv() => {
+                let events = phone.invite(tx, from);
+                phone.publish();
+                phone.emit(events);
+            }
+            Some(input) = inputs.recv() => {
+                let events = phone.input(input).await;
+                phone.publish();
+                phone.emit(events);
+            }
+            Some((sip_id, e)) = media_rx.recv() => {
+                let MediaEvent::Dtmf(d) = e;
+                let id = phone.calls.iter().find(|c| c.sip_id == sip_id).map(|c| c.call.id.to_string());
+                tracing::info!(call = id.as_deref().unwrap_or("?"), digit = %d, "DTMF received");
+            }
+        }
+    }
+    phone.shutdown(stop.take()).await;
+}
+
+fn reason_text(r: &TerminatedReason) -> String {
+    match r {
+        TerminatedReason::UasBye => REASON_REMOTE.into(),
+        TerminatedReason::UacBye => REASON_LOCAL.into(),
+        TerminatedReason::UacCancel => "cancelled by the caller".into(),
+        TerminatedReason::UasBusy => sip::StatusCode::BusyHere.to_string(),
+        TerminatedReason::UasDecline => sip::StatusCode::Decline.to_string(),
+        TerminatedReason::UacBusy => sip::StatusCode::BusyHere.to_string(),
+        TerminatedReason::Timeout => "no answer (SIP timeout)".into(),
+        TerminatedReason::ProxyAuthRequired => {
+            "407 Proxy Authentication Required (check the account's password)".into()
+        }
+        TerminatedReason::ProxyError(c)
+        | TerminatedReason::UacOther(c)
+        | TerminatedReason::UasOther(c) => crate::settings::shown(&c.to_string()),
+    }
+}
+
+/// The caller's number: the From URI's user part (display name when it has none).
+fn caller_number(request: &sip::Request) -> String {
+    let from = request.from_header().ok().and_then(|f| f.typed().ok());
+    let user = from
+        .as_ref()
+        .and_then(|f| f.uri.user().map(str::to_owned))
+        .filter(|u| !u.is_empty())
+        .or_else(|| from.as_ref().and_then(|f| f.display_name.clone()))
+        .unwrap_or_default();
+    shown_number(&user)
+}
+
+/// A number from the network as it may be shown: printable, bounded.
+fn shown_number(raw: &str) -> String {
+    raw.chars()
+        .filter(|c| !c.is_control() && !is_bidi(*c))
+        .take(64)
+        .collect()
+}
+
+fn is_bidi(c: char) -> bool {
+    matches!(c, '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
+fn sdp_headers() -> Option<Vec<sip::Header>> {
+    Some(vec![sip::Header::ContentType("application/sdp".into())])
+}
+
+impl Phone {
+    fn state(&self) -> PhoneState {
+        if !self.calls.is_empty() {
+            PhoneState::Online(Availability::Busy)
+        } else if self.registered {
+            PhoneState::Online(self.s.availability)
+        } else {
+            PhoneState::Offline
+        }
+    }
+
+    fn status(&self) -> BackendStatus {
+        BackendStatus {
+            link: Some(
+                if !self.s.register {
+                    "not registering"
+                } else if self.registered {
+                    "registered"
+                } else {
+                    "not registered"
+                }
+                .into(),
+            ),
+            last_error: self.last_error.clone(),
+        }
+    }
+
+    fn publish(&self) {
+        let calls: Vec<Call> = self.calls.iter().map(|c| c.call.clone()).collect();
+        self.snapshot.publish_if_changed(self.state(), &calls);
+        self.snapshot.publish_status(&self.status());
+    }
+
+    fn emit(&self, events: Vec<PhoneEvent>) {
+        for e in events {
+            self.events.emit(e);
+        }
+    }
+
+    /// Runs `change` and adds a StateChanged event when the state moved.
+    fn tracking<T>(
+        &mut self,
+        change: impl FnOnce(&mut Phone, &mut Vec<PhoneEvent>) -> T,
+    ) -> (T, Vec<PhoneEvent>) {
+        let before = self.state();
+        let mut events = Vec::new();
+        let r = change(self, &mut events);
+        let after = self.state();
+        if after != before {
+            events.push(PhoneEvent::StateChanged(after));
+        }
+        (r, events)
+    }
+
+    fn registration(&mut self, r: RegistrationEvent) -> Vec<PhoneEvent> {
+        self.tracking(|p, _| match r {
+            RegistrationEvent::Registered(secs) => {
+                if !p.registered {
+                    tracing::info!(seconds = secs, "registered");
+                }
+                p.registered = true;
+            }
+            RegistrationEvent::Failed(reason) => {
+                if p.registered || p.last_error.as_deref() != Some(reason.as_str()) {
+                    tracing::warn!(reason = %reason, "SIP registration failed");
+                }
+                p.registered = false;
+                p.last_error = Some(reason);
+            }
+        })
+        .1
+    }
+
+    fn unavailable(&self) -> PhoneError {
+        PhoneError::Unavailable(match &self.last_error {
+            Some(e) => format!("the phone is not registered ({e})"),
+            None => "the phone is not registered yet".into(),
+        })
+    }
+
+    fn index(&self, id: &CallId) -> Option<usize> {
+        self.calls.iter().position(|c| &c.call.id == id)
+    }
+
+    fn by_sip_id(&self, sip_id: &str) -> Option<usize> {
+        self.calls.iter().position(|c| c.sip_id == sip_id)
+    }
+
+    fn latest(&self, state: CallState) -> Option<usize> {
+        self.calls.iter().rposition(|c| c.call.state == state)
+    }
+
+    async fn command(&mut self, command: Command) -> (Result<Reply, PhoneError>, Vec<PhoneEvent>) {
+        match command {
+            Command::CallOut(number) => self.call_out(number, None).await,
+            Command::Answer => {
+                let Some(i) = self.latest(CallState::Ringing) else {
+                    return (
+                        Err(PhoneError::NoSuchCall("no ringing inbound call".into())),
+                        vec![],
+                    );
+                };
+                let id = self.calls[i].call.id.clone();
+                self.answer(&id).await
+            }
+            Command::HangUp => {
+                let i = [
+                    CallState::Connected,
+                    CallState::Calling,
+                    CallState::Ringing,
+                    CallState::OnHold,
+                ]
+                .into_iter()
+                .find_map(|s| self.latest(s));
+                match i {
+                    Some(i) => {
+                        let id = self.calls[i].call.id.clone();
+                        let (_, events) = self.tracking(|p, ev| p.hang_up(&id, ev));
+                        (Ok(Reply::Done), events)
+                    }
+                    None => (Err(PhoneError::NoSuchCall("no active call".into())), vec![]),
+                }
+            }
+            Command::Call { call, action } => {
+                let calls: Vec<Call> = self.calls.iter().map(|c| c.call.clone()).collect();
+                let id = match pick_call(&calls, call.as_ref(), &action) {
+                    Ok(id) => id,
+                    Err(e) => return (Err(e), vec![]),
+                };
+                match action {
+                    CallAction::Answer => self.answer(&id).await,
+                    CallAction::HangUp => {
+                        let (_, events) = self.tracking(|p, ev| p.hang_up(&id, ev));
+                        (Ok(Reply::Done), events)
+                    }
+                    CallAction::Hold => {
+                        let mut events = Vec::new();
+                        let r = self.hold(&id, true, &mut events);
+                        (r.map(|_| Reply::Done), events)
+                    }
+                    CallAction::Resume => {
+                        let mut events = Vec::new();
+                        for other in self.connected_except(&id) {
+                            let _ = self.hold(&other, true, &mut events);
+                        }
+                        let r = self.hold(&id, false, &mut events);
+                        (r.map(|_| Reply::Done), events)
+                    }
+                    CallAction::Transfer(number) => (self.transfer(&id, &number), vec![]),
+                    CallAction::SendDtmf(digits) => (self.dtmf(&id, digits.as_str()), vec![]),
+                }
+            }
+            Command::Mute(on) => {
+                if self.calls.is_empty() {
+                    return (Err(PhoneError::NoCallFits("no active call".into())), vec![]);
+                }
+                if self.muted == on {
+                    return (Ok(Reply::Done), vec![]);
+                }
+                self.muted = on;
+                for c in &self.calls {
+                    if let Some(st) = &c.stream {
+                        st.control(Control::Mute(on));
+                    }
+                }
+                (Ok(Reply::Done), vec![PhoneEvent::MuteChanged(on)])
+            }
+            Command::Shutdown => (Ok(Reply::Done), vec![]),
+        }
+    }
+
+    fn connected_except(&self, id: &CallId) -> Vec<CallId> {
+        self.calls
+            .iter()
+            .filter(|c| &c.call.id != id && c.call.state == CallState::Connected)
+            .map(|c| c.call.id.clone())
+            .collect()
+    }
+
+    async fn bind_media(
+        &self,
+    ) -> Result<((tokio::net::UdpSocket, tokio::net::UdpSocket), SocketAddr), PhoneError> {
+        let bind_ip = self.stack.local.ip();
+        let pair = media::bind_pair(bind_ip, &self.s.rtp_ports)
+            .await
+            .map_err(|e| {
+                PhoneError::Refused(format!(
+                    "no free RTP port in {}-{}: {e}",
+                    self.s.rtp_ports.start(),
+                    self.s.rtp_ports.end()
+                ))
+            })?;
+        let port = pair.0.local_addr().map(|a| a.port()).unwrap_or(0);
+        Ok((pair, SocketAddr::new(self.stack.public_ip, port)))
+    }
+
+    fn session_id() -> u64 {
+        (uuid::Uuid::new_v4().as_u128() as u64) >> 12
+    }
+
+    /// Places a call (from CallOut, or because the far end of `referred_by` asked).
+    async fn call_out(
+        &mut self,
+        number: PhoneNumber,
+        referred_by: Option<&str>,
+    ) -> (Result<Reply, PhoneError>, Vec<PhoneEvent>) {
+        if !self.registered {
+            return (Err(self.unavailable()), vec![]);
+        }
+        if self.calls.len() >= self.s.max_calls {
+            return (
+                Err(PhoneError::Refused(format!(
+                    "the phone has {} calls, its most",
+                    self.s.max_calls
+                ))),
+                vec![],
+            );
+        }
+        let (sockets, media_addr) = match self.bind_media().await {
+            Ok(v) => v,
+            Err(e) => return (Err(e), vec![]),
+        };
+        let local = Local::offer(
+            media_addr,
+            Self::session_id(),
+            &self.s.codecs,
+            sdp::Direction::SendRecv,
+        );
+        let target = self.s.dial_uri.replace("{number}", number.as_str());
+        let callee = match stack::uri(&target) {
+            Ok(u) => u,
+            Err(e) => return (Err(PhoneError::Refused(e)), vec![]),
+        };
+        let caller = match stack::uri(&self.s.account) {
+            Ok(u) => u,
+            Err(e) => return (Err(PhoneError::Refused(e)), vec![]),
+        };
+        let sip_id = format!("{}@bapiws", uuid::Uuid::new_v4().simple());
+        let destination = self
+            .s
+            .outbound_proxy
+            .as_ref()
+            .map(|_| self.next_hop)
+            .map(|a| rsipstack::transport::SipAddr {
+                r#type: Some(match self.s.transport {
+                    Transport::Udp => sip::Transport::Udp,
+                    Transport::Tcp => sip::Transport::Tcp,
+                }),
+                addr: a.into(),
+            });
+        let option = InviteOption {
+            caller,
+            callee,
+            destination,
+            contact: self.stack.contact.clone(),
+            credential: self.s.password.clone().map(|password| Credential {
+                username: self.s.user.clone(),
+                password,
+                realm: None,
+                auth_username: (self.s.auth_user != self.s.user).then(|| self.s.auth_user.clone()),
+            }),
+            content_type: Some("application/sdp".into()),
+            offer: Some(local.write().into_bytes()),
+            call_id: Some(sip_id.clone()),
+            ..InviteOption::default()
+        };
+        let (dialog, handle) = match self
+            .stack
+            .dialogs
+            .do_invite_async(option, self.stack.states.clone())
+        {
+            Ok(v) => v,
+            Err(e) => {
+                return (
+                    Err(PhoneError::Refused(format!(
+                        "the call could not be placed: {e}"
+                    ))),
+                    vec![],
+                );
+            }
+        };
+        let inputs = self.inputs.clone();
+        let key = sip_id.clone();
+        tokio::spawn(async move {
+            let r = match handle.await {
+                Ok(Ok((_, resp))) => Ok(resp.map(|r| r.status_code)),
+                Ok(Err(e)) => Err(crate::settings::shown(&e.to_string())),
+                Err(e) => Err(e.to_string()),
+            };
+            let _ = inputs.send(Input::Dialled(key, r)).await;
+        });
+        let id = CallId::new_guid();
+        if let Some(by) = referred_by {
+            tracing::info!(call = %id, "calling the transfer target the far end of {by} asked for");
+        }
+        let ((), events) = self.tracking(|p, ev| {
+            for other in p.connected_except(&id) {
+                let _ = p.hold(&other, true, ev);
+            }
+            p.calls.push(Entry {
+                call: Call {
+                    id: id.clone(),
+                    direction: Direction::Outbound,
+                    state: CallState::Calling,
+                    number: number.as_str().to_owned(),
+                    started: SystemTime::now(),
+                },
+                sip_id,
+                dialog: Some(dialog),
+                offer: None,
+                sockets: Some(sockets),
+                media_addr,
+                stream: None,
+                local,
+                agreed: None,
+                held: false,
+                transfer: None,
+            });
+            ev.insert(
+                0,
+                PhoneEvent::CallingOut {
+                    id: id.clone(),
+                    number: number.as_str().to_owned(),
+                },
+            );
+        });
+        (Ok(Reply::Call(id)), events)
+    }
+
+    /// Starts (or updates) a call's media for an agreed description.
+    fn start_media(&mut self, i: usize, agreed: Agreed) {
+        let call_id = self.calls[i].call.id.to_string();
+        let entry = &mut self.calls[i];
+        entry.agreed = Some(agreed);
+        if let Some(stream) = &entry.stream {
+            stream.control(Control::Agreed(agreed));
+            return;
+        }
+        let Some(sockets) = entry.sockets.take() else {
+            return;
+        };
+        let source = self.s.audio_source.open().unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "no audio source: the far end hears silence");
+            Box::new(audio::Silence)
+        });
+        let sink = self.s.audio_sink.open(&call_id).unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "no audio sink: the far end is not heard");
+            Box::new(audio::Discard)
+        });
+        let (tx, mut rx) = mpsc::channel(16);
+        let forward = self.media_events.clone();
+        let sip_id = entry.sip_id.clone();
+        tokio::spawn(async move {
+            while let Some(e) = rx.recv().await {
+                if forward.send((sip_id.clone(), e)).await.is_err() {
+                    return;
+                }
+            }
+        });
+        let direction = if entry.held {
+            sdp::Direction::SendOnly
+        } else {
+            sdp::Direction::SendRecv
+        };
+        let stream = Stream::start(
+            sockets,
+            agreed,
+            direction,
+            source,
+            sink,
+            tx,
+            format!("bapiws@{}", self.stack.public_ip),
+        );
+        if self.muted {
+            stream.control(Control::Mute(true));
+        }
+        entry.stream = Some(stream);
+    }
+
+    async fn answer(&mut self, id: &CallId) -> (Result<Reply, PhoneError>, Vec<PhoneEvent>) {
+        let Some(i) = self.index(id) else {
+            return (
+                Err(PhoneError::NoSuchCall(format!(
+                    "no active call has id {id}"
+                ))),
+                vec![],
+            );
+        };
+        let (sockets, media_addr) = match self.bind_media().await {
+            Ok(v) => v,
+            Err(e) => return (Err(e), vec![]),
+        };
+        let entry = &mut self.calls[i];
+        let Some(dialog) = entry.dialog.clone() else {
+            return (
+                Err(PhoneError::Refused("the call has no dialog".into())),
+                vec![],
+            );
+        };
+        let offer = entry.offer.take();
+        let (body, agreed) = match offer.as_deref().map(Session::parse) {
+            Some(Ok(session)) => match sdp::agree(&session, &self.s.codecs) {
+                Ok(agreed) => {
+                    let local = Local::answer(
+                        media_addr,
+                        Self::session_id(),
+                        &agreed,
+                        sdp::Direction::SendRecv,
+                    );
+                    let body = local.write();
+                    entry.local = local;
+                    (body, Some(agreed))
+                }
+                Err(e) => {
+                    let reason = e.to_string();
+                    let _ = dialog.reject(
+                        Some(sip::StatusCode::NotAcceptableHere),
+                        Some(reason.clone()),
+                    );
+                    let (_, events) = self.tracking(|p, ev| p.remove(i, reason.clone(), ev));
+                    return (
+                        Err(PhoneError::Refused(format!(
+                            "the call cannot be answered: {reason}"
+                        ))),
+                        events,
+                    );
+                }
+            },
+            // No offer (or an unreadable one): ours goes in the 200, the answer in the ACK.
+            _ => {
+                let local = Local::offer(
+                    media_addr,
+                    Self::session_id(),
+                    &self.s.codecs,
+                    sdp::Direction::SendRecv,
+                );
+                let body = local.write();
+                entry.local = local;
+                (body, None)
+            }
+        };
+        entry.sockets = Some(sockets);
+        entry.media_addr = media_addr;
+        if let Err(e) = dialog.accept(sdp_headers(), Some(body.into_bytes())) {
+            return (
+                Err(PhoneError::Refused(format!(
+                    "the call could not be answered: {e}"
+                ))),
+                vec![],
+            );
+        }
+        let (_, events) = self.tracking(|p, ev| {
+            for other in p.connected_except(id) {
+                let _ = p.hold(&other, true, ev);
+            }
+            if let Some(i) = p.index(id) {
+                p.calls[i].call.state = CallState::Connected;
+                if let Some(a) = agreed {
+                    p.start_media(i, a);
+                }
+                ev.push(PhoneEvent::CallConnected { id: id.clone() });
+            }
+        });
+        (Ok(Reply::Done), events)
+    }
+
+    /// Ends a call from our side: reject, cancel or BYE as its state needs.
+    fn hang_up(&mut self, id: &CallId, events: &mut Vec<PhoneEvent>) {
+        let Some(i) = self.index(id) else { return };
+        let entry = &self.calls[i];
+        if let Some(dialog) = entry.dialog.clone() {
+            match (entry.call.direction, entry.call.state) {
+                (Direction::Inbound, CallState::Ringing) => {
+                    let _ = dialog.reject(Some(sip::StatusCode::BusyHere), None);
+                }
+                (Direction::Outbound, CallState::Calling) => {
+                    tokio::spawn(async move {
+                        let _ = tokio::time::timeout(END_LIMIT, dialog.cancel()).await;
+                    });
+                }
+                _ => {
+                    tokio::spawn(async move {
+                        let _ = tokio::time::timeout(END_LIMIT, dialog.bye()).await;
+                    });
+                }
+            }
+        }
+        let reason = if entry.call.state == CallState::Ringing {
+            "rejected"
+        } else {
+            REASON_LOCAL
+        };
+        self.remove(i, reason.to_owned(), events);
+    }
+
+    fn remove(&mut self, i: usize, reason: String, events: &mut Vec<PhoneEvent>) {
+        let entry = self.calls.remove(i);
+        if let Some(stream) = &entry.stream {
+            let (sent, received) = stream.counts();
+            tracing::info!(call = %entry.call.id, sent, received, "call media ended");
+        }
+        self.stack.dialogs.remove_dialog(&DialogId {
+            call_id: entry.sip_id.clone(),
+            local_tag: String::new(),
+            remote_tag: String::new(),
+        });
+        if self.calls.is_empty() && self.muted {
+            self.muted = false;
+            events.push(PhoneEvent::MuteChanged(false));
+        }
+        events.push(PhoneEvent::CallDisconnected {
+            id: entry.call.id,
+            reason,
+        });
+    }
+
+    /// Holds (`true`) or resumes a call with a re-INVITE.
+    fn hold(
+        &mut self,
+        id: &CallId,
+        on: bool,
+        events: &mut Vec<PhoneEvent>,
+    ) -> Result<(), PhoneError> {
+        let i = self
+            .index(id)
+            .ok_or_else(|| PhoneError::NoSuchCall(format!("no active call has id {id}")))?;
+        let entry = &mut self.calls[i];
+        let Some(dialog) = entry.dialog.clone() else {
+            return Err(PhoneError::Refused("the call has no dialog".into()));
+        };
+        entry.held = on;
+        entry.local.version += 1;
+        entry.local.direction = if on {
+            sdp::Direction::SendOnly
+        } else {
+            sdp::Direction::SendRecv
+        };
+        let body = entry.local.write().into_bytes();
+        if let Some(stream) = &entry.stream {
+            stream.control(Control::Direction(entry.local.direction));
+        }
+        entry.call.state = if on {
+            CallState::OnHold
+        } else {
+            CallState::Connected
+        };
+        let inputs = self.inputs.clone();
+        let sip_id = entry.sip_id.clone();
+        tokio::spawn(async move {
+            let r =
+                tokio::time::timeout(END_LIMIT, dialog.reinvite(sdp_headers(), Some(body))).await;
+            let (body, ok) = match r {
+                Ok(Ok(Some(resp))) => {
+                    let ok = resp.status_code.kind() == sip::StatusCodeKind::Successful;
+                    (Some(resp.body().to_vec()), ok)
+                }
+                _ => (None, false),
+            };
+            let _ = inputs.send(Input::Reinvited(sip_id, body, ok)).await;
+        });
+        events.push(if on {
+            PhoneEvent::CallHeld { id: id.clone() }
+        } else {
+            PhoneEvent::CallResumed { id: id.clone() }
+        });
+        Ok(())
+    }
+
+    fn transfer(&mut self, id: &CallId, number: &PhoneNumber) -> Result<Reply, PhoneError> {
+        let i = self
+            .index(id)
+            .ok_or_else(|| PhoneError::NoSuchCall(format!("no active call has id {id}")))?;
+        let target = stack::uri(&self.s.dial_uri.replace("{number}", number.as_str()))
+            .map_err(PhoneError::Refused)?;
+        let entry = &mut self.calls[i];
+        let dialog = entry
+            .dialog
+            .clone()
+            .ok_or_else(|| PhoneError::Refused("the call has no dialog".into()))?;
+        entry.transfer = Some(number.as_str().to_owned());
+        let inputs = self.inputs.clone();
+        let sip_id = entry.sip_id.clone();
+        tokio::spawn(async move {
+            let r = tokio::time::timeout(END_LIMIT, dialog.refer(target, None, None)).await;
+            let accepted = matches!(&r, Ok(Ok(Some(resp))) if resp.status_code.kind() == sip::StatusCodeKind::Successful);
+            if !accepted {
+                tracing::warn!("the far end refused the transfer");
+                return;
+            }
+            let _ = inputs.send(Input::TransferAccepted(sip_id)).await;
+        });
+        Ok(Reply::Done)
+    }
+
+    fn dtmf(&mut self, id: &CallId, digits: &str) -> Result<Reply, PhoneError> {
+        let i = self
+            .index(id)
+            .ok_or_else(|| PhoneError::NoSuchCall(format!("no active call has id {id}")))?;
+        let entry = &self.calls[i];
+        match (&entry.stream, entry.agreed.and_then(|a| a.dtmf)) {
+            (Some(stream), Some(_)) => {
+                if stream.control(Control::Dtmf(digits.to_owned())) {
+                    Ok(Reply::Done)
+                } else {
+                    Err(PhoneError::Refused(
+                        "too many DTMF digits are waiting".into(),
+                    ))
+                }
+            }
+            (None, _) => Err(PhoneError::Refused("the call has no media yet".into())),
+            (_, None) => Err(PhoneError::Refused(
+                "the far end takes no DTMF events (telephone-event)".into(),
+            )),
+        }
+    }
+
+    /// A new INVITE that passed the stack's filter.
+    fn invite(&mut self, tx: Transaction, from: IpAddr) -> Vec<PhoneEvent> {
+        let allowed =
+            self.s.accept_invites_from == InviteSources::Any || self.allowed.contains(&from);
+        let refuse = |tx: Transaction, code: sip::StatusCode| {
+            tokio::spawn(async move {
+                let mut tx = tx;
+                let _ = tx.reply(code).await;
+            });
+        };
+        if !allowed {
+            tracing::warn!(%from, "an INVITE from an address that is not the registrar or proxy was refused");
+            refuse(tx, sip::StatusCode::Forbidden);
+            return vec![];
+        }
+        if self.calls.len() >= self.s.max_calls {
+            refuse(tx, sip::StatusCode::BusyHere);
+            return vec![];
+        }
+        if self.s.register && !self.registered {
+            refuse(tx, sip::StatusCode::TemporarilyUnavailable);
+            return vec![];
+        }
+        let request = tx.original.clone();
+        let sip_id = request
+            .call_id_header()
+            .map(|c| c.value().to_owned())
+            .unwrap_or_default();
+        if sip_id.is_empty() || sip_id.len() > 256 || self.by_sip_id(&sip_id).is_some() {
+            refuse(tx, sip::StatusCode::BadRequest);
+            return vec![];
+        }
+        let dialog = match self.stack.dialogs.get_or_create_server_invite(
+            &tx,
+            self.stack.states.clone(),
+            None,
+            Some(self.stack.contact.clone()),
+        ) {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::debug!(error = %e, "an INVITE could not start a dialog");
+                refuse(tx, sip::StatusCode::BadRequest);
+                return vec![];
+            }
+        };
+        let mut handler = dialog.clone();
+        tokio::spawn(async move {
+            let mut tx = tx;
+            if let Err(e) = handler.handle(&mut tx).await {
+                tracing::debug!(error = %e, "an inbound INVITE's transaction failed");
+            }
+        });
+        let _ = dialog.ringing(None, None);
+        let number = caller_number(&request);
+        let id = CallId::new_guid();
+        let inputs = self.inputs.clone();
+        let key = sip_id.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(RING_LIMIT).await;
+            let _ = inputs.send(Input::Expired(key)).await;
+        });
+        let offer = (!request.body.is_empty()).then(|| request.body.clone());
+        self.tracking(|p, ev| {
+            p.calls.push(Entry {
+                call: Call {
+                    id: id.clone(),
+                    direction: Direction::Inbound,
+                    state: CallState::Ringing,
+                    number: number.clone(),
+                    started: SystemTime::now(),
+                },
+                sip_id,
+                dialog: Some(dialog),
+                offer,
+                sockets: None,
+                media_addr: SocketAddr::from(([0, 0, 0, 0], 0)),
+                stream: None,
+                local: Local::offer(
+                    SocketAddr::from(([0, 0, 0, 0], 0)),
+                    0,
+                    &p.s.codecs,
+                    sdp::Direction::SendRecv,
+                ),
+                agreed: None,
+                held: false,
+                transfer: None,
+            });
+            ev.push(PhoneEvent::CallComing { id, number });
+        })
+        .1
+    }
+
+    async fn dialog_state(&mut self, state: DialogState) -> Vec<PhoneEvent> {
+        match state {
+            DialogState::Confirmed(id, resp) => {
+                let Some(i) = self.by_sip_id(&id.call_id) else {
+                    return vec![];
+                };
+                let entry = &self.calls[i];
+                if entry.call.direction == Direction::Outbound
+                    && entry.call.state == CallState::Calling
+                {
+                    let agreed = Session::parse(resp.body())
+                        .ok()
+                        .and_then(|s| sdp::agree(&s, &self.s.codecs).ok());
+                    let cid = entry.call.id.clone();
+                    self.calls[i].call.state = CallState::Connected;
+                    if let Some(a) = agreed {
+                        self.start_media(i, a);
+                    } else {
+                        tracing::warn!(call = %cid, "the far end's answer has no usable audio: the call has no media");
+                    }
+                    return vec![PhoneEvent::CallConnected { id: cid }];
+                }
+                if entry.call.direction == Direction::Inbound && entry.agreed.is_none() {
+                    // Our offer went in the 200: the answer is in the ACK.
+                    let ack = entry.dialog.as_ref().and_then(|d| d.last_remote_ack());
+                    if let Some(ack) = ack
+                        && let Some(a) = Session::parse(ack.body())
+                            .ok()
+                            .and_then(|s| sdp::agree(&s, &self.s.codecs).ok())
+                    {
+                        self.start_media(i, a);
+                    }
+                }
+                vec![]
+            }
+            DialogState::Updated(id, request, handle) => {
+                let Some(i) = self.by_sip_id(&id.call_id) else {
+                    let _ = handle
+                        .reply(sip::StatusCode::CallTransactionDoesNotExist)
+                        .await;
+                    return vec![];
+                };
+                if request.method != sip::Method::Invite && request.body.is_empty() {
+                    let _ = handle.reply(sip::StatusCode::OK).await;
+                    return vec![];
+                }
+                let entry = &mut self.calls[i];
+                let ours = if entry.held {
+                    sdp::Direction::SendOnly
+                } else {
+                    sdp::Direction::SendRecv
+                };
+                let answer = if request.body.is_empty() {
+                    // An offerless re-INVITE: offer again, the answer comes in the ACK.
+                    entry.local.version += 1;
+                    entry.local.direction = ours;
+                    entry.local.write()
+                } else {
+                    match Session::parse(&request.body).and_then(|s| sdp::agree(&s, &self.s.codecs))
+                    {
+                        Ok(agreed) => {
+                            let mut local = Local::answer(
+                                entry.media_addr,
+                                entry.local.session_id,
+                                &agreed,
+                                ours,
+                            );
+                            local.version = entry.local.version + 1;
+                            entry.local = local;
+                            let held = agreed.held_by_far_end();
+                            tracing::info!(call = %entry.call.id, held, "the far end changed the media");
+                            self.start_media(i, agreed);
+                            self.calls[i].local.write()
+                        }
+                        Err(e) => {
+                            let _ = handle.reply(sip::StatusCode::NotAcceptableHere).await;
+                            tracing::info!(error = %e, "a re-INVITE was refused");
+                            return vec![];
+                        }
+                    }
+                };
+                let _ = handle
+                    .respond(
+                        sip::StatusCode::OK,
+                        sdp_headers(),
+                        Some(answer.into_bytes()),
+                    )
+                    .await;
+                vec![]
+            }
+            DialogState::Refer(id, request, handle) => {
+                let Some(i) = self.by_sip_id(&id.call_id) else {
+                    let _ = handle
+                        .reply(sip::StatusCode::CallTransactionDoesNotExist)
+                        .await;
+                    return vec![];
+                };
+                let target = request
+                    .refer_to_header()
+                    .map(|h| h.value().to_owned())
+                    .and_then(|v| {
+                        let inner = v.trim().trim_start_matches('<');
+                        let inner = inner.split('>').next().unwrap_or(inner);
+                        sip::Uri::try_from(inner).ok()
+                    })
+                    .and_then(|u| u.user().map(str::to_owned))
+                    .and_then(|user: String| PhoneNumber::parse(&user).ok());
+                let Some(number) = target else {
+                    let _ = handle.reply(sip::StatusCode::BadRequest).await;
+                    return vec![];
+                };
+                let _ = handle.reply(sip::StatusCode::Accepted).await;
+                if let Some(dialog) = self.calls[i].dialog.clone() {
+                    tokio::spawn(async move {
+                        let _ = tokio::time::timeout(
+                            END_LIMIT,
+                            dialog.notify_refer(sip::StatusCode::Trying, "active;expires=60"),
+                        )
+                        .await;
+                    });
+                }
+                let sip_id = self.calls[i].sip_id.clone();
+                self.input(Input::Referred(sip_id, number)).await
+            }
+            DialogState::Notify(id, request, handle) => {
+                let _ = handle.reply(sip::StatusCode::OK).await;
+                // A NOTIFY about our REFER: a final success ends the transferred call.
+                let Some(i) = self.by_sip_id(&id.call_id) else {
+                    return vec![];
+                };
+                let body = String::from_utf8_lossy(&request.body);
+                let done = body.starts_with("SIP/2.0 2");
+                if done && self.calls[i].transfer.is_some() {
+                    let cid = self.calls[i].call.id.clone();
+                    return self.tracking(|p, ev| p.hang_up(&cid, ev)).1;
+                }
+                vec![]
+            }
+            DialogState::Info(_, _, handle)
+            | DialogState::Options(_, _, handle)
+            | DialogState::Message(_, _, handle)
+            | DialogState::Publish(_, _, handle) => {
+                let _ = handle.reply(sip::StatusCode::OK).await;
+                vec![]
+            }
+            DialogState::Terminated(id, reason) => {
+                self.stack.dialogs.remove_dialog(&id);
+                let Some(i) = self.by_sip_id(&id.call_id) else {
+                    return vec![];
+                };
+                let text = reason_text(&reason);
+                self.tracking(|p, ev| p.remove(i, text, ev)).1
+            }
+            DialogState::Calling(_)
+            | DialogState::Trying(_)
+            | DialogState::Early(..)
+            | DialogState::WaitAck(..) => vec![],
+        }
+    }
+
+    async fn input(&mut self, input: Input) -> Vec<PhoneEvent> {
+        match input {
+            Input::Dialled(sip_id, result) => {
+                // The dialog's Terminated state usually comes first; this ends a call that
+                // failed without one.
+                let Some(i) = self.by_sip_id(&sip_id) else {
+                    return vec![];
+                };
+                if self.calls[i].call.state != CallState::Calling {
+                    return vec![];
+                }
+                let reason = match result {
+                    Ok(Some(code)) if code.kind() == sip::StatusCodeKind::Successful => {
+                        return vec![];
+                    }
+                    Ok(Some(code)) => crate::settings::shown(&code.to_string()),
+                    Ok(None) => "no answer".to_owned(),
+                    Err(e) => e,
+                };
+                self.tracking(|p, ev| p.remove(i, reason, ev)).1
+            }
+            Input::Referred(sip_id, number) => {
+                let Some(i) = self.by_sip_id(&sip_id) else {
+                    return vec![];
+                };
+                let first = self.calls[i].call.id.to_string();
+                let (r, events) = self.call_out(number, Some(&first)).await;
+                if let Err(e) = r {
+                    tracing::warn!(error = %e, "the transfer target could not be called");
+                }
+                events
+            }
+            Input::TransferAccepted(sip_id) => {
+                // Our REFER was accepted: the transfer is under way.
+                let Some(i) = self.by_sip_id(&sip_id) else {
+                    return vec![];
+                };
+                let id = self.calls[i].call.id.clone();
+                let number = self.calls[i].transfer.clone().unwrap_or_default();
+                vec![PhoneEvent::CallTransferred { id, number }]
+            }
+            Input::Reinvited(sip_id, body, ok) => {
+                let Some(i) = self.by_sip_id(&sip_id) else {
+                    return vec![];
+                };
+                if !ok {
+                    tracing::warn!(call = %self.calls[i].call.id, "the far end did not accept the hold/resume re-INVITE");
+                    return vec![];
+                }
+                if let Some(a) = body
+                    .and_then(|b| Session::parse(&b).ok())
+                    .and_then(|s| sdp::agree(&s, &self.s.codecs).ok())
+                {
+                    self.start_media(i, a);
+                }
+                vec![]
+            }
+            Input::Expired(sip_id) => {
+                let Some(i) = self.by_sip_id(&sip_id) else {
+                    return vec![];
+                };
+                if self.calls[i].call.state != CallState::Ringing {
+                    return vec![];
+                }
+                if let Some(d) = &self.calls[i].dialog {
+                    let _ = d.reject(Some(sip::StatusCode::TemporarilyUnavailable), None);
+                }
+                self.tracking(|p, ev| p.remove(i, "not answered".into(), ev))
+                    .1
+            }
+        }
+    }
+
+    /// Ends every call, un-registers and stops the stack.
+    async fn shutdown(&mut self, stop: Option<oneshot::Sender<oneshot::Sender<()>>>) {
+        let ids: Vec<CallId> = self.calls.iter().map(|c| c.call.id.clone()).collect();
+        let mut events = Vec::new();
+        for id in ids {
+            self.hang_up(&id, &mut events);
+        }
+        self.publish();
+        self.emit(events);
+        if let Some(stop) = stop {
+            let (done_tx, done_rx) = oneshot::channel();
+            if stop.send(done_tx).is_ok() {
+                let _ = tokio::time::timeout(Duration::from_secs(3), done_rx).await;
+            }
+        }
+        // Let BYEs and CANCELs leave before the sockets close.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
