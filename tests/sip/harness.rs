@@ -14,7 +14,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::common::TempDir;
-use crate::common::baresip::{Ports, require_baresip};
+use crate::common::baresip::Ports;
 
 /// The test user's password (kamailio.cfg's TEST_PASSWORD): characters that break naive
 /// quoting on purpose.
@@ -84,6 +84,57 @@ impl SipPorts {
                 ("--baresip-register-interval-secs", interval.to_string()),
             ],
         )
+    }
+}
+
+/// The phone under test: baresip managed by bapiws, or bapiws's own SIP phone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phone {
+    Baresip,
+    Sip,
+}
+
+impl SipPorts {
+    /// `bapiws serve` flags for `phone` registering as 1001 with `password` at the
+    /// registrar every `interval` seconds, dialling through the registrar, over `transport`
+    /// (`udp` or `tcp`).
+    pub fn flags_for(
+        &self,
+        phone: Phone,
+        password: &str,
+        interval: u32,
+        transport: &str,
+    ) -> Vec<String> {
+        match phone {
+            Phone::Baresip => {
+                let mut f = self.serve_flags(password, interval);
+                if transport != "udp" {
+                    f.extend(["--baresip-transport".to_owned(), transport.to_owned()]);
+                }
+                f
+            }
+            Phone::Sip => {
+                let registrar = format!("127.0.0.1:{}", self.registrar);
+                let p = self.ports;
+                [
+                    ("--default-backend", "sip".to_owned()),
+                    ("--sip-account", format!("sip:1001@{registrar}")),
+                    ("--sip-password", password.to_owned()),
+                    ("--sip-listen", format!("127.0.0.1:{}", p.phone_sip)),
+                    (
+                        "--sip-rtp-ports",
+                        format!("{}-{}", p.phone_rtp, p.phone_rtp + 9),
+                    ),
+                    ("--sip-audio-source", "tone:440".to_owned()),
+                    ("--sip-audio-sink", "discard".to_owned()),
+                    ("--sip-register-interval-secs", interval.to_string()),
+                    ("--sip-transport", transport.to_owned()),
+                ]
+                .into_iter()
+                .flat_map(|(k, v)| [k.to_owned(), v])
+                .collect()
+            }
+        }
     }
 }
 
@@ -268,9 +319,21 @@ impl Sipp {
         Sipp::start_file(ports, Role::Far, dir, &file, &[])
     }
 
+    /// Starts a far-end `scenario` whose SDP offers or answers PCMA (payload type 8)
+    /// instead of PCMU.
+    pub fn start_pcma(ports: &SipPorts, scenario: &str, extra: &[&str]) -> Sipp {
+        let dir = TempDir::new("sipp");
+        let text = std::fs::read_to_string(fixtures().join(scenario))
+            .expect("scenario")
+            .replace("RTP/AVP 0", "RTP/AVP 8")
+            .replace("a=rtpmap:0 PCMU/8000", "a=rtpmap:8 PCMA/8000");
+        let file = dir.path().join(scenario);
+        std::fs::write(&file, text).expect("scenario");
+        Sipp::start_file(ports, Role::Far, dir, &file, extra)
+    }
+
     fn start_file(ports: &SipPorts, role: Role, dir: TempDir, file: &Path, extra: &[&str]) -> Sipp {
         require("sipp", "-v", "sip-tester");
-        require_baresip();
         let scenario = file
             .file_name()
             .and_then(|n| n.to_str())
@@ -345,6 +408,13 @@ impl Sipp {
                 self.name
             ),
         }
+    }
+
+    /// Waits (up to `limit`) for SIPp to finish, passed or not; returns whether it ended
+    /// in time and its messages.
+    pub fn ended(mut self, limit: Duration) -> (bool, String) {
+        let status = crate::common::wait_exit(&mut self.child, limit);
+        (status.is_some(), self.messages())
     }
 
     /// Waits until SIPp has sent or received a message whose first line starts with

@@ -179,7 +179,7 @@ async fn run(
     let (reg_tx, mut reg_rx) = mpsc::channel(8);
     let (stop_tx, stop_rx) = oneshot::channel();
     if s.register {
-        let server = stack::uri(&format!("sip:{}", s.domain));
+        let server = stack::uri(&format!("sip:{}{}", s.domain, transport_param(s.transport)));
         match server {
             Ok(server) => {
                 let r = Registrar {
@@ -193,6 +193,7 @@ async fn run(
                         auth_username: (s.auth_user != s.user).then(|| s.auth_user.clone()),
                     }),
                     interval: s.register_interval,
+                    reliable: s.transport == Transport::Tcp,
                 };
                 tokio::spawn(r.run(stack.endpoint.clone(), reg_tx, stop_rx));
             }
@@ -242,6 +243,23 @@ async fn run(
         }
     }
     phone.shutdown(stop.take()).await;
+}
+
+/// The URI parameter that selects the transport (none for UDP, the default).
+fn transport_param(t: Transport) -> &'static str {
+    match t {
+        Transport::Udp => "",
+        Transport::Tcp => ";transport=tcp",
+    }
+}
+
+/// A request URI sent over `t`: the transport parameter added unless it names one.
+fn with_transport(uri: &str, t: Transport) -> String {
+    if uri.to_ascii_lowercase().contains(";transport=") {
+        uri.to_owned()
+    } else {
+        format!("{uri}{}", transport_param(t))
+    }
 }
 
 fn reason_text(r: &TerminatedReason) -> String {
@@ -308,6 +326,8 @@ impl Phone {
                     "not registering"
                 } else if self.registered {
                     "registered"
+                } else if self.last_error.is_none() {
+                    "registering"
                 } else {
                     "not registered"
                 }
@@ -518,7 +538,10 @@ impl Phone {
             &self.s.codecs,
             sdp::Direction::SendRecv,
         );
-        let target = self.s.dial_uri.replace("{number}", number.as_str());
+        let target = with_transport(
+            &self.s.dial_uri.replace("{number}", number.as_str()),
+            self.s.transport,
+        );
         let callee = match stack::uri(&target) {
             Ok(u) => u,
             Err(e) => return (Err(PhoneError::Refused(e)), vec![]),
@@ -608,13 +631,10 @@ impl Phone {
                 held: false,
                 transfer: None,
             });
-            ev.insert(
-                0,
-                PhoneEvent::CallingOut {
-                    id: id.clone(),
-                    number: number.as_str().to_owned(),
-                },
-            );
+            ev.push(PhoneEvent::CallingOut {
+                id: id.clone(),
+                number: number.as_str().to_owned(),
+            });
         });
         (Ok(Reply::Call(id)), events)
     }
@@ -862,8 +882,11 @@ impl Phone {
         let i = self
             .index(id)
             .ok_or_else(|| PhoneError::NoSuchCall(format!("no active call has id {id}")))?;
-        let target = stack::uri(&self.s.dial_uri.replace("{number}", number.as_str()))
-            .map_err(PhoneError::Refused)?;
+        let target = stack::uri(&with_transport(
+            &self.s.dial_uri.replace("{number}", number.as_str()),
+            self.s.transport,
+        ))
+        .map_err(PhoneError::Refused)?;
         let entry = &mut self.calls[i];
         let dialog = entry
             .dialog

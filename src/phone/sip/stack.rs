@@ -275,8 +275,12 @@ pub enum RegistrationEvent {
 /// The first and longest waits before another REGISTER after a failure.
 const RETRY_MIN: Duration = Duration::from_secs(1);
 const RETRY_MAX: Duration = Duration::from_secs(60);
-/// How long one REGISTER transaction may take.
+/// How long one REGISTER transaction may take over UDP (RFC 3261's timer F).
 const REGISTER_TIMEOUT: Duration = Duration::from_secs(32);
+/// ... and over TCP, where nothing is retransmitted: a registrar that has not answered
+/// by then (the challenge and the answer included) has lost the connection. The stack
+/// itself retries a lost TCP connection until timer F, which would hide the loss.
+const REGISTER_TIMEOUT_RELIABLE: Duration = Duration::from_secs(3);
 
 /// Keeps the phone registered: refreshes at 3/4 of the granted time, retries failures
 /// with a jittered backoff (at most one REGISTER a second), and un-registers when `stop`
@@ -292,6 +296,8 @@ pub struct Registrar {
     pub credential: Option<Credential>,
     /// The registration's lifetime asked for.
     pub interval: Duration,
+    /// Whether the transport is reliable (TCP).
+    pub reliable: bool,
 }
 
 impl Registrar {
@@ -313,11 +319,13 @@ impl Registrar {
         let expires = u32::try_from(self.interval.as_secs()).unwrap_or(3600);
         loop {
             // A stop request waits for the REGISTER under way, then un-registers.
-            let attempt = tokio::time::timeout(
-                REGISTER_TIMEOUT,
-                reg.register(self.server.clone(), Some(expires)),
-            )
-            .await;
+            let limit = if self.reliable {
+                REGISTER_TIMEOUT_RELIABLE
+            } else {
+                REGISTER_TIMEOUT
+            };
+            let attempt =
+                tokio::time::timeout(limit, reg.register(self.server.clone(), Some(expires))).await;
             let wait = match attempt {
                 Ok(Ok(resp)) if resp.status_code == sip::StatusCode::OK => {
                     let granted = reg.expires().max(1);
@@ -327,7 +335,15 @@ impl Registrar {
                 }
                 other => {
                     let reason = match other {
-                        Ok(Ok(resp)) => format!("registration failed: {}", resp.status_code),
+                        Ok(Ok(resp)) => format!(
+                            "registration failed: {} {}",
+                            resp.status_code.code(),
+                            crate::settings::shown(
+                                resp.wire_reason
+                                    .as_deref()
+                                    .unwrap_or(resp.status_code.text())
+                            )
+                        ),
                         Ok(Err(e)) => format!(
                             "registration failed: {}",
                             crate::settings::shown(&e.to_string())
