@@ -11,7 +11,8 @@
 # (scripts/package-test.sh) needs root, dpkg, cargo-deb, systemd-analyze and
 # desktop-file-validate; the Windows build and its tests under Wine
 # (scripts/windows-test.sh) need Debian's rustc-web, cargo-web, rust-web-src, MinGW, Wine
-# and wixl. As root with apt-get, this script
+# and wixl; the build itself needs Debian's libasound2-dev and pkg-config (cpal's ALSA).
+# As root with apt-get, this script
 # installs the Debian packages when they are missing; otherwise it says what to install.
 # Those tests fail, never skip, when what they need is missing.
 set -euo pipefail
@@ -46,6 +47,10 @@ if [ "$(id -u)" = 0 ]; then
   fi
 fi
 need_package chromium chromium
+# cpal (the built-in phone's sound devices) builds against ALSA: its headers, found with
+# pkg-config.
+need_package pkg-config pkg-config
+dpkg -s libasound2-dev >/dev/null 2>&1 || install_package "ALSA's headers (for cpal)" libasound2-dev
 
 step "cargo fmt --check"
 cargo fmt --all -- --check

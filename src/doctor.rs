@@ -8,7 +8,8 @@
 //! baresip program, its modules and, with the ALSA driver on Linux, the sound cards; the
 //! SIP registration as a running bapiws reports it in `/health`; and it prints what an
 //! administrator needs to know about browsers. The only things it changes are a missing
-//! log folder (created) and a probe file in the log folder (created and removed).
+//! log folder (created) and a probe file in the log folder (created and removed). It also
+//! lists the sound devices the built-in phone (`sip`) can use.
 
 use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
@@ -108,6 +109,7 @@ pub fn run(args: &ServeArgs) -> bool {
     print("Port", port_findings);
     print("Log folder", check_log_dir(&basis.log_dir));
     print("baresip (the real phone)", check_baresip(&basis));
+    print("Sound devices (the built-in phone, sip)", check_audio());
     print("Running server", check_running(health.as_ref(), &basis));
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "\nBrowsers (guidance for administrators; not checked)");
@@ -580,6 +582,62 @@ fn alsa_cards() -> Finding {
     )
 }
 
+/// The sound devices the built-in phone (`sip`) can open: none is a warning (its calls
+/// still connect), never a failure.
+fn check_audio() -> Vec<Finding> {
+    const SHOWN: usize = 24;
+    let d = crate::phone::sip::audio::device::list();
+    let mut findings = Vec::new();
+    let sides = [
+        (
+            "microphone",
+            "audio_source = \"tone:HZ\", \"wav:PATH\" or \"silence\"",
+            &d.inputs,
+            "calls will connect with silence",
+        ),
+        (
+            "speaker",
+            "audio_sink = \"wav:PATH\" or \"discard\"",
+            &d.outputs,
+            "calls will connect, but no one hears them",
+        ),
+    ];
+    for (what, setting, devices, without) in sides {
+        if devices.is_empty() {
+            findings.push(Finding::warn(
+                format!("{}: no {what}: {without}", d.host),
+                format!(
+                    "connect a headset or sound card; without one, the built-in phone can use {setting} in [sip]"
+                ),
+            ));
+            continue;
+        }
+        for dev in devices.iter().take(SHOWN) {
+            findings.push(Finding::ok(format!(
+                "{}: {what} {:?}{} (id {})",
+                d.host,
+                dev.name,
+                if dev.default { ", the default" } else { "" },
+                dev.id
+            )));
+        }
+        if devices.len() > SHOWN {
+            findings.push(Finding::ok(format!(
+                "{}: and {} more {what}s",
+                d.host,
+                devices.len() - SHOWN
+            )));
+        }
+    }
+    for e in d.errors {
+        findings.push(Finding::warn(
+            format!("{}: {e}", d.host),
+            "check the sound system (on Linux, ALSA or PipeWire)",
+        ));
+    }
+    findings
+}
+
 fn has_separator(p: &Path) -> bool {
     p.components().count() > 1 || p.is_absolute()
 }
@@ -749,6 +807,16 @@ mod tests {
         assert!(has_separator(Path::new("./baresip")));
         assert!(!has_separator(Path::new("baresip")));
         assert_eq!(find_program(Path::new("/nonexistent/baresip")), None);
+    }
+
+    #[test]
+    fn sound_devices_never_fail_the_doctor() {
+        let findings = check_audio();
+        assert!(!findings.is_empty());
+        assert!(
+            findings.iter().all(|f| f.mark != Mark::Fail),
+            "{findings:?}"
+        );
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! a WAV recording or nothing. Each call opens its own source and sink from the settings'
 //! [`SourceSpec`] and [`SinkSpec`].
 
+pub mod device;
 mod wav;
 
 use std::path::{Path, PathBuf};
@@ -77,7 +78,7 @@ impl SourceSpec {
     /// warning (the call still connects).
     pub fn open(&self) -> Result<Box<dyn Source>, String> {
         match self {
-            SourceSpec::Device(name) => Err(no_device(name.as_deref())),
+            SourceSpec::Device(name) => device::open_source(name.as_deref()),
             SourceSpec::Tone(hz) => Ok(Box::new(Tone::new(*hz, 0.316))),
             SourceSpec::Wav(path) => Ok(Box::new(WavReader::open(path)?)),
             SourceSpec::Silence => Ok(Box::new(Silence)),
@@ -100,21 +101,13 @@ impl SinkSpec {
     /// Opens the sink for the call `call` (an id safe in a file name).
     pub fn open(&self, call: &str) -> Result<Box<dyn Sink>, String> {
         match self {
-            SinkSpec::Device(name) => Err(no_device(name.as_deref())),
+            SinkSpec::Device(name) => device::open_sink(name.as_deref()),
             SinkSpec::Wav(path) => Ok(Box::new(WavWriter::create(
                 &recording_path(path, call),
                 MAX_RECORDING_SECS,
             )?)),
             SinkSpec::Discard => Ok(Box::new(Discard)),
         }
-    }
-}
-
-/// Until the device layer lands: no device can be opened.
-fn no_device(name: Option<&str>) -> String {
-    match name {
-        Some(n) => format!("no audio device {n:?}: this build has no audio device support yet"),
-        None => "no audio device: this build has no audio device support yet".to_owned(),
     }
 }
 
@@ -182,10 +175,15 @@ impl Sink for Discard {
 /// The strength of `hz` in `samples` (Goertzel), relative to the signal's power: near 1
 /// when the signal is a pure tone of `hz`.
 pub fn tone_share(samples: &[i16], hz: f64) -> f64 {
-    if samples.is_empty() {
+    tone_share_at(samples, hz, RATE)
+}
+
+/// [`tone_share`] for samples at `rate` Hz.
+pub fn tone_share_at(samples: &[i16], hz: f64, rate: u32) -> f64 {
+    if samples.is_empty() || rate == 0 {
         return 0.0;
     }
-    let w = std::f64::consts::TAU * hz / f64::from(RATE);
+    let w = std::f64::consts::TAU * hz / f64::from(rate);
     let coeff = 2.0 * w.cos();
     let (mut s1, mut s2) = (0.0f64, 0.0f64);
     let mut energy = 0.0;
