@@ -18,6 +18,8 @@ import { createServer as createHttpsServer } from "node:https";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { chromium } from "playwright-core";
+import ts from "typescript";
+import { testedBlocks } from "./markdown.mjs";
 import { startServer, freePort } from "./server.mjs";
 
 const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
@@ -26,6 +28,9 @@ let browser;
 let server; // allows crm.test and widget.test
 let dir;
 const sites = {};
+/** The README's example (readme-causes) as the page's module, for the server `exampleUrl`. */
+const readmeExample = testedBlocks(resolve(import.meta.dirname, "../README.md"), ["readme-causes"]).get("readme-causes");
+let exampleUrl = "";
 
 /** A web site on 127.0.0.1: `/` an empty page, `/client.js` this package, `/frame` a page with an iframe. */
 async function site(scheme, tls) {
@@ -33,6 +38,13 @@ async function site(scheme, tls) {
     const url = new URL(req.url, "http://x");
     if (url.pathname === "/client.js") {
       res.writeHead(200, { "content-type": "text/javascript" }).end(dist);
+    } else if (url.pathname === "/example.js") {
+      const js = ts.transpileModule(readmeExample, { compilerOptions: { target: ts.ScriptTarget.ES2022, module: ts.ModuleKind.ES2022 } }).outputText;
+      res.writeHead(200, { "content-type": "text/javascript" })
+        .end(js.replace('"bapiws-client"', '"/client.js"').replace('"ws://127.0.0.1:9898"', JSON.stringify(exampleUrl)));
+    } else if (url.pathname === "/example") {
+      res.writeHead(200, { "content-type": "text/html" })
+        .end('<!doctype html><title>crm</title><p id="phone-status"></p><button id="phone-allow" hidden>Allow</button><script type="module" src="/example.js"></script>');
     } else if (url.pathname === "/frame") {
       const allow = url.searchParams.get("allow");
       const src = url.searchParams.get("src") ?? "";
@@ -269,5 +281,26 @@ test("with LocalNetworkAccessPermissionsPolicyDefaultEnabled too, an iframe with
     assert.equal(await frame.evaluate(() => window.client.getState()), "Available");
   } finally {
     await managed.close();
+  }
+});
+
+test("the README's example shows the user what to do", { timeout: 60000 }, async () => {
+  const cases = [
+    ["http", false, server.url, /blocks this site from the phone on this computer/],
+    ["https", true, server.url, /^The phone is connected\.$/],
+    ["https", true, `ws://127.0.0.1:${await freePort()}`, /is not running on this computer/],
+  ];
+  for (const [name, grant, url, want] of cases) {
+    exampleUrl = url;
+    const context = await browser.newContext();
+    try {
+      if (grant) await context.grantPermissions(["local-network-access"], { origin: origin(name) });
+      const p = await context.newPage();
+      await p.goto(`${origin(name)}/example`);
+      await p.locator("#phone-status", { hasText: want }).waitFor({ timeout: 10000 });
+      assert.equal(await p.locator("#phone-allow").isHidden(), true);
+    } finally {
+      await context.close();
+    }
   }
 });
