@@ -304,3 +304,46 @@ test("the README's example shows the user what to do", { timeout: 60000 }, async
     }
   }
 });
+
+test("the console check of docs/integrating.md prints the cause from the application's page", { timeout: 60000 }, async () => {
+  const snippet = testedBlocks(resolve(import.meta.dirname, "../../../docs/integrating.md"), ["console-check"]).get("console-check");
+  const strict = await startServer(["--allowed-origins", "company.com"]);
+  const dead = `ws://127.0.0.1:${await freePort()}`;
+  const run = async (where, url) => {
+    const code = snippet.trim().replace(/;$/, "").replace('"ws://127.0.0.1:9898"', JSON.stringify(url));
+    return where.evaluate(`(async () => { return ${code}; })()`);
+  };
+  try {
+    const cases = [
+      ["http", false, server.url, "permission-denied", /plain http:\/\/ page/],
+      ["https", false, server.url, "permission-denied", /allow it in the site's settings/],
+      ["https", true, server.url, "ok", /this page reaches/],
+      ["https", true, dead, "unreachable", /bapiws is not running/],
+      ["https", true, strict.url, "origin-refused", /add it to allowed_origins/],
+    ];
+    for (const [name, grant, url, cause, text] of cases) {
+      const p = await open(name, { grant });
+      try {
+        const lines = [];
+        p.on("console", (m) => { if (m.type() === "log") lines.push(m.text()); });
+        assert.equal(await run(p, url), cause, `${name} ${url}`);
+        await p.waitForTimeout(100);
+        assert.ok(lines.some((l) => l.startsWith(`bapiws from ${origin(name)}: ${cause}: `) && text.test(l)), lines.join("\n"));
+      } finally {
+        await p.context().close();
+      }
+    }
+    const context = await browser.newContext();
+    try {
+      const p = await context.newPage();
+      await p.goto(`${origin("https")}/frame?src=${encodeURIComponent(`${origin("widget")}/`)}`);
+      const frame = await (await p.waitForSelector("iframe")).contentFrame();
+      await frame.waitForLoadState();
+      assert.equal(await run(frame, server.url), "frame-not-allowed");
+    } finally {
+      await context.close();
+    }
+  } finally {
+    await strict.stop();
+  }
+});
