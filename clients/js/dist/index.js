@@ -226,7 +226,12 @@ export class BapiwsClient {
                 : typeof page.fetch === "function"
                     ? page.fetch.bind(globalThis)
                     : null;
-        this.permissionName = permissionNameFor(this.url);
+        // A page on this computer itself (the dialer, a development server on localhost, a
+        // file: page) reaches loopback without the permission, although it reads `prompt`.
+        const here = page.location?.href;
+        const onLoopback = page.location?.protocol === "file:" ||
+            (here !== undefined && permissionNameFor(here) === "loopback-network");
+        this.permissionName = onLoopback ? null : permissionNameFor(this.url);
     }
     /** The connection's state. */
     get state() {

@@ -492,7 +492,7 @@ function permissionNameFor(url: string): string | null {
 
 /** What the client reads of the page it runs in; every part may be missing (Node). */
 interface PageGlobals {
-  location?: { protocol?: string };
+  location?: { protocol?: string; href?: string };
   navigator?: { vendor?: string; permissions?: PermissionsLike };
   window?: { top?: unknown };
   document?: {
@@ -606,7 +606,13 @@ export class BapiwsClient {
         : typeof page.fetch === "function"
           ? page.fetch.bind(globalThis)
           : null;
-    this.permissionName = permissionNameFor(this.url);
+    // A page on this computer itself (the dialer, a development server on localhost, a
+    // file: page) reaches loopback without the permission, although it reads `prompt`.
+    const here = page.location?.href;
+    const onLoopback =
+      page.location?.protocol === "file:" ||
+      (here !== undefined && permissionNameFor(here) === "loopback-network");
+    this.permissionName = onLoopback ? null : permissionNameFor(this.url);
   }
 
   /** The connection's state. */

@@ -327,3 +327,18 @@ test("in an iframe without allow=\"loopback-network\": frame-not-allowed, no ret
   await assert.rejects(c.requestAccess(), (e) => e.cause === "frame-not-allowed");
   c.close();
 });
+
+test("a page on this computer itself (the dialer, localhost): no permission asked about, the connect timeout applies", async () => {
+  playPage({ location: { protocol: "http:", href: "http://127.0.0.1:9898/" } });
+  const { FakeSocket, made } = fakeSockets();
+  const perms = fakePermissions("prompt"); // what Chromium reads there, although the check does not apply
+  const c = new BapiwsClient({ WebSocket: FakeSocket, permissions: perms.api, fetch: fakeFetch("none").fetch,
+    keepAliveMs: 0, connectTimeoutMs: 50, minBackoffMs: 5, maxBackoffMs: 10 });
+  const seen = record(c);
+  c.connect().catch(() => {});
+  await until(() => made.length >= 2); // the first attempt was cut by its timeout
+  c.close();
+  assert.deepEqual(perms.names, []);
+  assert.match(seen.find((e) => e.state === "reconnecting").error, /within 50 ms/);
+  assert.ok(!seen.some((e) => e.cause === "permission-needed"));
+});
