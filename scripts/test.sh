@@ -5,7 +5,7 @@
 #
 # The baresip tests need Debian's baresip-core, and those in a real SIP network
 # (tests/sip_network.rs) also kamailio (the registrar) and sip-tester (SIPp, the far
-# ends); the browser tests need Debian's chromium and
+# ends); the browser tests need Debian's chromium, openssl and util-linux (unshare), and
 # the Python recipe test Debian's python3-websockets;
 # the JavaScript client's tests need Node 20 and npm; the package test
 # (scripts/package-test.sh) needs root, dpkg, cargo-deb, systemd-analyze and
@@ -51,6 +51,10 @@ need_package chromium chromium
 # pkg-config.
 need_package pkg-config pkg-config
 dpkg -s libasound2-dev >/dev/null 2>&1 || install_package "ALSA's headers (for cpal)" libasound2-dev
+# The browser tests of public pages (clients/js/test/lna.e2e.test.mjs) make a certificate
+# with openssl and start Chromium with a policy folder of their own with unshare.
+need_package openssl openssl
+need_package unshare util-linux
 
 step "cargo fmt --check"
 cargo fmt --all -- --check

@@ -759,12 +759,13 @@ fn browser_guidance(basis: &Basis) -> Vec<String> {
     }
     lines.extend([
         "Chrome (142 and later; WebSockets from 147) and Edge (143 and later) ask the user before a public".into(),
-        "  https:// page may reach this computer (Local Network Access). The user must click Allow; after".into(),
-        "  Block, the site's permission has to be reset in the browser's site settings. Plain http:// pages".into(),
-        "  are refused without a prompt: the web application must be served over https://.".into(),
-        "Administrators pre-approve the web application for every user with the enterprise policy".into(),
-        "  LocalNetworkAccessAllowedForUrls; on Linux as a JSON file in /etc/opt/chrome/policies/managed/".into(),
-        "  (Chromium: /etc/chromium/policies/managed/), on Windows by Group Policy:".into(),
+        "  https:// page may reach this computer (Local Network Access). Plain http:// pages are refused".into(),
+        "  without a prompt: serve the web application over https://. After Block the site cannot ask again:".into(),
+        "  the user allows it in the site's settings (the icon left of the address).".into(),
+        "Pre-approve the web application for every user with the enterprise policy LoopbackNetworkAllowedForUrls".into(),
+        "  (Chrome and Edge 146 and later; it opens only this computer, unlike LocalNetworkAccessAllowedForUrls,".into(),
+        "  which older versions need and which opens the local network too). On Linux a JSON file in".into(),
+        "  /etc/opt/chrome/policies/managed/ (Chromium: /etc/chromium/policies/managed/), on Windows Group Policy:".into(),
     ]);
     let patterns: Vec<String> = if listed.is_empty() {
         vec!["\"https://crm.example.com\"".into()]
@@ -780,16 +781,44 @@ fn browser_guidance(basis: &Basis) -> Vec<String> {
             })
             .collect()
     };
+    let patterns = patterns.join(", ");
     lines.push(format!(
-        "    {{ \"LocalNetworkAccessAllowedForUrls\": [{}] }}",
-        patterns.join(", ")
+        "    {{ \"LoopbackNetworkAllowedForUrls\": [{patterns}], \"LocalNetworkAccessAllowedForUrls\": [{patterns}] }}"
     ));
+    let hosts: Vec<String> = if listed.is_empty() {
+        vec!["\"crm.example.com\"".into()]
+    } else {
+        listed
+            .iter()
+            .map(|o| {
+                let host = o.split_once("://").map_or(o.as_str(), |(_, rest)| rest);
+                let host = host.rsplit_once(':').map_or(host, |(h, port)| {
+                    if port.bytes().all(|b| b.is_ascii_digit()) {
+                        h
+                    } else {
+                        host
+                    }
+                });
+                format!("\"{host}\"")
+            })
+            .collect()
+    };
     lines.extend([
-        "A web application inside an iframe needs allow=\"loopback-network\" on the iframe.".into(),
-        "Safari blocks ws:// to localhost from https:// pages.".into(),
+        "A web application inside an iframe needs allow=\"loopback-network\" on the iframe, or the policy".into(),
+        "  LocalNetworkAccessPermissionsPolicyDefaultEnabled (Chrome and Edge 146 and later; after a restart).".into(),
+        "Firefox asks the user too; the policy LocalNetworkAccess (Firefox 150 and later) skips the check for".into(),
+        "  the web application, in /etc/firefox/policies/policies.json (Windows: Group Policy):".into(),
         format!(
-            "To see whether a browser reaches the server, open http://127.0.0.1:{port}/ (the dialer) in it."
+            "    {{ \"policies\": {{ \"LocalNetworkAccess\": {{ \"SkipDomains\": [{}] }} }} }}",
+            hosts.join(", ")
         ),
+        "Safari blocks ws:// to this computer from https:// pages (mixed content).".into(),
+        format!(
+            "Opening the dialer (http://127.0.0.1:{port}/) shows only that bapiws runs: it is on this computer,"
+        ),
+        "  where none of this applies. To see what the browser does for the web application, paste the check of".into(),
+        "  docs/integrating.md (\"Check from your application's page\") into the developer console of the web".into(),
+        "  application's page: it prints the cause.".into(),
         "More: docs/integrating.md and docs/deployment.md.".into(),
     ]);
     lines
@@ -832,9 +861,12 @@ mod tests {
             baresip: None,
         };
         let text = browser_guidance(&basis).join("\n");
-        assert!(
-            text.contains("[\"https://[*.]company.com\", \"https://crm.partner.example:8443\"]")
-        );
+        let patterns = "[\"https://[*.]company.com\", \"https://crm.partner.example:8443\"]";
+        assert!(text.contains(&format!("\"LoopbackNetworkAllowedForUrls\": {patterns}")));
+        assert!(text.contains(&format!("\"LocalNetworkAccessAllowedForUrls\": {patterns}")));
+        assert!(text.contains("\"SkipDomains\": [\"company.com\", \"crm.partner.example\"]"));
+        assert!(text.contains("LocalNetworkAccessPermissionsPolicyDefaultEnabled"));
+        assert!(text.contains("Check from your application's page"));
         assert!(!text.contains("every web site"));
     }
 }

@@ -127,7 +127,7 @@ fn a_port_held_by_a_running_bapiws_is_fine_and_its_backends_are_shown() {
     assert!(out.contains("✓ backend sim (sim): Available"), "{out}");
     assert!(
         out.contains(
-            "{ \"LocalNetworkAccessAllowedForUrls\": [\"https://[*.]company.com\", \"https://crm.partner.example:8443\"] }"
+            "{ \"LoopbackNetworkAllowedForUrls\": [\"https://[*.]company.com\", \"https://crm.partner.example:8443\"], \"LocalNetworkAccessAllowedForUrls\": [\"https://[*.]company.com\", \"https://crm.partner.example:8443\"] }"
         ),
         "{out}"
     );

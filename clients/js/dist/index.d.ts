@@ -4,8 +4,10 @@
  *
  * It handles what every integration needs: matching replies to requests, a timeout per
  * request, a timeout per connection attempt, keep-alive that notices a dead connection,
- * reconnecting with backoff and jitter, and re-applying Init after a reconnect. No runtime
- * dependencies.
+ * reconnecting with backoff and jitter, and re-applying Init after a reconnect. When a
+ * connection attempt fails, it tells why where it can (the browser's Local Network Access
+ * permission, nothing listening, a refused origin, mixed content: {@link ConnectionCause}).
+ * No runtime dependencies.
  */
 /** What GetState reports and StateChanged carries. */
 export type PhoneState = "Available" | "Busy" | "Away" | "BRB" | "DND" | "OffWork" | "Offline";
@@ -25,6 +27,72 @@ export interface ActiveCall {
 }
 /** The state of the client's connection to the server. */
 export type ConnectionState = "connecting" | "open" | "reconnecting" | "closed";
+/**
+ * Why the client cannot reach the server, where it can tell ({@link connectionCause}):
+ *
+ * - `permission-needed`: the browser asks the user whether this site may reach the
+ *   computer (Local Network Access), and the user has not allowed it yet: the prompt is on
+ *   screen, or the user closed it without choosing. The client retries only when
+ *   {@link BapiwsClient.requestAccess} is called (from a user's click) or the permission
+ *   changes.
+ * - `permission-denied`: the browser refuses without asking: the user chose Block, an
+ *   administrator's policy blocks the site, or the page is plain `http://` (not a secure
+ *   context: such pages cannot be given the permission). No retry loop: the client waits
+ *   until the permission changes.
+ * - `frame-not-allowed`: the page is inside an iframe that was not given the permission
+ *   (`<iframe allow="loopback-network">`); the embedding page must add it. No retry loop.
+ * - `unreachable`: nothing answers at the server's address: bapiws is not running there
+ *   (or listens on another port).
+ * - `origin-refused`: something answers at that address but refuses this page: the
+ *   server's `allowed_origins` does not list this page's origin.
+ * - `mixed-content`: the browser blocks `ws://` from an `https://` page (Safari and every
+ *   WebKit browser). Retrying cannot help: the client closes.
+ */
+export type ConnectionCause = "permission-needed" | "permission-denied" | "frame-not-allowed" | "unreachable" | "origin-refused" | "mixed-content";
+/**
+ * What the client found out about a connection attempt that failed before it opened;
+ * {@link connectionCause} turns it into a {@link ConnectionCause}.
+ */
+export interface AttemptFacts {
+    /** The page's `location.protocol` (`"https:"`); undefined outside a page. */
+    pageProtocol?: string;
+    /** The server URL's protocol: `"ws:"` or `"wss:"`. */
+    urlProtocol: string;
+    /** The name of the exception the WebSocket constructor threw (`"SecurityError"`), if any. */
+    thrown?: string;
+    /**
+     * The browser's Local Network Access permission for the server's address
+     * (`loopback-network`, or `local-network` for a private address) after the attempt, or
+     * `"unsupported"`: no Permissions API, a browser without the permission, or a server that
+     * is not on a loopback or private address.
+     */
+    permission: "granted" | "denied" | "prompt" | "unsupported";
+    /**
+     * Whether the attempt waited on the permission prompt: it was still pending, with the
+     * permission `prompt`, after `promptHintMs`.
+     */
+    prompted?: boolean;
+    /**
+     * In an iframe: whether its permissions policy lets it use the permission (false
+     * without `allow="loopback-network"`). Undefined in a top-level page, or where the
+     * browser cannot tell.
+     */
+    frameAllowed?: boolean;
+    /** Whether the browser is WebKit (Safari, and every browser on iOS). */
+    webkit?: boolean;
+    /**
+     * What a request for the server's `/health` found: `answered` (the server answered this
+     * page), `refused` (something answered, but not to this page: an opaque response, or a
+     * readable 403), `none` (nothing answered), `skipped` (not made).
+     */
+    probe: "answered" | "refused" | "none" | "skipped";
+}
+/**
+ * The cause of a failed connection attempt, from what the client found out; undefined
+ * when it cannot tell. The client uses it for its `connection` events and its
+ * {@link ConnectionError}s; exported so that pages (and tests) can see the rules.
+ */
+export declare function connectionCause(facts: AttemptFacts): ConnectionCause | undefined;
 /** Every event the client emits, with its payload. */
 export interface ClientEvents {
     StateChanged: {
@@ -79,12 +147,16 @@ export interface ClientEvents {
      * The connection changed state, once per change: `connecting` when `connect()` starts,
      * `open` when connected (and Init done), `reconnecting` once per reconnect attempt
      * (`attempt` counts them, `error` says why the previous attempt or connection ended),
-     * `closed` after `close()` or when the client gave up (`error` says why).
+     * `closed` after `close()` or when the client gave up (`error` says why). `cause` says
+     * why an attempt failed, where the client can tell; a `connecting` or `reconnecting`
+     * event comes once more, in the same state, with `cause: "permission-needed"` when an
+     * attempt waits on the browser's permission prompt.
      */
     connection: {
         state: ConnectionState;
         attempt: number;
         error?: string;
+        cause?: ConnectionCause;
     };
 }
 /** The extension notifications that {@link BapiwsClient.subscribe} opts into. */
@@ -253,7 +325,9 @@ export declare class TimeoutError extends Error {
 }
 /** Not connected, the connection closed before the reply came, or connecting failed. */
 export declare class ConnectionError extends Error {
-    constructor(message: string);
+    /** Why connecting failed, where the client can tell. */
+    readonly cause?: ConnectionCause;
+    constructor(message: string, cause?: ConnectionCause);
 }
 /** Options of {@link BapiwsClient}. */
 export interface ClientOptions {
@@ -265,9 +339,16 @@ export interface ClientOptions {
     requestTimeoutMs?: number;
     /**
      * Milliseconds a connection attempt may take, from creating the socket until it opens;
-     * then the attempt counts as failed. Default 10000.
+     * then the attempt counts as failed. Not while the browser's Local Network Access
+     * permission is `prompt`: the user may be reading the prompt. Default 10000.
      */
     connectTimeoutMs?: number;
+    /**
+     * Milliseconds an attempt may wait, while the permission is `prompt`, before the client
+     * reports `permission-needed` (the browser is most likely showing its prompt; a
+     * connection on the same machine opens or fails well within this). Default 1000.
+     */
+    promptHintMs?: number;
     /**
      * Milliseconds between keep-alive GetState calls; 0 turns keep-alive off. A keep-alive
      * without a reply within `requestTimeoutMs` closes the connection (and reconnects).
@@ -285,7 +366,38 @@ export interface ClientOptions {
      * `WebSocket` class in Node 20.
      */
     WebSocket?: WebSocketConstructor;
+    /**
+     * The Permissions API the client reads the Local Network Access permission from; default
+     * `navigator.permissions` where there is one; null: none.
+     */
+    permissions?: PermissionsLike | null;
+    /**
+     * The fetch the client asks the server's `/health` with after a failed attempt, to tell
+     * `unreachable` from `origin-refused`; default the global `fetch`; null: none.
+     */
+    fetch?: FetchLike | null;
 }
+/** The part of a `PermissionStatus` the client uses. */
+export interface PermissionStatusLike {
+    readonly state: string;
+    addEventListener?(type: "change", listener: () => void): void;
+}
+/** The part of the Permissions API (`navigator.permissions`) the client uses. */
+export interface PermissionsLike {
+    query(descriptor: {
+        name: string;
+    }): Promise<PermissionStatusLike>;
+}
+/** The part of `fetch` the client uses. */
+export type FetchLike = (url: string, init: {
+    mode: "cors" | "no-cors";
+    cache: "no-store";
+    credentials: "omit";
+    signal?: AbortSignal;
+}) => Promise<{
+    readonly ok: boolean;
+    readonly status: number;
+}>;
 /**
  * An event handler property. Written as a method's type so that implementations whose
  * handlers take a richer event (the DOM's `CloseEvent`, `ws`'s `WebSocket.CloseEvent`)
@@ -326,11 +438,29 @@ export declare class BapiwsClient {
     private readonly subscribed;
     private readonly requestTimeoutMs;
     private readonly connectTimeoutMs;
+    private readonly promptHintMs;
     private readonly keepAliveMs;
     private readonly reconnect;
     private readonly minBackoffMs;
     private readonly maxBackoffMs;
     private readonly Socket;
+    private readonly permissions;
+    private readonly fetcher;
+    /** The Local Network Access permission guarding the server's address, if any. */
+    private readonly permissionName;
+    /** The permission's live status, once asked for; resolves to null where there is none. */
+    private permissionStatus;
+    /** Why the client waits without retrying (for the permission to change, or requestAccess()). */
+    private held;
+    /**
+     * Counts attempts started: the asynchronous steps of an attempt (reading the permission,
+     * finding out why it failed) do nothing once another attempt has started.
+     */
+    private step;
+    /** Waits, while the permission is `prompt`, to report `permission-needed`. */
+    private promptTimer;
+    /** Whether the current attempt waited on the permission prompt. */
+    private prompted;
     /** The socket of the current attempt or connection; null while waiting or closed. */
     private ws;
     private nextId;
@@ -358,6 +488,18 @@ export declare class BapiwsClient {
      * {@link RpcError} when the server refuses the configured backend's Init.
      */
     connect(): Promise<void>;
+    /**
+     * Connects now, and lets the browser ask the user for permission: call it from a user's
+     * click (a "Connect the phone" button), for example when a `connection` event's cause is
+     * `permission-needed`. Resolves once the connection is open. Rejects at once with a
+     * {@link ConnectionError} whose cause is `permission-denied` or `frame-not-allowed` when
+     * the browser refuses without asking (the user has to change the site's settings, or
+     * the embedding page its iframe; the client keeps waiting for the permission to change);
+     * otherwise as `connect()` does.
+     */
+    requestAccess(): Promise<void>;
+    /** From closed: state `connecting`, the first attempt. */
+    private start;
     /**
      * Closes the connection for good: no reconnect. Pending requests, and a `connect()`
      * still waiting, reject with {@link ConnectionError}.
@@ -425,19 +567,41 @@ export declare class BapiwsClient {
     private call;
     private emit;
     private setState;
+    /** The permission's state now, asking the browser the first time. */
+    private permissionState;
+    /** The user or an administrator changed the permission: a waiting client tries again. */
+    private onPermissionChange;
     /** Opens a socket: one connection attempt. */
     private startAttempt;
+    /** Why an attempt failed before it opened, where the client can tell. */
+    private diagnose;
+    /**
+     * Asks the server's `/health`: readable (the server answers this page), refused (an
+     * opaque answer: something listens there but does not allow this origin; or a readable
+     * 403 outside browsers), or nothing.
+     */
+    private probe;
     private onOpen;
     /**
-     * The end of a socket: it failed to connect, timed out, closed, or stopped answering.
-     * Idempotent: only the first call for the current socket counts.
+     * The end of a socket: it failed to connect (`failed`: before it opened), timed out,
+     * closed, or stopped answering. Idempotent: only the first call for the current socket
+     * counts.
      */
     private endAttempt;
+    /** After a failed attempt or a lost connection: the next attempt after a delay, or stop. */
+    private retry;
+    /**
+     * The browser refuses, or waits for the user: no retry loop. The client tries again when
+     * the permission changes, or when requestAccess() is called (unless the browser refuses
+     * without asking).
+     */
+    private waitForPermission;
     /**
      * Stops for good: state `closed` (with `why`, when it is not the caller's own close()),
      * pending requests fail, and waiting `connect()` calls reject with `error`.
      */
     private stop;
+    private clearRetryTimer;
     private clearConnectTimer;
     private startKeepAlive;
     private stopKeepAlive;

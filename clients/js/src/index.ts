@@ -4,8 +4,10 @@
  *
  * It handles what every integration needs: matching replies to requests, a timeout per
  * request, a timeout per connection attempt, keep-alive that notices a dead connection,
- * reconnecting with backoff and jitter, and re-applying Init after a reconnect. No runtime
- * dependencies.
+ * reconnecting with backoff and jitter, and re-applying Init after a reconnect. When a
+ * connection attempt fails, it tells why where it can (the browser's Local Network Access
+ * permission, nothing listening, a refused origin, mixed content: {@link ConnectionCause}).
+ * No runtime dependencies.
  */
 
 /** What GetState reports and StateChanged carries. */
@@ -37,6 +39,102 @@ export interface ActiveCall {
 /** The state of the client's connection to the server. */
 export type ConnectionState = "connecting" | "open" | "reconnecting" | "closed";
 
+/**
+ * Why the client cannot reach the server, where it can tell ({@link connectionCause}):
+ *
+ * - `permission-needed`: the browser asks the user whether this site may reach the
+ *   computer (Local Network Access), and the user has not allowed it yet: the prompt is on
+ *   screen, or the user closed it without choosing. The client retries only when
+ *   {@link BapiwsClient.requestAccess} is called (from a user's click) or the permission
+ *   changes.
+ * - `permission-denied`: the browser refuses without asking: the user chose Block, an
+ *   administrator's policy blocks the site, or the page is plain `http://` (not a secure
+ *   context: such pages cannot be given the permission). No retry loop: the client waits
+ *   until the permission changes.
+ * - `frame-not-allowed`: the page is inside an iframe that was not given the permission
+ *   (`<iframe allow="loopback-network">`); the embedding page must add it. No retry loop.
+ * - `unreachable`: nothing answers at the server's address: bapiws is not running there
+ *   (or listens on another port).
+ * - `origin-refused`: something answers at that address but refuses this page: the
+ *   server's `allowed_origins` does not list this page's origin.
+ * - `mixed-content`: the browser blocks `ws://` from an `https://` page (Safari and every
+ *   WebKit browser). Retrying cannot help: the client closes.
+ */
+export type ConnectionCause =
+  | "permission-needed"
+  | "permission-denied"
+  | "frame-not-allowed"
+  | "unreachable"
+  | "origin-refused"
+  | "mixed-content";
+
+/**
+ * What the client found out about a connection attempt that failed before it opened;
+ * {@link connectionCause} turns it into a {@link ConnectionCause}.
+ */
+export interface AttemptFacts {
+  /** The page's `location.protocol` (`"https:"`); undefined outside a page. */
+  pageProtocol?: string;
+  /** The server URL's protocol: `"ws:"` or `"wss:"`. */
+  urlProtocol: string;
+  /** The name of the exception the WebSocket constructor threw (`"SecurityError"`), if any. */
+  thrown?: string;
+  /**
+   * The browser's Local Network Access permission for the server's address
+   * (`loopback-network`, or `local-network` for a private address) after the attempt, or
+   * `"unsupported"`: no Permissions API, a browser without the permission, or a server that
+   * is not on a loopback or private address.
+   */
+  permission: "granted" | "denied" | "prompt" | "unsupported";
+  /**
+   * Whether the attempt waited on the permission prompt: it was still pending, with the
+   * permission `prompt`, after `promptHintMs`.
+   */
+  prompted?: boolean;
+  /**
+   * In an iframe: whether its permissions policy lets it use the permission (false
+   * without `allow="loopback-network"`). Undefined in a top-level page, or where the
+   * browser cannot tell.
+   */
+  frameAllowed?: boolean;
+  /** Whether the browser is WebKit (Safari, and every browser on iOS). */
+  webkit?: boolean;
+  /**
+   * What a request for the server's `/health` found: `answered` (the server answered this
+   * page), `refused` (something answered, but not to this page: an opaque response, or a
+   * readable 403), `none` (nothing answered), `skipped` (not made).
+   */
+  probe: "answered" | "refused" | "none" | "skipped";
+}
+
+/**
+ * The cause of a failed connection attempt, from what the client found out; undefined
+ * when it cannot tell. The client uses it for its `connection` events and its
+ * {@link ConnectionError}s; exported so that pages (and tests) can see the rules.
+ */
+export function connectionCause(facts: AttemptFacts): ConnectionCause | undefined {
+  const insecureSocket = facts.pageProtocol === "https:" && facts.urlProtocol === "ws:";
+  if (insecureSocket && (facts.thrown === "SecurityError" || facts.webkit === true)) {
+    return "mixed-content";
+  }
+  if (facts.frameAllowed === false && facts.permission !== "granted") return "frame-not-allowed";
+  if (facts.permission === "denied") return "permission-denied";
+  if (facts.permission === "prompt" && facts.prompted === true) return "permission-needed";
+  if (facts.probe === "refused") return "origin-refused";
+  if (facts.probe === "none") return "unreachable";
+  return undefined;
+}
+
+/** What each cause means, added to the error text of a failed attempt. */
+const CAUSE_TEXT: Record<ConnectionCause, string> = {
+  "permission-needed": "the browser is waiting for the user to allow this site to reach the computer",
+  "permission-denied": "the browser does not let this site reach the computer (Local Network Access blocked)",
+  "frame-not-allowed": 'this page is in an iframe without allow="loopback-network"',
+  unreachable: "nothing answers there: bapiws is not running",
+  "origin-refused": "the server does not allow this page's origin (allowed_origins)",
+  "mixed-content": "the browser blocks ws:// from an https:// page (mixed content)",
+};
+
 /** Every event the client emits, with its payload. */
 export interface ClientEvents {
   StateChanged: { state: PhoneState };
@@ -66,9 +164,12 @@ export interface ClientEvents {
    * The connection changed state, once per change: `connecting` when `connect()` starts,
    * `open` when connected (and Init done), `reconnecting` once per reconnect attempt
    * (`attempt` counts them, `error` says why the previous attempt or connection ended),
-   * `closed` after `close()` or when the client gave up (`error` says why).
+   * `closed` after `close()` or when the client gave up (`error` says why). `cause` says
+   * why an attempt failed, where the client can tell; a `connecting` or `reconnecting`
+   * event comes once more, in the same state, with `cause: "permission-needed"` when an
+   * attempt waits on the browser's permission prompt.
    */
-  connection: { state: ConnectionState; attempt: number; error?: string };
+  connection: { state: ConnectionState; attempt: number; error?: string; cause?: ConnectionCause };
 }
 
 /** The extension notifications that {@link BapiwsClient.subscribe} opts into. */
@@ -208,9 +309,12 @@ export class TimeoutError extends Error {
 
 /** Not connected, the connection closed before the reply came, or connecting failed. */
 export class ConnectionError extends Error {
-  constructor(message: string) {
+  /** Why connecting failed, where the client can tell. */
+  readonly cause?: ConnectionCause;
+  constructor(message: string, cause?: ConnectionCause) {
     super(message);
     this.name = "ConnectionError";
+    if (cause !== undefined) this.cause = cause;
   }
 }
 
@@ -224,9 +328,16 @@ export interface ClientOptions {
   requestTimeoutMs?: number;
   /**
    * Milliseconds a connection attempt may take, from creating the socket until it opens;
-   * then the attempt counts as failed. Default 10000.
+   * then the attempt counts as failed. Not while the browser's Local Network Access
+   * permission is `prompt`: the user may be reading the prompt. Default 10000.
    */
   connectTimeoutMs?: number;
+  /**
+   * Milliseconds an attempt may wait, while the permission is `prompt`, before the client
+   * reports `permission-needed` (the browser is most likely showing its prompt; a
+   * connection on the same machine opens or fails well within this). Default 1000.
+   */
+  promptHintMs?: number;
   /**
    * Milliseconds between keep-alive GetState calls; 0 turns keep-alive off. A keep-alive
    * without a reply within `requestTimeoutMs` closes the connection (and reconnects).
@@ -244,7 +355,39 @@ export interface ClientOptions {
    * `WebSocket` class in Node 20.
    */
   WebSocket?: WebSocketConstructor;
+  /**
+   * The Permissions API the client reads the Local Network Access permission from; default
+   * `navigator.permissions` where there is one; null: none.
+   */
+  permissions?: PermissionsLike | null;
+  /**
+   * The fetch the client asks the server's `/health` with after a failed attempt, to tell
+   * `unreachable` from `origin-refused`; default the global `fetch`; null: none.
+   */
+  fetch?: FetchLike | null;
 }
+
+/** The part of a `PermissionStatus` the client uses. */
+export interface PermissionStatusLike {
+  readonly state: string;
+  addEventListener?(type: "change", listener: () => void): void;
+}
+
+/** The part of the Permissions API (`navigator.permissions`) the client uses. */
+export interface PermissionsLike {
+  query(descriptor: { name: string }): Promise<PermissionStatusLike>;
+}
+
+/** The part of `fetch` the client uses. */
+export type FetchLike = (
+  url: string,
+  init: {
+    mode: "cors" | "no-cors";
+    cache: "no-store";
+    credentials: "omit";
+    signal?: AbortSignal;
+  },
+) => Promise<{ readonly ok: boolean; readonly status: number }>;
 
 /**
  * An event handler property. Written as a method's type so that implementations whose
@@ -289,9 +432,13 @@ interface Pending {
 interface Waiter {
   resolve: () => void;
   reject: (error: Error) => void;
+  /** Called by requestAccess(): rejected as soon as the browser refuses without asking. */
+  access?: boolean;
 }
 
 const OPEN = 1;
+/** How long the /health probe after a failed attempt may take. */
+const PROBE_MS = 3000;
 /** setTimeout's longest delay; longer ones would fire at once. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
@@ -317,6 +464,71 @@ function messageOf(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }
 
+/**
+ * The Local Network Access permission that guards the server's address: `loopback-network`
+ * for a loopback address or name, `local-network` for a private one, null for any other.
+ * (Never the old name `local-network-access`: querying it crashes older Chrome renderers.)
+ */
+function permissionNameFor(url: string): string | null {
+  let host: string;
+  try {
+    host = new URL(url).hostname.toLowerCase();
+  } catch {
+    return null;
+  }
+  if (/^127\./.test(host) || host === "localhost" || host.endsWith(".localhost") || host === "[::1]") {
+    return "loopback-network";
+  }
+  if (
+    /^(10|192\.168|169\.254)\./.test(host) ||
+    /^172\.(1[6-9]|2\d|3[01])\./.test(host) ||
+    /^\[f[cd]/.test(host) ||
+    /^\[fe[89ab]/.test(host)
+  ) {
+    return "local-network";
+  }
+  return null;
+}
+
+/** What the client reads of the page it runs in; every part may be missing (Node). */
+interface PageGlobals {
+  location?: { protocol?: string; href?: string };
+  navigator?: { vendor?: string; permissions?: PermissionsLike };
+  window?: { top?: unknown };
+  document?: {
+    permissionsPolicy?: { allowsFeature?(name: string): boolean };
+    featurePolicy?: { allowsFeature?(name: string): boolean };
+  };
+  fetch?: FetchLike;
+}
+
+const page = globalThis as unknown as PageGlobals;
+
+/** In an iframe: whether its permissions policy allows `name`; undefined elsewhere. */
+function frameAllows(name: string): boolean | undefined {
+  try {
+    if (!page.window || page.window.top === page.window) return undefined;
+    const policy = page.document?.permissionsPolicy ?? page.document?.featurePolicy;
+    return typeof policy?.allowsFeature === "function" ? policy.allowsFeature(name) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The server's `/health` for a `ws://` or `wss://` URL. */
+function healthUrl(url: string): string | null {
+  try {
+    const u = new URL(url);
+    u.protocol = u.protocol === "wss:" ? "https:" : "http:";
+    u.pathname = "/health";
+    u.search = "";
+    u.hash = "";
+    return u.href;
+  } catch {
+    return null;
+  }
+}
+
 /** A connection to a bapiws server. */
 export class BapiwsClient {
   private readonly url: string;
@@ -325,11 +537,29 @@ export class BapiwsClient {
   private readonly subscribed = new Set<ExtensionEvent>();
   private readonly requestTimeoutMs: number;
   private readonly connectTimeoutMs: number;
+  private readonly promptHintMs: number;
   private readonly keepAliveMs: number;
   private readonly reconnect: boolean;
   private readonly minBackoffMs: number;
   private readonly maxBackoffMs: number;
   private readonly Socket: WebSocketConstructor;
+  private readonly permissions: PermissionsLike | null;
+  private readonly fetcher: FetchLike | null;
+  /** The Local Network Access permission guarding the server's address, if any. */
+  private readonly permissionName: string | null;
+  /** The permission's live status, once asked for; resolves to null where there is none. */
+  private permissionStatus: Promise<PermissionStatusLike | null> | null = null;
+  /** Why the client waits without retrying (for the permission to change, or requestAccess()). */
+  private held: { cause: ConnectionCause; why: string } | null = null;
+  /**
+   * Counts attempts started: the asynchronous steps of an attempt (reading the permission,
+   * finding out why it failed) do nothing once another attempt has started.
+   */
+  private step = 0;
+  /** Waits, while the permission is `prompt`, to report `permission-needed`. */
+  private promptTimer: ReturnType<typeof setTimeout> | null = null;
+  /** Whether the current attempt waited on the permission prompt. */
+  private prompted = false;
   /** The socket of the current attempt or connection; null while waiting or closed. */
   private ws: WebSocketLike | null = null;
   private nextId = 1;
@@ -353,6 +583,7 @@ export class BapiwsClient {
     this.backend = options.backend;
     this.requestTimeoutMs = options.requestTimeoutMs ?? 10000;
     this.connectTimeoutMs = options.connectTimeoutMs ?? 10000;
+    this.promptHintMs = options.promptHintMs ?? 1000;
     this.keepAliveMs = options.keepAliveMs ?? 60000;
     this.reconnect = options.reconnect ?? true;
     this.minBackoffMs = options.minBackoffMs ?? 500;
@@ -367,6 +598,21 @@ export class BapiwsClient {
       );
     }
     this.Socket = Socket;
+    this.permissions =
+      options.permissions !== undefined ? options.permissions : (page.navigator?.permissions ?? null);
+    this.fetcher =
+      options.fetch !== undefined
+        ? options.fetch
+        : typeof page.fetch === "function"
+          ? page.fetch.bind(globalThis)
+          : null;
+    // A page on this computer itself (the dialer, a development server on localhost, a
+    // file: page) reaches loopback without the permission, although it reads `prompt`.
+    const here = page.location?.href;
+    const onLoopback =
+      page.location?.protocol === "file:" ||
+      (here !== undefined && permissionNameFor(here) === "loopback-network");
+    this.permissionName = onLoopback ? null : permissionNameFor(this.url);
   }
 
   /** The connection's state. */
@@ -385,13 +631,46 @@ export class BapiwsClient {
     const opened = new Promise<void>((resolve, reject) => {
       this.waiters.push({ resolve, reject });
     });
+    if (this.current === "closed") this.start();
+    return opened;
+  }
+
+  /**
+   * Connects now, and lets the browser ask the user for permission: call it from a user's
+   * click (a "Connect the phone" button), for example when a `connection` event's cause is
+   * `permission-needed`. Resolves once the connection is open. Rejects at once with a
+   * {@link ConnectionError} whose cause is `permission-denied` or `frame-not-allowed` when
+   * the browser refuses without asking (the user has to change the site's settings, or
+   * the embedding page its iframe; the client keeps waiting for the permission to change);
+   * otherwise as `connect()` does.
+   */
+  requestAccess(): Promise<void> {
+    if (this.current === "open") return Promise.resolve();
+    const held = this.held;
+    if (held && (held.cause === "permission-denied" || held.cause === "frame-not-allowed")) {
+      return Promise.reject(new ConnectionError(held.why, held.cause));
+    }
+    const opened = new Promise<void>((resolve, reject) => {
+      this.waiters.push({ resolve, reject, access: true });
+    });
     if (this.current === "closed") {
-      this.attempt = 0;
-      const generation = ++this.generation;
-      this.setState("connecting");
-      if (generation === this.generation) this.startAttempt();
+      this.start();
+    } else if (this.ws === null) {
+      // Waiting: for a retry's delay, for a permission, or to find out why an attempt
+      // failed. Try now. (With a socket, an attempt is under way already.)
+      this.clearRetryTimer();
+      this.startAttempt();
     }
     return opened;
+  }
+
+  /** From closed: state `connecting`, the first attempt. */
+  private start(): void {
+    this.attempt = 0;
+    this.held = null;
+    const generation = ++this.generation;
+    this.setState("connecting");
+    if (generation === this.generation) this.startAttempt();
   }
 
   /**
@@ -613,48 +892,157 @@ export class BapiwsClient {
     }
   }
 
-  private setState(state: ConnectionState, error?: string): void {
+  private setState(state: ConnectionState, error?: string, cause?: ConnectionCause): void {
     this.current = state;
     const event: ClientEvents["connection"] = { state, attempt: this.attempt };
     if (error !== undefined) event.error = error;
+    if (cause !== undefined) event.cause = cause;
     this.emit("connection", event);
+  }
+
+  /** The permission's state now, asking the browser the first time. */
+  private async permissionState(): Promise<AttemptFacts["permission"]> {
+    if (!this.permissionStatus) {
+      const permissions = this.permissions;
+      const name = this.permissionName;
+      this.permissionStatus =
+        permissions && name
+          ? Promise.resolve()
+              .then(() => permissions.query({ name }))
+              .then(
+                (status) => {
+                  status.addEventListener?.("change", () => this.onPermissionChange());
+                  return status;
+                },
+                // A browser without this permission rejects the name: nothing to read.
+                () => null,
+              )
+          : Promise.resolve(null);
+    }
+    const state = (await this.permissionStatus)?.state;
+    return state === "granted" || state === "denied" || state === "prompt" ? state : "unsupported";
+  }
+
+  /** The user or an administrator changed the permission: a waiting client tries again. */
+  private onPermissionChange(): void {
+    if (this.held && this.current !== "closed" && this.current !== "open" && this.ws === null) {
+      this.startAttempt();
+    }
   }
 
   /** Opens a socket: one connection attempt. */
   private startAttempt(): void {
+    const step = ++this.step;
+    this.held = null;
+    this.prompted = false;
     let ws: WebSocketLike;
     try {
       ws = new this.Socket(this.url);
     } catch (e) {
-      // A malformed or forbidden URL: trying again cannot help.
       const why = `cannot connect to ${this.url}: ${messageOf(e)}`;
-      this.stop(new ConnectionError(why), why);
+      const thrown = (e as { name?: unknown } | null)?.name;
+      void this.diagnose(typeof thrown === "string" ? thrown : undefined).then((cause) => {
+        if (step !== this.step || this.current === "closed") return;
+        // A malformed or forbidden URL: trying again cannot help.
+        const text = cause ? `${why}: ${CAUSE_TEXT[cause]}` : why;
+        this.stop(new ConnectionError(text, cause), text, cause);
+      });
       return;
     }
     this.ws = ws;
     this.connectTimer = setTimeout(() => {
-      this.endAttempt(ws, `no connection to ${this.url} within ${this.connectTimeoutMs} ms`);
+      // Something accepted the connection but does not answer: no cause to find out
+      // (asking /health would wait as long).
+      this.endAttempt(ws, `no connection to ${this.url} within ${this.connectTimeoutMs} ms`, false);
     }, this.connectTimeoutMs);
+    // While the permission is `prompt`, the user may be reading the browser's prompt: no
+    // timeout cuts the attempt, and after a while the page learns that it waits on it.
+    void this.permissionState().then((permission) => {
+      if (this.ws !== ws || step !== this.step || permission !== "prompt") return;
+      this.clearConnectTimer();
+      this.promptTimer = setTimeout(() => {
+        this.promptTimer = null;
+        if (this.ws !== ws) return;
+        this.prompted = true;
+        this.setState(this.current, undefined, "permission-needed");
+      }, this.promptHintMs);
+    });
     ws.onmessage = (ev) => {
       if (this.ws === ws) this.onMessage(ev.data);
     };
+    let opened = false;
     // Some implementations (Node 20's) fire only `error` when connecting fails, others
     // `error` then `close`: whichever comes first ends the attempt, the other is ignored.
     ws.onerror = (ev) => {
       // The DOM's error event says nothing; ws's and undici's carry a message.
       const detail = (ev as { message?: unknown } | null)?.message;
       const why = typeof detail === "string" && detail ? `: ${detail}` : "";
-      this.endAttempt(ws, `connection to ${this.url} failed${why}`);
+      this.endAttempt(ws, `connection to ${this.url} failed${why}`, !opened);
     };
     ws.onclose = (ev) => {
       const code = ev?.code;
-      this.endAttempt(ws, code ? `closed (${code}${ev.reason ? `: ${ev.reason}` : ""})` : "closed");
+      const why = code ? `closed (${code}${ev.reason ? `: ${ev.reason}` : ""})` : "closed";
+      this.endAttempt(ws, opened ? why : `connection to ${this.url} failed: ${why}`, !opened);
     };
     ws.onopen = () => {
       if (this.ws !== ws) return;
+      opened = true;
       this.clearConnectTimer();
       void this.onOpen(ws);
     };
+  }
+
+  /** Why an attempt failed before it opened, where the client can tell. */
+  private async diagnose(thrown?: string): Promise<ConnectionCause | undefined> {
+    let urlProtocol = "";
+    try {
+      urlProtocol = new URL(this.url).protocol;
+    } catch {
+      // A malformed URL: no cause of this kind.
+    }
+    const facts: AttemptFacts = {
+      pageProtocol: page.location?.protocol,
+      urlProtocol,
+      thrown,
+      permission: await this.permissionState(),
+      prompted: this.prompted,
+      frameAllowed: this.permissionName ? frameAllows(this.permissionName) : undefined,
+      webkit: page.navigator?.vendor === "Apple Computer, Inc.",
+      probe: "skipped",
+    };
+    // The browser refused, or asked: asking the server would not tell more (and could
+    // show the prompt again).
+    const known = connectionCause(facts);
+    if (known !== undefined || thrown !== undefined) return known;
+    facts.probe = await this.probe();
+    return connectionCause(facts);
+  }
+
+  /**
+   * Asks the server's `/health`: readable (the server answers this page), refused (an
+   * opaque answer: something listens there but does not allow this origin; or a readable
+   * 403 outside browsers), or nothing.
+   */
+  private async probe(): Promise<AttemptFacts["probe"]> {
+    const fetcher = this.fetcher;
+    const url = healthUrl(this.url);
+    if (!fetcher || !url) return "skipped";
+    const signal = () =>
+      typeof AbortSignal !== "undefined" && typeof AbortSignal.timeout === "function"
+        ? AbortSignal.timeout(PROBE_MS)
+        : undefined;
+    try {
+      const r = await fetcher(url, { mode: "cors", cache: "no-store", credentials: "omit", signal: signal() });
+      return r.status === 403 ? "refused" : "answered";
+    } catch {
+      // Nothing answered, or a browser hid the answer (CORS): ask again without reading it.
+    }
+    try {
+      await fetcher(url, { mode: "no-cors", cache: "no-store", credentials: "omit", signal: signal() });
+      return "refused";
+    } catch {
+      return "none";
+    }
   }
 
   private async onOpen(ws: WebSocketLike): Promise<void> {
@@ -675,7 +1063,7 @@ export class BapiwsClient {
           // The server refuses it: a configuration error that retrying cannot fix.
           this.stop(e, `${what}: ${e.message}`);
         } else {
-          this.endAttempt(ws, `${method}: ${messageOf(e)}`);
+          this.endAttempt(ws, `${method}: ${messageOf(e)}`, false);
         }
         return;
       }
@@ -689,24 +1077,48 @@ export class BapiwsClient {
   }
 
   /**
-   * The end of a socket: it failed to connect, timed out, closed, or stopped answering.
-   * Idempotent: only the first call for the current socket counts.
+   * The end of a socket: it failed to connect (`failed`: before it opened), timed out,
+   * closed, or stopped answering. Idempotent: only the first call for the current socket
+   * counts.
    */
-  private endAttempt(ws: WebSocketLike, why: string): void {
+  private endAttempt(ws: WebSocketLike, why: string, failed: boolean): void {
     if (this.ws !== ws) return;
     this.ws = null;
     this.clearConnectTimer();
     this.stopKeepAlive();
     closeQuietly(ws); // no-op when closed already; abandons one still connecting or half-open
     this.failPending(why);
+    if (!failed) {
+      this.retry(why);
+      return;
+    }
+    const step = this.step;
+    void this.diagnose().then((cause) => {
+      // close(), or requestAccess() started another attempt meanwhile.
+      if (step !== this.step || this.current === "closed") return;
+      const text = cause ? `${why}: ${CAUSE_TEXT[cause]}` : why;
+      if (cause === "mixed-content") {
+        this.stop(new ConnectionError(text, cause), text, cause);
+      } else if (cause === "permission-needed" || cause === "permission-denied" || cause === "frame-not-allowed") {
+        this.waitForPermission(cause, text);
+      } else {
+        this.retry(text, cause);
+      }
+    });
+  }
+
+  /** After a failed attempt or a lost connection: the next attempt after a delay, or stop. */
+  private retry(why: string, cause?: ConnectionCause): void {
     if (!this.reconnect) {
-      this.stop(new ConnectionError(why), why);
+      this.stop(new ConnectionError(why, cause), why, cause);
       return;
     }
     this.attempt += 1;
     const generation = this.generation;
-    this.setState("reconnecting", why);
-    if (generation !== this.generation) return; // a listener closed the client
+    const step = this.step;
+    this.setState("reconnecting", why, cause);
+    // A listener closed the client, or started an attempt (requestAccess()).
+    if (generation !== this.generation || step !== this.step) return;
     const base = Math.min(this.maxBackoffMs, this.minBackoffMs * 2 ** Math.min(this.attempt - 1, 16));
     // Full jitter in the upper half: many tabs do not reconnect in step.
     const delay = base / 2 + Math.random() * (base / 2);
@@ -717,13 +1129,34 @@ export class BapiwsClient {
   }
 
   /**
+   * The browser refuses, or waits for the user: no retry loop. The client tries again when
+   * the permission changes, or when requestAccess() is called (unless the browser refuses
+   * without asking).
+   */
+  private waitForPermission(cause: ConnectionCause, why: string): void {
+    if (!this.reconnect) {
+      this.stop(new ConnectionError(why, cause), why, cause);
+      return;
+    }
+    this.attempt += 1;
+    this.held = { cause, why };
+    if (cause !== "permission-needed") {
+      const refused = this.waiters.filter((w) => w.access);
+      this.waiters = this.waiters.filter((w) => !w.access);
+      for (const w of refused) w.reject(new ConnectionError(why, cause));
+    }
+    this.setState("reconnecting", why, cause);
+  }
+
+  /**
    * Stops for good: state `closed` (with `why`, when it is not the caller's own close()),
    * pending requests fail, and waiting `connect()` calls reject with `error`.
    */
-  private stop(error: Error, why?: string): void {
+  private stop(error: Error, why?: string, cause?: ConnectionCause): void {
     this.generation += 1;
-    if (this.retryTimer) clearTimeout(this.retryTimer);
-    this.retryTimer = null;
+    this.step += 1;
+    this.held = null;
+    this.clearRetryTimer();
     this.clearConnectTimer();
     this.stopKeepAlive();
     const ws = this.ws;
@@ -731,13 +1164,20 @@ export class BapiwsClient {
     if (ws) closeQuietly(ws, 1000, "client closed");
     this.failPending(why ?? "the client closed the connection");
     const waiters = this.waiters.splice(0);
-    this.setState("closed", why);
+    this.setState("closed", why, cause);
     for (const w of waiters) w.reject(error);
+  }
+
+  private clearRetryTimer(): void {
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.retryTimer = null;
   }
 
   private clearConnectTimer(): void {
     if (this.connectTimer) clearTimeout(this.connectTimer);
     this.connectTimer = null;
+    if (this.promptTimer) clearTimeout(this.promptTimer);
+    this.promptTimer = null;
   }
 
   private startKeepAlive(ws: WebSocketLike): void {
@@ -755,7 +1195,7 @@ export class BapiwsClient {
           waiting = false;
           // No reply: the connection is dead even if the socket looks open (a half-open
           // TCP connection after sleep, a stalled server). Drop it and reconnect.
-          if (e instanceof TimeoutError) this.endAttempt(ws, `keep-alive: ${e.message}`);
+          if (e instanceof TimeoutError) this.endAttempt(ws, `keep-alive: ${e.message}`, false);
         },
       );
     }, this.keepAliveMs);

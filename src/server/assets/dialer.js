@@ -245,12 +245,37 @@ client.on("connection", (e) => {
     loadBackends();
     refreshState();
     refreshCalls();
-  } else if (e.state === "reconnecting" && e.attempt >= 1) {
-    show(`Cannot connect to bapiws at ${url}: it is not running, or it does not allow ` +
-      `this page's origin (${location.origin}). Retrying…`);
+  } else if (e.cause === "permission-needed") {
+    show("Your browser asks whether this page may connect to bapiws on this computer: choose Allow.");
+  } else if (e.state !== "connecting") {
+    if (e.state === "reconnecting" && e.attempt < 1) return;
+    show(cannotConnect(e.cause));
     setPill("phone-state", "—");
   }
 });
+
+/** What the user can do, for each cause the client reports (see docs/integrating.md). */
+function cannotConnect(cause) {
+  switch (cause) {
+    case "permission-denied":
+      return window.isSecureContext
+        ? `The browser does not let this page (${location.origin}) reach bapiws on this computer. ` +
+          "Allow it in the site's settings (the icon left of the address), or ask your administrator."
+        : `This page is plain http:// (${location.origin}): the browser lets only https:// pages reach this computer.`;
+    case "frame-not-allowed":
+      return "This page is inside a frame that may not reach this computer: the page around it must " +
+        'add allow="loopback-network" to its iframe.';
+    case "unreachable":
+      return `bapiws is not running at ${url} (or listens on another port). Retrying…`;
+    case "origin-refused":
+      return `bapiws at ${url} does not allow this page's origin (${location.origin}): ` +
+        "add it to allowed_origins. Retrying…";
+    case "mixed-content":
+      return `This browser does not let an https:// page open ${url} (mixed content).`;
+    default:
+      return `Cannot connect to bapiws at ${url}. Retrying…`;
+  }
+}
 
 client.on("notification", (n) => {
   log(n.method, n.params);
