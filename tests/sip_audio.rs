@@ -167,3 +167,40 @@ async fn dtmf_arrives_as_telephone_events_at_a_second_bapiws() {
         .collect();
     assert_eq!(digits, "123#", "B's log:\n{log}");
 }
+
+/// The phone's audio as /health tells it, with the default devices: on a machine without
+/// sound devices (CI) it still starts and says calls send silence, and warns in the log;
+/// where devices exist it names them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_tells_the_audio_and_a_machine_without_devices_still_runs_the_phone() {
+    let ports = SipPorts::next();
+    let f = ports.flags_for(Phone::Sip, PASSWORD, 60, "udp");
+    let f = with(f, "--sip-register", "false");
+    let f = with(f, "--sip-audio-source", "device");
+    let f = with(f, "--sip-audio-sink", "device");
+    let server = start(&f);
+    let _c = common::baresip::connect_when(&server, "Available", WAIT).await;
+    let h = harness::health(server.port);
+    let sip = h["backends"]
+        .as_array()
+        .and_then(|b| b.iter().find(|b| b["kind"] == "sip").cloned())
+        .expect("the sip backend");
+    let audio = sip["audio"].as_str().unwrap_or_default().to_owned();
+    let devices = bapiws::phone::sip::audio::device::status();
+    let log = tokio::task::block_in_place(|| server.stderr_after_kill());
+    if devices.input {
+        assert!(audio.contains("in: the default microphone"), "{sip}");
+    } else {
+        assert!(audio.contains("no microphone: calls send silence"), "{sip}");
+        assert!(
+            log.lines()
+                .any(|l| l.contains("WARN") && l.contains("no microphone")),
+            "{log}"
+        );
+    }
+    if devices.output {
+        assert!(audio.contains("out: the default speaker"), "{sip}");
+    } else {
+        assert!(audio.contains("no speaker"), "{sip}");
+    }
+}

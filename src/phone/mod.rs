@@ -472,6 +472,9 @@ pub struct BackendStatus {
     pub link: Option<String>,
     /// The last failure, with its reason (e.g. `registration failed: 401 Unauthorized`).
     pub last_error: Option<String>,
+    /// Where calls' audio comes from and goes to, in a few words, when the backend has
+    /// audio of its own (e.g. `no microphone: calls send silence`).
+    pub audio: Option<String>,
 }
 
 /// The phone's state and calls as its backend last published them, readable without a

@@ -382,6 +382,7 @@ fn health(shared: &Shared) -> serde_json::Value {
             "state": state,
             "link": status.link,
             "last_error": status.last_error,
+            "audio": status.audio,
         }));
     }
     json!({

@@ -123,6 +123,7 @@ impl Calls {
         BackendStatus {
             link: Some(link.to_owned()),
             last_error: self.last_failure.clone(),
+            audio: None,
         }
     }
 

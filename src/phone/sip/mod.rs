@@ -58,6 +58,7 @@ pub fn spawn(settings: SipSettings, events: Events) -> PhoneHandle {
     snapshot.publish_status(&BackendStatus {
         link: Some("starting".into()),
         last_error: None,
+        audio: None,
     });
     tokio::spawn(run(settings, events, snapshot, commands));
     handle
@@ -109,6 +110,51 @@ struct Phone {
     next_hop: SocketAddr,
     inputs: mpsc::Sender<Input>,
     media_events: mpsc::Sender<(String, MediaEvent)>,
+    /// What `/health` says of the audio.
+    audio: String,
+}
+
+/// The audio in a few words, warning when a configured device is missing: a phone
+/// without a sound device still registers and connects calls.
+async fn describe_audio(s: &SipSettings) -> String {
+    use audio::{SinkSpec, SourceSpec};
+    let wants_device = matches!(s.audio_source, SourceSpec::Device(_))
+        || matches!(s.audio_sink, SinkSpec::Device(_));
+    let devices = if wants_device {
+        tokio::task::spawn_blocking(audio::device::status)
+            .await
+            .ok()
+    } else {
+        None
+    };
+    let source = match &s.audio_source {
+        SourceSpec::Device(_) if devices.is_some_and(|d| !d.input) => {
+            tracing::warn!("no microphone: calls will send silence");
+            "no microphone: calls send silence".to_owned()
+        }
+        SourceSpec::Device(None) => "the default microphone".to_owned(),
+        SourceSpec::Device(Some(n)) => format!("microphone {:?}", crate::settings::shown(n)),
+        SourceSpec::Tone(hz) => format!("a {hz} Hz tone"),
+        SourceSpec::Wav(p) => format!(
+            "the WAV file {}",
+            crate::settings::shown(&p.display().to_string())
+        ),
+        SourceSpec::Silence => "silence".to_owned(),
+    };
+    let sink = match &s.audio_sink {
+        SinkSpec::Device(_) if devices.is_some_and(|d| !d.output) => {
+            tracing::warn!("no speaker: nobody hears the far end");
+            "no speaker: nobody hears the far end".to_owned()
+        }
+        SinkSpec::Device(None) => "the default speaker".to_owned(),
+        SinkSpec::Device(Some(n)) => format!("speaker {:?}", crate::settings::shown(n)),
+        SinkSpec::Wav(p) => format!(
+            "WAV recordings {}",
+            crate::settings::shown(&p.display().to_string())
+        ),
+        SinkSpec::Discard => "discarded".to_owned(),
+    };
+    format!("in: {source}; out: {sink}")
 }
 
 async fn run(
@@ -134,6 +180,7 @@ async fn run(
             snapshot.publish_status(&BackendStatus {
                 link: Some("not started".into()),
                 last_error: Some(e.clone()),
+                audio: None,
             });
             // Answer every command with the reason until the server stops.
             while let Some((command, reply)) = commands.recv().await {
@@ -171,6 +218,7 @@ async fn run(
         next_hop,
         inputs: inputs_tx.clone(),
         media_events: media_tx,
+        audio: describe_audio(&s).await,
     };
     phone.publish();
     if !s.register {
@@ -334,6 +382,7 @@ impl Phone {
                 .into(),
             ),
             last_error: self.last_error.clone(),
+            audio: Some(self.audio.clone()),
         }
     }
 
