@@ -18,8 +18,11 @@
 //!   backends (one line each in `src/phone/mod.rs`), the names `Init` accepts
 //!   ([`phone::BackendNames`]), and one folder per backend with its settings:
 //!   [`phone::sim`] is the built-in simulated phone, [`phone::baresip`] drives the baresip
-//!   SIP softphone over its ctrl_tcp protocol (managed or attached). A backend knows
-//!   nothing of WebSockets or JSON-RPC.
+//!   SIP softphone over its ctrl_tcp protocol (managed or attached), and [`phone::sip`] is
+//!   bapiws's own SIP phone: `stack.rs` (the SIP stack, registration, the filter in front
+//!   of the phone), `sdp.rs` (offer/answer), `media/` (RTP, G.711, the jitter buffer,
+//!   DTMF), `audio/` (devices through cpal, tone, WAV, silence) and the backend task in
+//!   `mod.rs`. A backend knows nothing of WebSockets or JSON-RPC.
 //! - [`server`]: the WebSocket server. [`server::Server`] binds and runs the accept loop
 //!   with graceful shutdown; `server::http` reads each request head and serves the
 //!   WebSocket upgrade, the dialer page (`src/server/assets/`) and `/health`;

@@ -434,6 +434,9 @@ impl Phone {
 
     fn unavailable(&self) -> PhoneError {
         PhoneError::Unavailable(match &self.last_error {
+            Some(e) if e.contains(" 401 ") || e.contains(" 403 ") => format!(
+                "the phone is not registered ({e}): check the [sip] account, auth_user and password"
+            ),
             Some(e) => format!("the phone is not registered ({e})"),
             None => "the phone is not registered yet".into(),
         })
