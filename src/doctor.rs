@@ -717,9 +717,15 @@ fn check_running(health: Option<&Value>, basis: &Basis) -> Vec<Finding> {
         if let Some(e) = &last_error {
             text.push_str(&format!("; last error: {e}"));
         }
+        if let Some(a) = s("audio") {
+            text.push_str(&format!("; audio {a}"));
+        }
         let fine = running
             && match link.as_deref() {
-                None | Some("registered") | Some("connected (no registration)") => true,
+                None
+                | Some("registered")
+                | Some("connected (no registration)")
+                | Some("not registering") => true,
                 Some(_) => false,
             };
         findings.push(if fine {
@@ -732,6 +738,11 @@ fn check_running(health: Option<&Value>, basis: &Basis) -> Vec<Finding> {
             Finding::fail(
                 text,
                 "see the baresip checks above and the server's log; in attach mode, start baresip with ctrl_tcp",
+            )
+        } else if kind == "sip" {
+            Finding::fail(
+                text,
+                "check the SIP account: account, auth_user, password (or password_file), registrar, outbound_proxy, transport in [sip], and that the registrar is reachable from this machine",
             )
         } else {
             Finding::fail(

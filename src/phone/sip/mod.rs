@@ -324,7 +324,7 @@ fn reason_text(r: &TerminatedReason) -> String {
         }
         TerminatedReason::ProxyError(c)
         | TerminatedReason::UacOther(c)
-        | TerminatedReason::UasOther(c) => crate::settings::shown(&c.to_string()),
+        | TerminatedReason::UasOther(c) => stack::printable(&c.to_string()),
     }
 }
 
@@ -342,14 +342,7 @@ fn caller_number(request: &sip::Request) -> String {
 
 /// A number from the network as it may be shown: printable, bounded.
 fn shown_number(raw: &str) -> String {
-    raw.chars()
-        .filter(|c| !c.is_control() && !is_bidi(*c))
-        .take(64)
-        .collect()
-}
-
-fn is_bidi(c: char) -> bool {
-    matches!(c, '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+    stack::printable(raw)
 }
 
 fn sdp_headers() -> Option<Vec<sip::Header>> {
@@ -651,7 +644,7 @@ impl Phone {
         tokio::spawn(async move {
             let r = match handle.await {
                 Ok(Ok((_, resp))) => Ok(resp.map(|r| r.status_code)),
-                Ok(Err(e)) => Err(crate::settings::shown(&e.to_string())),
+                Ok(Err(e)) => Err(stack::printable(&e.to_string())),
                 Err(e) => Err(e.to_string()),
             };
             let _ = inputs.send(Input::Dialled(key, r)).await;
@@ -1248,7 +1241,7 @@ impl Phone {
                     Ok(Some(code)) if code.kind() == sip::StatusCodeKind::Successful => {
                         return vec![];
                     }
-                    Ok(Some(code)) => crate::settings::shown(&code.to_string()),
+                    Ok(Some(code)) => stack::printable(&code.to_string()),
                     Ok(None) => "no answer".to_owned(),
                     Err(e) => e,
                 };

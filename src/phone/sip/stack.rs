@@ -67,6 +67,19 @@ pub fn uri(text: &str) -> Result<sip::Uri, String> {
     sip::Uri::try_from(text).map_err(|e| format!("{text} is not a SIP URI: {e}"))
 }
 
+/// Text from the network as it may be shown to a user or a page: control and bidi
+/// characters dropped, at most 64 characters (with an ellipsis when cut).
+pub fn printable(text: &str) -> String {
+    let clean: String = text
+        .chars()
+        .filter(|&c| {
+            !c.is_control()
+                && !matches!(c, '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+        })
+        .collect();
+    crate::settings::shown(&clean)
+}
+
 /// The address a request came from: its top Via's `received`, else the Via's host (the
 /// transport adds `received` whenever the two differ).
 pub fn source_ip(request: &sip::Request) -> Option<IpAddr> {
@@ -338,16 +351,13 @@ impl Registrar {
                         Ok(Ok(resp)) => format!(
                             "registration failed: {} {}",
                             resp.status_code.code(),
-                            crate::settings::shown(
+                            printable(
                                 resp.wire_reason
                                     .as_deref()
                                     .unwrap_or(resp.status_code.text())
                             )
                         ),
-                        Ok(Err(e)) => format!(
-                            "registration failed: {}",
-                            crate::settings::shown(&e.to_string())
-                        ),
+                        Ok(Err(e)) => format!("registration failed: {}", printable(&e.to_string())),
                         Err(_) => "registration failed: no answer from the registrar".to_owned(),
                     };
                     let _ = events.send(RegistrationEvent::Failed(reason)).await;
@@ -371,5 +381,16 @@ impl Registrar {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_from_the_network_is_printable_and_bounded() {
+        assert_eq!(printable("Forbidden\u{1b}[31m\u{202E}x"), "Forbidden[31mx");
+        assert_eq!(printable(&"a".repeat(100)).chars().count(), 65);
     }
 }
