@@ -24,7 +24,6 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use rsipstack::dialog::DialogId;
 use rsipstack::dialog::authenticate::Credential;
 use rsipstack::dialog::dialog::{DialogState, TerminatedReason};
 use rsipstack::dialog::invitation::InviteOption;
@@ -856,11 +855,17 @@ impl Phone {
             let (sent, received) = stream.counts();
             tracing::info!(call = %entry.call.id, sent, received, "call media ended");
         }
-        self.stack.dialogs.remove_dialog(&DialogId {
-            call_id: entry.sip_id.clone(),
-            local_tag: String::new(),
-            remote_tag: String::new(),
-        });
+        // The stack drops the dialog when it terminates (a BYE's answer, a CANCEL's 487);
+        // one that never does (a far end that stops answering) is dropped after SIP's
+        // longest transaction time, so the stack's table cannot grow call by call.
+        if let Some(dialog) = &entry.dialog {
+            let id = dialog.id();
+            let dialogs = Arc::clone(&self.stack.dialogs);
+            tokio::spawn(async move {
+                tokio::time::sleep(END_LIMIT * 2).await;
+                dialogs.remove_dialog(&id);
+            });
+        }
         if self.calls.is_empty() && self.muted {
             self.muted = false;
             events.push(PhoneEvent::MuteChanged(false));
