@@ -1,0 +1,437 @@
+//! Click-to-call: `bapiws dial LINK` against a real server (the call seen by a watching
+//! client), its errors and exit codes, the confirmation, and `bapiws handler` registered
+//! where the system looks: on Linux a desktop entry in a private `XDG_DATA_HOME` that
+//! `xdg-mime` names and `xdg-open` runs; on Windows (under Wine in CI) the URL protocol
+//! keys, read back with `reg query`, that `cmd /c start tel:…` runs.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+use common::{Server, TempDir, WAIT, Ws, command};
+use serde_json::json;
+
+fn text(out: &Output) -> (i32, String, String) {
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// `bapiws dial --no-notify LINK` with extra arguments; stdin closed (nobody to ask).
+fn dial(dir: &Path, extra: &[&str], link: &str) -> (i32, String, String) {
+    let out = command(dir)
+        .args(["dial", "--no-notify"])
+        .args(extra)
+        .args(["--", link])
+        .stdin(Stdio::null())
+        .output()
+        .expect("run bapiws dial");
+    text(&out)
+}
+
+/// A client that sees the server's notifications: connected, its subscription live.
+async fn watcher(url: &str) -> Ws {
+    let mut w = Ws::connect(url).await;
+    w.call("GetState", json!([])).await;
+    w
+}
+
+/// Waits for the next CallingOut; returns its number.
+async fn calling_out(w: &mut Ws) -> String {
+    let limit = std::time::Instant::now() + WAIT * 3;
+    loop {
+        assert!(std::time::Instant::now() < limit, "no CallingOut");
+        let n = w.recv().await;
+        if n["method"] == "CallingOut" {
+            return n["params"][1].as_str().expect("number").to_owned();
+        }
+    }
+}
+
+async fn active_calls(url: &str) -> usize {
+    let mut c = Ws::connect(url).await;
+    let calls = c.call("GetActiveCalls", json!([])).await;
+    calls.as_array().map_or(0, Vec::len)
+}
+
+#[tokio::test]
+async fn dial_places_the_call_a_watcher_sees() {
+    let server = Server::start(&["--sim-auto-answer", "false"]);
+    let dir = TempDir::new("dial");
+    let mut w = watcher(&server.url).await;
+    // The server's address from its port setting, as a clicked link finds it.
+    let port = server.port.to_string();
+    let (code, out, err) = dial(
+        dir.path(),
+        &["--port", &port, "--listen", "127.0.0.1"],
+        "tel:+358-40-123 4567;ext=12",
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(
+        out.trim(),
+        "Calling +358401234567. Extension 12: key it in when the call is answered."
+    );
+    assert_eq!(calling_out(&mut w).await, "+358401234567");
+    for (link, number) in [
+        ("callto://+358 40 765 4321", "+358407654321"),
+        ("sip:0401234567@pbx.example.com;user=phone", "0401234567"),
+        ("TEL:%2B1-(201)-555.0123", "+12015550123"),
+    ] {
+        let (code, out, err) = dial(dir.path(), &["--url", &server.url], link);
+        assert_eq!(code, 0, "{link}: {out}{err}");
+        assert_eq!(calling_out(&mut w).await, number, "{link}");
+    }
+}
+
+#[tokio::test]
+async fn dial_errors_say_why_with_their_exit_codes() {
+    let server = Server::start(&["--dial-deny", "+1900*"]);
+    let dir = TempDir::new("dial");
+    // Not a number: 4, and the link's text escaped and bounded.
+    let hostile = format!("tel:\u{1b}]0;owned\u{7}{}", "9".repeat(300));
+    let (code, _, err) = dial(dir.path(), &["--url", &server.url], &hostile);
+    assert_eq!(code, 4, "{err}");
+    assert!(err.contains("control character"), "{err}");
+    assert!(!err.contains('\u{1b}') && !err.contains('\u{7}'), "{err:?}");
+    assert!(err.len() < 400, "{err}");
+    for link in ["http://example.com/", "tel:*21#", "sip:alice@example.com"] {
+        let (code, _, err) = dial(dir.path(), &["--url", &server.url], link);
+        assert_eq!(code, 4, "{link}: {err}");
+        assert!(err.starts_with("bapiws: not calling: "), "{err}");
+    }
+    // Refused by the server's dial policy: 1, in the server's words.
+    let (code, _, err) = dial(dir.path(), &["--url", &server.url], "tel:+1-900-555-0100");
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("-32006") && err.contains("+19005550100"),
+        "{err}"
+    );
+    // No server: 3, and how to start one.
+    let free = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = free.local_addr().expect("addr").port().to_string();
+    drop(free);
+    let (code, _, err) = dial(dir.path(), &["--port", &port], "tel:112");
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("bapiws serve"), "{err}");
+    // A port that cannot be reached: 2.
+    let (code, _, err) = dial(dir.path(), &["--port", "0"], "tel:112");
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--url"), "{err}");
+    assert_eq!(active_calls(&server.url).await, 0);
+}
+
+/// `link_confirm` on, and nobody to ask (no dialog, no terminal): no call.
+#[tokio::test]
+async fn link_confirm_places_no_call_unconfirmed() {
+    let server = Server::start(&[]);
+    let dir = TempDir::new("confirm");
+    let (code, out, err) = dial(
+        dir.path(),
+        &["--url", &server.url, "--link-confirm", "true"],
+        "tel:+358401234567",
+    );
+    assert_eq!(code, 5, "{out}{err}");
+    assert!(err.contains("cannot ask to confirm"), "{err}");
+    // The same from the configuration file, as an administrator would set it.
+    let file = dir.path().join("bapiws.toml");
+    std::fs::write(&file, "link_confirm = true\n").expect("write config");
+    let config = file.to_str().expect("path");
+    let (code, _, _) = dial(
+        dir.path(),
+        &["--url", &server.url, "--config", config],
+        "tel:+358401234567",
+    );
+    assert_eq!(code, 5);
+    assert_eq!(active_calls(&server.url).await, 0);
+}
+
+#[cfg(unix)]
+mod desktop {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    /// A folder of stand-ins for `notify-send` and `zenity` that record their arguments,
+    /// one a line, in `calls`; zenity answers with exit code `$FAKE_ZENITY`.
+    fn fakes(dir: &Path) -> std::path::PathBuf {
+        let bin = dir.join("bin");
+        std::fs::create_dir_all(&bin).expect("bin");
+        for name in ["notify-send", "zenity"] {
+            let script = format!(
+                "#!/bin/sh\necho '[{name}]' >> \"$FAKE_CALLS\"\nfor a in \"$@\"; do printf '%s\\n' \"$a\" >> \"$FAKE_CALLS\"; done\n{}\n",
+                if name == "zenity" {
+                    "exit \"${FAKE_ZENITY:-1}\""
+                } else {
+                    "exit 0"
+                }
+            );
+            let path = bin.join(name);
+            std::fs::write(&path, script).expect("write fake");
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        }
+        bin
+    }
+
+    fn desktop_dial(dir: &Path, url: &str, extra: &[&str], link: &str, zenity: &str) -> i32 {
+        let bin = fakes(dir);
+        let path = format!(
+            "{}:{}",
+            bin.display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        let out = command(dir)
+            .args(["dial", "--url", url])
+            .args(extra)
+            .args(["--", link])
+            .env("PATH", path)
+            .env("FAKE_CALLS", dir.join("calls"))
+            .env("FAKE_ZENITY", zenity)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run bapiws dial");
+        out.status.code().unwrap_or(-1)
+    }
+
+    fn calls(dir: &Path) -> String {
+        std::fs::read_to_string(dir.join("calls")).unwrap_or_default()
+    }
+
+    /// Errors reach the desktop as a notification whose markup is escaped; the
+    /// confirmation is a zenity question, and its answer decides.
+    #[tokio::test]
+    async fn notifications_and_the_confirmation_dialog() {
+        let server = Server::start(&["--sim-auto-answer", "false"]);
+        let dir = TempDir::new("desktop");
+        let mut w = watcher(&server.url).await;
+        let code = desktop_dial(dir.path(), &server.url, &[], "tel:<b>1</b>", "1");
+        assert_eq!(code, 4);
+        let seen = calls(dir.path());
+        assert!(
+            seen.starts_with("[notify-send]\n--app-name=bapiws\n--urgency=critical\n--\nbapiws\n"),
+            "{seen}"
+        );
+        assert!(seen.contains("(tel:&lt;b&gt;1&lt;/b&gt;)"), "{seen}");
+        assert!(!seen.contains("<b>"), "{seen}");
+        std::fs::remove_file(dir.path().join("calls")).expect("rm");
+
+        // Confirmation asked, answered no: no call.
+        let confirm = ["--link-confirm", "true"];
+        let code = desktop_dial(dir.path(), &server.url, &confirm, "tel:+358401234567", "1");
+        assert_eq!(code, 5);
+        let seen = calls(dir.path());
+        assert!(
+            seen.contains("[zenity]\n--question\n--title=bapiws\n--no-markup\n")
+                && seen.contains("--text=Call +358401234567? A link asked for this call."),
+            "{seen}"
+        );
+        assert_eq!(active_calls(&server.url).await, 0);
+        // Answered yes: the call, and a notification that says so.
+        let code = desktop_dial(dir.path(), &server.url, &confirm, "tel:+358401234567", "0");
+        assert_eq!(code, 0);
+        assert_eq!(calling_out(&mut w).await, "+358401234567");
+        assert!(
+            calls(dir.path()).contains("--urgency=normal\n--\nbapiws\nCalling +358401234567.\n"),
+            "{}",
+            calls(dir.path())
+        );
+    }
+
+    /// The XDG environment of a fresh user: every folder private to the test.
+    fn xdg(cmd: &mut Command, dir: &Path) {
+        cmd.env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", dir)
+            .env("XDG_DATA_HOME", dir.join("data"))
+            .env("XDG_CONFIG_HOME", dir.join("config"))
+            .env("XDG_DATA_DIRS", dir.join("system-data"))
+            .env("XDG_CONFIG_DIRS", dir.join("system-config"))
+            // xdg-open hands a link to its handler only in a graphical session; the
+            // name is never connected to.
+            .env("WAYLAND_DISPLAY", "bapiws-test-no-display");
+    }
+
+    fn run(dir: &Path, program: &str, args: &[&str], port: Option<u16>) -> (i32, String, String) {
+        let mut cmd = Command::new(program);
+        xdg(&mut cmd, dir);
+        if let Some(p) = port {
+            cmd.env("BAPIWS_PORT", p.to_string());
+        }
+        let out = cmd
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap_or_else(|e| panic!("{program} (install xdg-utils): {e}"));
+        text(&out)
+    }
+
+    /// `bapiws handler enable` in a private XDG_DATA_HOME: `xdg-mime` names bapiws's
+    /// entry as the default for each scheme, and `xdg-open 'tel:+358-40-123 4567'` has
+    /// the running server call +358401234567; `disable` undoes it.
+    #[tokio::test]
+    async fn xdg_open_of_a_tel_link_calls_through_bapiws() {
+        let server = Server::start(&["--sim-auto-answer", "false"]);
+        let dir = TempDir::new("xdg");
+        let d = dir.path();
+        let bin = common::bin();
+        let (code, out, err) = run(d, bin, &["handler", "enable"], None);
+        assert_eq!(code, 0, "{out}{err}");
+        assert!(
+            out.contains("data/applications/bapiws-dial.desktop"),
+            "{out}"
+        );
+        let entry = std::fs::read_to_string(d.join("data/applications/bapiws-dial.desktop"))
+            .expect("the entry");
+        assert!(
+            entry.contains(&format!("\nExec={bin} dial -- %u\n")),
+            "{entry}"
+        );
+        for scheme in ["tel", "callto", "sip", "sips"] {
+            let handler = format!("x-scheme-handler/{scheme}");
+            let (code, out, err) = run(d, "xdg-mime", &["query", "default", &handler], None);
+            assert_eq!(
+                (code, out.trim()),
+                (0, "bapiws-dial.desktop"),
+                "{scheme}: {err}"
+            );
+        }
+        let (_, out, _) = run(d, bin, &["handler", "status"], None);
+        assert!(
+            out.starts_with("tel: bapiws (bapiws-dial.desktop)\n"),
+            "{out}"
+        );
+
+        let mut w = watcher(&server.url).await;
+        let (code, out, err) = run(d, "xdg-open", &["tel:+358-40-123 4567"], Some(server.port));
+        assert_eq!(code, 0, "xdg-open: {out}{err}");
+        assert_eq!(calling_out(&mut w).await, "+358401234567");
+        let (code, out, err) = run(
+            d,
+            "xdg-open",
+            &["callto:+358 40 765 4321"],
+            Some(server.port),
+        );
+        assert_eq!(code, 0, "xdg-open: {out}{err}");
+        assert_eq!(calling_out(&mut w).await, "+358407654321");
+
+        let (code, out, err) = run(d, bin, &["handler", "disable"], None);
+        assert_eq!(code, 0, "{out}{err}");
+        assert!(!d.join("data/applications/bapiws-dial.desktop").exists());
+        let (_, out, _) = run(
+            d,
+            "xdg-mime",
+            &["query", "default", "x-scheme-handler/tel"],
+            None,
+        );
+        assert_eq!(out.trim(), "", "after disable");
+        let (_, out, _) = run(d, bin, &["handler", "status"], None);
+        assert!(out.starts_with("tel: no program\n"), "{out}");
+        let (_, out, _) = run(d, bin, &["handler", "disable"], None);
+        assert!(out.contains("nothing to undo"), "{out}");
+    }
+}
+
+#[cfg(windows)]
+mod registry {
+    use super::*;
+    use std::os::windows::process::CommandExt;
+
+    /// `reg query KEY /ve`: the default value's text, or None.
+    fn default_value(key: &str) -> Option<String> {
+        let out = Command::new("reg")
+            .args(["query", key, "/ve"])
+            .output()
+            .expect("reg query");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        out.status.success().then(|| {
+            text.lines()
+                .find_map(|l| l.split_once("REG_SZ").map(|(_, c)| c.trim().to_owned()))
+                .unwrap_or_default()
+        })
+    }
+
+    fn command_key(scheme: &str) -> String {
+        format!(r"HKCU\Software\Classes\{scheme}\shell\open\command")
+    }
+
+    /// On a real Windows machine these are the developer's own keys: a command that was
+    /// there is put back at the end, even if the test fails.
+    struct Restore(Vec<(String, String)>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            for (key, value) in &self.0 {
+                let _ = Command::new("reg")
+                    .args(["add", key, "/ve", "/t", "REG_SZ", "/d", value, "/f"])
+                    .status();
+            }
+        }
+    }
+
+    /// `bapiws handler enable` writes the URL protocol keys (read back with `reg
+    /// query`), `cmd /c start tel:+358401234567` has the running server call it, and
+    /// `disable` removes them.
+    #[tokio::test]
+    async fn start_of_a_tel_link_calls_through_bapiws() {
+        let schemes = ["tel", "callto", "sip", "sips"];
+        let _restore = Restore(
+            schemes
+                .iter()
+                .filter_map(|s| default_value(&command_key(s)).map(|v| (command_key(s), v)))
+                .filter(|(_, v)| !v.to_ascii_lowercase().contains("bapiws"))
+                .collect(),
+        );
+        let server = Server::start(&["--sim-auto-answer", "false"]);
+        let dir = TempDir::new("registry");
+        let out = command(dir.path())
+            .args(["handler", "enable"])
+            .output()
+            .expect("handler enable");
+        let (code, out, err) = text(&out);
+        assert_eq!(code, 0, "{out}{err}");
+        for s in schemes {
+            let command_line = default_value(&command_key(s)).expect("a command after enable");
+            assert!(
+                command_line.starts_with('"')
+                    && command_line.ends_with("bapiws.exe\" dial -- \"%1\""),
+                "{s}: {command_line}"
+            );
+        }
+        assert_eq!(
+            default_value(r"HKCU\Software\Classes\bapiws.url\shell\open\command"),
+            default_value(&command_key("tel"))
+        );
+        let caps = Command::new("reg")
+            .args([
+                "query",
+                r"HKCU\Software\bapiws\Capabilities\URLAssociations",
+                "/v",
+                "tel",
+            ])
+            .output()
+            .expect("reg query");
+        assert!(String::from_utf8_lossy(&caps.stdout).contains("bapiws.url"));
+
+        let mut w = watcher(&server.url).await;
+        let status = Command::new("cmd")
+            .raw_arg(r#"/c start "" "tel:+358401234567""#)
+            .env("BAPIWS_PORT", server.port.to_string())
+            .status()
+            .expect("cmd /c start");
+        assert!(status.success(), "{status}");
+        assert_eq!(calling_out(&mut w).await, "+358401234567");
+
+        let out = command(dir.path())
+            .args(["handler", "disable"])
+            .output()
+            .expect("handler disable");
+        assert!(out.status.success(), "{out:?}");
+        for s in schemes {
+            assert_eq!(default_value(&command_key(s)), None, "{s} after disable");
+        }
+        assert_eq!(
+            default_value(r"HKCU\Software\Classes\bapiws.url\shell\open\command"),
+            None
+        );
+    }
+}
