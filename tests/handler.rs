@@ -330,6 +330,182 @@ mod desktop {
         let (_, out, _) = run(d, bin, &["handler", "disable"], None);
         assert!(out.contains("nothing to undo"), "{out}");
     }
+
+    /// Serves `page` as text/html to every request on 127.0.0.1, from a thread, until
+    /// the process ends; the page's origin.
+    fn serve_page(page: &'static str) -> String {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let origin = format!("http://{}", listener.local_addr().expect("addr"));
+        std::thread::spawn(move || {
+            for mut conn in listener.incoming().flatten() {
+                let _ = conn.set_read_timeout(Some(WAIT));
+                let mut buf = [0u8; 4096];
+                let _ = conn.read(&mut buf);
+                let _ = write!(
+                    conn,
+                    "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{page}",
+                    page.len()
+                );
+            }
+        });
+        origin
+    }
+
+    /// One DevTools command on a browser connection (in `session`, a page's); its result.
+    async fn cdp(
+        c: &mut bapiws::client::Client,
+        id: u64,
+        session: Option<&str>,
+        method: &str,
+        params: serde_json::Value,
+    ) -> serde_json::Value {
+        let mut msg = json!({"id": id, "method": method, "params": params});
+        if let Some(s) = session {
+            msg["sessionId"] = json!(s);
+        }
+        c.send_text(msg.to_string())
+            .await
+            .expect("send to Chromium");
+        loop {
+            let text = tokio::time::timeout(WAIT, c.recv_text())
+                .await
+                .expect("Chromium answers")
+                .expect("a message from Chromium");
+            let reply: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+            if reply["id"] == json!(id) {
+                assert!(reply.get("error").is_none(), "{method}: {reply}");
+                return reply["result"].clone();
+            }
+        }
+    }
+
+    /// A real headless Chromium page whose `tel:` link is clicked (a mouse click sent
+    /// over DevTools) hands the link to `xdg-open`, which runs `bapiws dial`: the call is
+    /// placed. Chromium first asks the user whether to open an external program; a
+    /// headless browser shows that question to nobody, so the profile holds the answer
+    /// a user gives with "Always allow": the page's origin may open tel: links
+    /// (`protocol_handler.allowed_origin_protocol_pairs`). Chromium's traffic stays on
+    /// loopback (every other host name resolves to nothing).
+    #[tokio::test]
+    async fn a_click_on_a_tel_link_in_chromium_places_the_call() {
+        let server = Server::start(&["--sim-auto-answer", "false"]);
+        let dir = TempDir::new("chromium");
+        let d = dir.path();
+        let (code, out, err) = run(d, common::bin(), &["handler", "enable"], None);
+        assert_eq!(code, 0, "{out}{err}");
+        let origin = serve_page(
+            "<!doctype html><title>CRM</title><a id=l href='tel:+358-40-123 4567' style='display:block;width:300px;height:80px'>+358 40 123 4567</a>",
+        );
+        let profile = d.join("chromium-profile");
+        std::fs::create_dir_all(profile.join("Default")).expect("profile");
+        let prefs = json!({"protocol_handler": {"allowed_origin_protocol_pairs": {origin.clone(): {"tel": true}}}});
+        std::fs::write(profile.join("Default/Preferences"), prefs.to_string()).expect("prefs");
+        let mut cmd = Command::new("chromium");
+        xdg(&mut cmd, d);
+        let mut browser = cmd
+            .env("BAPIWS_PORT", server.port.to_string())
+            .args([
+                "--headless=new",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--no-default-browser-check",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-proxy-server",
+                "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
+                "--remote-debugging-port=0",
+            ])
+            .arg(format!("--user-data-dir={}", profile.display()))
+            .arg("about:blank")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start chromium (install Debian's chromium)");
+        struct Kill(std::process::Child);
+        impl Drop for Kill {
+            fn drop(&mut self) {
+                let _ = self.0.kill();
+                let _ = self.0.wait();
+            }
+        }
+        let stderr = browser.stderr.take().expect("stderr");
+        let browser = Kill(browser);
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if let Some(url) = line.split("DevTools listening on ").nth(1) {
+                    let _ = tx.send(url.trim().to_owned());
+                }
+            }
+        });
+        let devtools = rx
+            .recv_timeout(WAIT * 3)
+            .expect("Chromium's DevTools address");
+        let mut c = bapiws::client::Client::connect(&devtools)
+            .await
+            .expect("connect to DevTools");
+        let target = cdp(
+            &mut c,
+            1,
+            None,
+            "Target.createTarget",
+            json!({"url": format!("{origin}/")}),
+        )
+        .await;
+        let attached = cdp(
+            &mut c,
+            2,
+            None,
+            "Target.attachToTarget",
+            json!({"targetId": target["targetId"], "flatten": true}),
+        )
+        .await;
+        let session = attached["sessionId"].as_str().expect("session").to_owned();
+        let s = Some(session.as_str());
+        let mut rect = serde_json::Value::Null;
+        for i in 0..100 {
+            let r = cdp(
+                &mut c,
+                10 + i,
+                s,
+                "Runtime.evaluate",
+                json!({"expression": "document.readyState === 'complete' && document.getElementById('l') ? JSON.stringify(document.getElementById('l').getBoundingClientRect()) : ''", "returnByValue": true}),
+            )
+            .await;
+            if let Some(v) = r["result"]["value"].as_str().filter(|v| !v.is_empty()) {
+                rect = serde_json::from_str(v).expect("rect");
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        let (x, y) = (
+            rect["x"].as_f64().expect("the link is on the page") + 20.0,
+            rect["y"].as_f64().expect("y") + 20.0,
+        );
+        let mut w = watcher(&server.url).await;
+        for (i, kind) in ["mousePressed", "mouseReleased"].into_iter().enumerate() {
+            cdp(
+                &mut c,
+                200 + i as u64,
+                s,
+                "Input.dispatchMouseEvent",
+                json!({"type": kind, "x": x, "y": y, "button": "left", "clickCount": 1}),
+            )
+            .await;
+        }
+        assert_eq!(calling_out(&mut w).await, "+358401234567");
+        let _ = c.close(None).await;
+        drop(browser);
+    }
 }
 
 #[cfg(windows)]
