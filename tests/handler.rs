@@ -331,6 +331,48 @@ mod desktop {
         assert!(out.contains("nothing to undo"), "{out}");
     }
 
+    /// An administrator's default for every user: the package's entry in a system data
+    /// folder and `x-scheme-handler/tel=bapiws-dial.desktop` in a system
+    /// `mimeapps.list` (`/etc/xdg/mimeapps.list` on a real system; private folders
+    /// here). A user who never ran `handler enable` has tel: links open bapiws.
+    #[tokio::test]
+    async fn a_system_mimeapps_list_makes_bapiws_the_default_for_everyone() {
+        let server = Server::start(&["--sim-auto-answer", "false"]);
+        let dir = TempDir::new("xdg-system");
+        let d = dir.path();
+        let apps = d.join("system-data/applications");
+        std::fs::create_dir_all(&apps).expect("apps");
+        let entry = bapiws::linkdial::handler::desktop_entry(Path::new(common::bin()));
+        std::fs::write(apps.join("bapiws-dial.desktop"), entry).expect("entry");
+        std::fs::create_dir_all(d.join("system-config")).expect("config");
+        std::fs::write(
+            d.join("system-config/mimeapps.list"),
+            "[Default Applications]\nx-scheme-handler/tel=bapiws-dial.desktop\n",
+        )
+        .expect("mimeapps.list");
+        let (_, out, _) = run(
+            d,
+            "xdg-mime",
+            &["query", "default", "x-scheme-handler/tel"],
+            None,
+        );
+        assert_eq!(out.trim(), "bapiws-dial.desktop");
+        let (_, out, _) = run(d, common::bin(), &["handler", "status"], None);
+        assert!(
+            out.starts_with("tel: bapiws (bapiws-dial.desktop)\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains("system-data/applications/bapiws-dial.desktop"),
+            "{out}"
+        );
+        let mut w = watcher(&server.url).await;
+        let (code, out, err) = run(d, "xdg-open", &["tel:+358-40-123 4567"], Some(server.port));
+        assert_eq!(code, 0, "xdg-open: {out}{err}");
+        assert_eq!(calling_out(&mut w).await, "+358401234567");
+        assert!(!d.join("data/applications/bapiws-dial.desktop").exists());
+    }
+
     /// Serves `page` as text/html to every request on 127.0.0.1, from a thread, until
     /// the process ends; the page's origin.
     fn serve_page(page: &'static str) -> String {
