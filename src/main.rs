@@ -151,8 +151,8 @@ enum Cmd {
     },
     /// Open tel:, callto:, sip: and sips: links with bapiws (`bapiws dial`), or stop
     /// doing so, for this user: `enable` (Linux: a desktop entry made the default with
-    /// xdg-mime; Windows: the URL protocol keys under HKCU\Software\Classes), `disable`,
-    /// `status`.
+    /// xdg-mime; Windows: the URL protocol keys under HKCU\Software\Classes, or with
+    /// --machine under HKLM for every user), `disable`, `status`.
     Handler {
         #[command(subcommand)]
         action: HandlerAction,
@@ -179,9 +179,17 @@ enum AutostartAction {
 #[derive(Subcommand, Clone, Copy)]
 enum HandlerAction {
     /// Make this program the handler of phone links.
-    Enable,
+    Enable {
+        /// Windows: for every user of this machine (HKLM, as the MSI; as an administrator).
+        #[arg(long)]
+        machine: bool,
+    },
     /// Stop this program being the handler of phone links.
-    Disable,
+    Disable {
+        /// Windows: remove the machine-wide keys (HKLM).
+        #[arg(long)]
+        machine: bool,
+    },
     /// Show which program handles each kind of phone link.
     Status,
 }
@@ -331,10 +339,15 @@ fn dial(link: &str, url: Option<String>, no_notify: bool, settings: &ServeArgs) 
 }
 
 fn handler(action: HandlerAction) -> ExitCode {
-    use bapiws::linkdial::handler;
+    use bapiws::linkdial::handler::{self, Scope};
+    let scope = |machine: bool| if machine { Scope::Machine } else { Scope::User };
     let result = match action {
-        HandlerAction::Enable => handler::enable().map(|said| println!("{said}")),
-        HandlerAction::Disable => handler::disable().map(|said| println!("{said}")),
+        HandlerAction::Enable { machine } => {
+            handler::enable(scope(machine)).map(|said| println!("{said}"))
+        }
+        HandlerAction::Disable { machine } => {
+            handler::disable(scope(machine)).map(|said| println!("{said}"))
+        }
         HandlerAction::Status => handler::status().map(|s| {
             for ((scheme, found), ours) in s.schemes.iter().zip(&s.ours) {
                 let who = match found {

@@ -586,9 +586,34 @@ mod registry {
         }
     }
 
-    /// `bapiws handler enable` writes the URL protocol keys (read back with `reg
-    /// query`), `cmd /c start tel:+358401234567` has the running server call it, and
-    /// `disable` removes them.
+    fn handler(dir: &Path, args: &[&str]) -> String {
+        let out = command(dir)
+            .arg("handler")
+            .args(args)
+            .output()
+            .expect("bapiws handler");
+        let (code, out, err) = text(&out);
+        assert_eq!(code, 0, "handler {args:?}: {out}{err}");
+        out
+    }
+
+    /// Removes the machine-wide keys however the test ends (the MSI test that follows
+    /// under Wine needs a clean prefix).
+    struct MachineKeys(std::path::PathBuf);
+    impl Drop for MachineKeys {
+        fn drop(&mut self) {
+            let _ = command(&self.0)
+                .args(["handler", "disable", "--machine"])
+                .output();
+        }
+    }
+
+    /// `bapiws handler enable` writes this user's URL protocol keys, the ProgID and the
+    /// capabilities (read back with `reg query`) and `disable` removes them; `handler
+    /// enable --machine` writes the same under HKLM, and `cmd /c start "" "tel:…"` then
+    /// has the running server call the number. (Under Wine 8, `start` reads HKLM's keys
+    /// only: its HKEY_CLASSES_ROOT has no per-user part, which Windows merges in. On a
+    /// real Windows machine `--machine` needs an administrator.)
     #[tokio::test]
     async fn start_of_a_tel_link_calls_through_bapiws() {
         let schemes = ["tel", "callto", "sip", "sips"];
@@ -601,12 +626,8 @@ mod registry {
         );
         let server = Server::start(&["--sim-auto-answer", "false"]);
         let dir = TempDir::new("registry");
-        let out = command(dir.path())
-            .args(["handler", "enable"])
-            .output()
-            .expect("handler enable");
-        let (code, out, err) = text(&out);
-        assert_eq!(code, 0, "{out}{err}");
+        let said = handler(dir.path(), &["enable"]);
+        assert!(said.contains("for this user (HKCU"), "{said}");
         for s in schemes {
             let command_line = default_value(&command_key(s)).expect("a command after enable");
             assert!(
@@ -629,7 +650,25 @@ mod registry {
             .output()
             .expect("reg query");
         assert!(String::from_utf8_lossy(&caps.stdout).contains("bapiws.url"));
+        let status = handler(dir.path(), &["status"]);
+        assert!(
+            status.starts_with("tel: bapiws (HKCU\\Software\\Classes\\tel: "),
+            "{status}"
+        );
+        handler(dir.path(), &["disable"]);
+        for s in schemes {
+            assert_eq!(default_value(&command_key(s)), None, "{s} after disable");
+        }
+        assert_eq!(
+            default_value(r"HKCU\Software\Classes\bapiws.url\shell\open\command"),
+            None
+        );
 
+        let _machine = MachineKeys(dir.path().to_owned());
+        let said = handler(dir.path(), &["enable", "--machine"]);
+        assert!(said.contains("for every user (HKLM"), "{said}");
+        let machine_key = r"HKLM\Software\Classes\tel\shell\open\command";
+        assert!(default_value(machine_key).is_some_and(|c| c.ends_with("dial -- \"%1\"")));
         let mut w = watcher(&server.url).await;
         let status = Command::new("cmd")
             .raw_arg(r#"/c start "" "tel:+358401234567""#)
@@ -638,18 +677,7 @@ mod registry {
             .expect("cmd /c start");
         assert!(status.success(), "{status}");
         assert_eq!(calling_out(&mut w).await, "+358401234567");
-
-        let out = command(dir.path())
-            .args(["handler", "disable"])
-            .output()
-            .expect("handler disable");
-        assert!(out.status.success(), "{out:?}");
-        for s in schemes {
-            assert_eq!(default_value(&command_key(s)), None, "{s} after disable");
-        }
-        assert_eq!(
-            default_value(r"HKCU\Software\Classes\bapiws.url\shell\open\command"),
-            None
-        );
+        handler(dir.path(), &["disable", "--machine"]);
+        assert_eq!(default_value(machine_key), None, "after disable --machine");
     }
 }

@@ -12,7 +12,9 @@
 //! `URL Protocol` and `shell\open\command` = `"<bapiws.exe>" dial -- "%1"`) and the
 //! ProgID [`PROG_ID`], and the "Default apps" capabilities (`HKCU\Software\bapiws\
 //! Capabilities\URLAssociations`, listed in `HKCU\Software\RegisteredApplications`);
-//! `disable` removes them (a scheme's key only while its command is bapiws's).
+//! `disable` removes them (a scheme's key only while its command is bapiws's). With
+//! `--machine` the same under HKLM, for every user, as the MSI writes them (Wine 8's
+//! `start` reads only those: its HKEY_CLASSES_ROOT has no per-user part).
 
 use std::io;
 use std::path::Path;
@@ -78,15 +80,24 @@ pub fn desktop_entry(exe: &Path) -> String {
     )
 }
 
+/// Whose handler: this user's, or (Windows, `--machine`) every user's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scope {
+    /// This user's (HKCU; the XDG user folders).
+    User,
+    /// Every user's, as the MSI writes it (HKLM; Windows only, as an administrator).
+    Machine,
+}
+
 /// Makes this program the handler; says what was done.
-pub fn enable() -> io::Result<String> {
+pub fn enable(scope: Scope) -> io::Result<String> {
     let exe = std::env::current_exe()?;
-    imp::enable(&exe)
+    imp::enable(&exe, scope)
 }
 
 /// Stops this program being the handler; says what was done.
-pub fn disable() -> io::Result<String> {
-    imp::disable()
+pub fn disable(scope: Scope) -> io::Result<String> {
+    imp::disable(scope)
 }
 
 /// Which program handles each scheme.
@@ -204,7 +215,18 @@ mod imp {
         format!("x-scheme-handler/{scheme}")
     }
 
-    pub fn enable(exe: &Path) -> io::Result<String> {
+    /// On Linux every user's default is a line of `/etc/xdg/mimeapps.list`.
+    fn user_only(scope: Scope) -> io::Result<()> {
+        match scope {
+            Scope::User => Ok(()),
+            Scope::Machine => Err(io::Error::other(
+                "--machine is for Windows; here an administrator names bapiws-dial.desktop in /etc/xdg/mimeapps.list (see docs/deployment.md, Click-to-call)",
+            )),
+        }
+    }
+
+    pub fn enable(exe: &Path, scope: Scope) -> io::Result<String> {
+        user_only(scope)?;
         let user = user_entry()?;
         let entry = match system_entry(exe) {
             Some(system) if !user.exists() => system,
@@ -270,7 +292,8 @@ mod imp {
         (out, changed)
     }
 
-    pub fn disable() -> io::Result<String> {
+    pub fn disable(scope: Scope) -> io::Result<String> {
+        user_only(scope)?;
         let list = dirs()?.config_dir().join("mimeapps.list");
         let mut said = Vec::new();
         match std::fs::read_to_string(&list) {
@@ -335,6 +358,13 @@ mod imp {
     const CAPABILITIES: &str = r"Software\bapiws\Capabilities";
     const REGISTERED: &str = r"Software\RegisteredApplications";
 
+    fn hive(scope: Scope) -> Hive {
+        match scope {
+            Scope::User => Hive::CurrentUser,
+            Scope::Machine => Hive::LocalMachine,
+        }
+    }
+
     fn command_of(hive: Hive, key: &str) -> Option<String> {
         match get_value(hive, &format!(r"{key}\shell\open\command"), "") {
             Ok(Some(RegistryValue::Text(t))) => Some(t),
@@ -347,35 +377,28 @@ mod imp {
         command.to_ascii_lowercase().contains("bapiws.exe\" dial")
     }
 
-    fn write_command(key: &str, description: &str, command: &str, exe: &Path) -> io::Result<()> {
-        let hive = Hive::CurrentUser;
+    fn write_command(
+        hive: Hive,
+        key: &str,
+        description: &str,
+        command: &str,
+        exe: &Path,
+    ) -> io::Result<()> {
         set_text(hive, key, "", description)?;
         set_text(hive, key, "URL Protocol", "")?;
-        set_text(
-            hive,
-            &format!(r"{key}\DefaultIcon"),
-            "",
-            &format!("\"{}\",0", exe.display()),
-        )?;
+        let icon = format!("\"{}\",0", exe.display());
+        set_text(hive, &format!(r"{key}\DefaultIcon"), "", &icon)?;
         set_text(hive, &format!(r"{key}\shell\open\command"), "", command)
     }
 
-    pub fn enable(exe: &Path) -> io::Result<String> {
-        let hive = Hive::CurrentUser;
+    pub fn enable(exe: &Path, scope: Scope) -> io::Result<String> {
+        let hive = hive(scope);
         let command = command_for(exe);
-        write_command(
-            &format!(r"{CLASSES}\{PROG_ID}"),
-            "bapiws phone link",
-            &command,
-            exe,
-        )?;
+        let prog_id = format!(r"{CLASSES}\{PROG_ID}");
+        write_command(hive, &prog_id, "bapiws phone link", &command, exe)?;
         for s in Scheme::ALL {
-            write_command(
-                &format!(r"{CLASSES}\{s}"),
-                &format!("URL:{s}"),
-                &command,
-                exe,
-            )?;
+            let key = format!(r"{CLASSES}\{s}");
+            write_command(hive, &key, &format!("URL:{s}"), &command, exe)?;
         }
         set_text(hive, CAPABILITIES, "ApplicationName", "bapiws")?;
         set_text(
@@ -393,18 +416,24 @@ mod imp {
             )?;
         }
         set_text(hive, REGISTERED, "bapiws", CAPABILITIES)?;
+        let who = match scope {
+            Scope::User => "this user",
+            Scope::Machine => "every user",
+        };
         Ok(format!(
-            "bapiws now opens tel:, callto:, sip: and sips: links for this user (HKCU\\{CLASSES}\\tel and the others: {command}); where Windows keeps another choice, pick bapiws in Settings > Apps > Default apps"
+            r"bapiws now opens tel:, callto:, sip: and sips: links for {who} ({}\{CLASSES}\tel and the others: {command}); where Windows keeps another choice, pick bapiws in Settings > Apps > Default apps",
+            hive.name()
         ))
     }
 
-    pub fn disable() -> io::Result<String> {
-        let hive = Hive::CurrentUser;
+    pub fn disable(scope: Scope) -> io::Result<String> {
+        let hive = hive(scope);
+        let h = hive.name();
         let mut removed = Vec::new();
         for s in Scheme::ALL {
             let key = format!(r"{CLASSES}\{s}");
             if command_of(hive, &key).is_some_and(|c| is_bapiws(&c)) && delete_tree(hive, &key)? {
-                removed.push(format!(r"HKCU\{key}"));
+                removed.push(format!(r"{h}\{key}"));
             }
         }
         for key in [
@@ -412,14 +441,16 @@ mod imp {
             r"Software\bapiws".to_owned(),
         ] {
             if delete_tree(hive, &key)? {
-                removed.push(format!(r"HKCU\{key}"));
+                removed.push(format!(r"{h}\{key}"));
             }
         }
         if delete_value(hive, REGISTERED, "bapiws")? {
-            removed.push(format!(r"HKCU\{REGISTERED}, value bapiws"));
+            removed.push(format!(r"{h}\{REGISTERED}, value bapiws"));
         }
         if removed.is_empty() {
-            Ok("bapiws was not this user's handler of phone links; nothing to undo".to_owned())
+            Ok(format!(
+                "bapiws was not the handler of phone links in {h}; nothing to undo"
+            ))
         } else {
             Ok(format!(
                 "bapiws no longer opens phone links: removed {}",
@@ -440,11 +471,11 @@ mod imp {
             ours.push(found.as_ref().is_some_and(|(c, _)| *c == command));
             schemes.push((s, found.map(|(c, hive)| format!(r"{hive}\{key}: {c}"))));
         }
-        let entry = command_of(Hive::CurrentUser, &format!(r"{CLASSES}\{PROG_ID}"))
-            .map(|_| format!(r"HKCU\{CLASSES}\{PROG_ID}"))
+        let prog_id = format!(r"{CLASSES}\{PROG_ID}");
+        let entry = command_of(Hive::CurrentUser, &prog_id)
+            .map(|_| format!(r"HKCU\{prog_id}"))
             .or_else(|| {
-                command_of(Hive::LocalMachine, &format!(r"{CLASSES}\{PROG_ID}"))
-                    .map(|_| format!(r"HKLM\{CLASSES}\{PROG_ID} (the MSI's)"))
+                command_of(Hive::LocalMachine, &prog_id).map(|_| format!(r"HKLM\{prog_id}"))
             });
         Ok(Status {
             schemes,
