@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The Debian package, end to end: builds it with cargo-deb, installs it with dpkg, runs
 # the installed binary (--version, `serve` on a free loopback port answering /health,
-# `doctor` against it), validates the systemd user unit and the autostart entry, enables
+# `doctor` against it, a tel: link opened with xdg-open through the package's desktop
+# entry), validates the systemd user unit and the desktop entries, enables
 # the unit for every user, then removes and purges the package and checks that nothing
 # of it is left. Fails loudly on any problem.
 # Usage: scripts/package-test.sh   (as root: it installs packages; scripts/test.sh runs it)
@@ -27,6 +28,7 @@ need() { # command package
 }
 need systemd-analyze systemd
 need desktop-file-validate desktop-file-utils
+need xdg-mime xdg-utils
 
 if ! cargo deb --version >/dev/null 2>&1; then
   step "installing cargo-deb $CARGO_DEB_VERSION (once; about 1.5 minutes on two cores)"
@@ -55,14 +57,16 @@ step "contents"
 dpkg-deb -c "$deb" | awk '{print $6}' | sed 's#^\./#/#' | grep -v '/$' | sort > "$work/files"
 cat "$work/files"
 for f in /usr/bin/bapiws /usr/lib/systemd/user/bapiws.service \
-         /usr/share/bapiws/autostart/bapiws.desktop /usr/share/doc/bapiws/README.md \
+         /usr/share/bapiws/autostart/bapiws.desktop /usr/share/applications/bapiws-dial.desktop \
+         /usr/share/doc/bapiws/README.md \
          /usr/share/doc/bapiws/copyright /usr/share/doc/bapiws/CHANGELOG.md \
          /usr/share/doc/bapiws/SECURITY.md /usr/share/doc/bapiws/docs/deployment.md \
          /usr/share/doc/bapiws/docs/bapiws.example.toml; do
   grep -qx "$f" "$work/files" || fail "the package lacks $f"
 done
 if grep -v -e '^/usr/bin/bapiws$' -e '^/usr/lib/systemd/user/bapiws.service$' \
-  -e '^/usr/share/bapiws/' -e '^/usr/share/doc/bapiws/' "$work/files"; then
+  -e '^/usr/share/bapiws/' -e '^/usr/share/doc/bapiws/' \
+  -e '^/usr/share/applications/bapiws-dial.desktop$' "$work/files"; then
   fail "the package installs files outside its own places (listed above)"
 fi
 
@@ -103,6 +107,29 @@ env -i HOME="$home" PATH="$PATH" /usr/bin/bapiws doctor --port "$port" --listen 
   >"$work/doctor.out" || { cat "$work/doctor.out" >&2; fail "bapiws doctor found a problem"; }
 grep -q "held by a running bapiws $version" "$work/doctor.out" \
   || { cat "$work/doctor.out" >&2; fail "bapiws doctor did not see the running server"; }
+# Click-to-call with the package's desktop entry: a fresh user's `handler enable` uses
+# it (no per-user copy), xdg-mime names it, and xdg-open of a tel: link has the running
+# server call the number. (xdg-open hands links to handlers only in a graphical session:
+# WAYLAND_DISPLAY says there is one; nothing connects to it.)
+as_user() { env -i HOME="$home" PATH="$PATH" BAPIWS_PORT="$port" WAYLAND_DISPLAY=bapiws-none "$@"; }
+as_user /usr/bin/bapiws handler enable >"$work/handler.out" 2>&1 \
+  || { cat "$work/handler.out" >&2; fail "bapiws handler enable failed"; }
+grep -q '/usr/share/applications/bapiws-dial.desktop' "$work/handler.out" \
+  || { cat "$work/handler.out" >&2; fail "handler enable did not use the package's entry"; }
+[ ! -e "$home/.local/share/applications/bapiws-dial.desktop" ] \
+  || fail "handler enable wrote a per-user entry beside the package's"
+default=$(as_user xdg-mime query default x-scheme-handler/tel)
+[ "$default" = bapiws-dial.desktop ] || fail "xdg-mime names '$default' for tel: links after handler enable"
+as_user xdg-open 'tel:+358-40-123 4567' || fail "xdg-open of a tel: link failed"
+calls=
+for _ in $(seq 1 50); do
+  calls=$(as_user /usr/bin/bapiws calls --url "ws://127.0.0.1:$port" 2>&1 || true)
+  case "$calls" in *+358401234567*) break ;; esac
+  sleep 0.1
+done
+case "$calls" in *Outbound*+358401234567*) echo "xdg-open tel: -> $calls" | tail -1 ;;
+  *) fail "xdg-open of tel:+358-40-123 4567 placed no call: $calls" ;; esac
+as_user /usr/bin/bapiws handler disable >/dev/null || fail "bapiws handler disable failed"
 kill -TERM "$server_pid"
 wait "$server_pid" || fail "bapiws serve did not exit cleanly on SIGTERM (status $?)"
 server_pid=
@@ -126,6 +153,8 @@ grep -qx 'WantedBy=default.target' /usr/lib/systemd/user/bapiws.service \
   || fail "the unit is not wanted by the user's default.target"
 desktop-file-validate /usr/share/bapiws/autostart/bapiws.desktop \
   || fail "desktop-file-validate rejects the autostart entry"
+desktop-file-validate /usr/share/applications/bapiws-dial.desktop \
+  || fail "desktop-file-validate rejects the click-to-call entry"
 # Enabled for every user, as an administrator would: the link must go with the package.
 systemctl --global enable bapiws.service
 [ -L /etc/systemd/user/default.target.wants/bapiws.service ] \

@@ -6,7 +6,8 @@
 # The baresip tests need Debian's baresip-core, and those in a real SIP network
 # (tests/sip_network.rs) also kamailio (the registrar) and sip-tester (SIPp, the far
 # ends); the browser tests need Debian's chromium, openssl and util-linux (unshare), and
-# the Python recipe test Debian's python3-websockets;
+# the Python recipe test Debian's python3-websockets; the click-to-call test xdg-utils
+# (xdg-mime, xdg-open);
 # the JavaScript client's tests need Node 20 and npm; the package test
 # (scripts/package-test.sh) needs root, dpkg, cargo-deb, systemd-analyze and
 # desktop-file-validate; the Windows build and its tests under Wine
@@ -55,6 +56,10 @@ dpkg -s libasound2-dev >/dev/null 2>&1 || install_package "ALSA's headers (for c
 # with openssl and start Chromium with a policy folder of their own with unshare.
 need_package openssl openssl
 need_package unshare util-linux
+# The click-to-call test (tests/handler.rs) registers bapiws with xdg-mime and opens a
+# tel: link with xdg-open.
+need_package xdg-mime xdg-utils
+need_package xdg-open xdg-utils
 
 step "cargo fmt --check"
 cargo fmt --all -- --check

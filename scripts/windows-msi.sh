@@ -97,6 +97,19 @@ port_cond='(NOT BAPIWS_PORT AND NOT BAPIWS_PORT32) OR (WIX_UPGRADE_DETECTED AND 
 origins_cond='(NOT BAPIWS_ORIGINS AND NOT BAPIWS_ORIGINS32) OR (WIX_UPGRADE_DETECTED AND BAPIWS_ORIGINS="*")'
 msibuild "$out" -q "UPDATE \`Component\` SET \`Condition\` = '$port_cond' WHERE \`Component\` = 'CmpDefaultPort'"
 msibuild "$out" -q "UPDATE \`Component\` SET \`Condition\` = '$origins_cond' WHERE \`Component\` = 'CmpDefaultOrigins'"
+# The URL protocol keys (see the .wxs header): only where the key's command is
+# absent or a bapiws.exe's (~>< is "contains", ignoring case).
+for scheme in Tel Callto Sip Sips; do
+    prop=BAPIWS_$(printf '%s' "$scheme" | tr '[:lower:]' '[:upper:]')
+    cond="NOT $prop OR $prop ~>< \"bapiws.exe\""
+    msibuild "$out" -q "UPDATE \`Component\` SET \`Condition\` = '$cond' WHERE \`Component\` = 'CmpLink$scheme'"
+    got=$(msiinfo export "$out" Component | awk -F'\t' -v c="CmpLink$scheme" '$1 == c { print $5 }')
+    if [ "$got" != "$cond" ]; then
+        echo "error: setting the condition of CmpLink$scheme in $out failed (got: $got)" >&2
+        rm -f -- "$out"
+        exit 1
+    fi
+done
 conds=$(msiinfo export "$out" Component | awk -F'\t' '$1 ~ /^CmpDefault/ { print $1 "=" $5 }' | sort | tr '\n' ';')
 if [ "$conds" != "CmpDefaultOrigins=$origins_cond;CmpDefaultPort=$port_cond;" ]; then
     echo "error: setting the component conditions in $out failed (got: $conds)" >&2

@@ -45,6 +45,11 @@
 //!   events), and on Windows the registry ([`platform::windows`]).
 //! - [`autostart`]: `bapiws autostart`, starting the server at login (the Run key on
 //!   Windows, an XDG autostart entry elsewhere).
+//! - [`linkdial`]: click-to-call: `bapiws dial` reads a `tel:`/`callto:`/`sip:` link
+//!   ([`linkdial::uri`]), tells the user who clicked ([`linkdial::tell`]: a notification,
+//!   a confirmation) and sends `CallOut`; `bapiws handler` registers it as those links'
+//!   handler ([`linkdial::handler`]: an XDG desktop entry and `xdg-mime`; on Windows the
+//!   URL protocol keys).
 //! - [`client`]: the Rust WebSocket JSON-RPC client (the CLI, the tests, the benchmarks).
 //! - `src/main.rs`: the `bapiws` command line (clap) only.
 //! - `tests/`: integration tests against the real binary on real sockets (raw-frame RFC
@@ -62,6 +67,7 @@ pub mod autostart;
 pub mod client;
 pub mod config;
 pub mod doctor;
+pub mod linkdial;
 pub mod logging;
 pub mod phone;
 pub mod platform;

@@ -129,6 +129,34 @@ enum Cmd {
         #[command(subcommand)]
         action: AutostartAction,
     },
+    /// Call the number of a tel:, callto: or sip: link: what a browser runs for such a link
+    /// once `bapiws handler enable` made bapiws their handler. Errors are shown as a
+    /// desktop notification (Windows: a message box) and on stderr. Takes the settings of
+    /// `serve` (the port to reach, link_confirm). Exit codes: 0 called, 1 the server
+    /// refused, 2 usage or configuration error, 3 no server reached, 4 not a number that
+    /// can be dialled, 5 not confirmed.
+    Dial {
+        /// The link, e.g. tel:+358-40-123-4567 (its number: digits with an optional leading
+        /// +; visual separators are ignored; ;ext= is not dialled).
+        link: String,
+        /// The server's WebSocket URL. [default: from the port and listen settings]
+        #[arg(long, env = "BAPIWS_URL")]
+        url: Option<String>,
+        /// Report on stderr and stdout only: no notification, no dialog box (a
+        /// confirmation is then asked on the terminal).
+        #[arg(long)]
+        no_notify: bool,
+        #[command(flatten)]
+        settings: Box<ServeArgs>,
+    },
+    /// Open tel:, callto:, sip: and sips: links with bapiws (`bapiws dial`), or stop
+    /// doing so, for this user: `enable` (Linux: a desktop entry made the default with
+    /// xdg-mime; Windows: the URL protocol keys under HKCU\Software\Classes, or with
+    /// --machine under HKLM for every user), `disable`, `status`.
+    Handler {
+        #[command(subcommand)]
+        action: HandlerAction,
+    },
     /// Drive the simulated phone.
     Sim {
         #[command(subcommand)]
@@ -145,6 +173,24 @@ enum AutostartAction {
     /// Do not start it at login any more.
     Disable,
     /// Show whether it starts at login, and how.
+    Status,
+}
+
+#[derive(Subcommand, Clone, Copy)]
+enum HandlerAction {
+    /// Make this program the handler of phone links.
+    Enable {
+        /// Windows: for every user of this machine (HKLM, as the MSI; as an administrator).
+        #[arg(long)]
+        machine: bool,
+    },
+    /// Stop this program being the handler of phone links.
+    Disable {
+        /// Windows: remove the machine-wide keys (HKLM).
+        #[arg(long)]
+        machine: bool,
+    },
+    /// Show which program handles each kind of phone link.
     Status,
 }
 
@@ -210,6 +256,13 @@ fn main() -> ExitCode {
             }
         }
         Cmd::Autostart { action } => autostart(action),
+        Cmd::Dial {
+            link,
+            url,
+            no_notify,
+            settings,
+        } => dial(&link, url, no_notify, &settings),
+        Cmd::Handler { action } => handler(action),
         other => run_client(other),
     }
 }
@@ -256,6 +309,67 @@ fn autostart(action: AutostartAction) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             say_error(&format!("autostart: {e}"));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn dial(link: &str, url: Option<String>, no_notify: bool, settings: &ServeArgs) -> ExitCode {
+    use bapiws::linkdial::{self, exit, tell};
+    let how = if no_notify {
+        tell::Tell::Terminal
+    } else {
+        tell::Tell::Desktop
+    };
+    let config = match Config::load(settings) {
+        Ok(c) => c,
+        Err(e) => {
+            tell::say(how, &format!("not calling: {e}"), true);
+            return ExitCode::from(exit::USAGE);
+        }
+    };
+    let url = match url.map_or_else(|| linkdial::server_url(&config), Ok) {
+        Ok(u) => u,
+        Err(e) => {
+            tell::say(how, &format!("not calling: {e}"), true);
+            return ExitCode::from(exit::USAGE);
+        }
+    };
+    ExitCode::from(linkdial::dial(link, &url, config.link_confirm, how))
+}
+
+fn handler(action: HandlerAction) -> ExitCode {
+    use bapiws::linkdial::handler::{self, Scope};
+    let scope = |machine: bool| if machine { Scope::Machine } else { Scope::User };
+    let result = match action {
+        HandlerAction::Enable { machine } => {
+            handler::enable(scope(machine)).map(|said| println!("{said}"))
+        }
+        HandlerAction::Disable { machine } => {
+            handler::disable(scope(machine)).map(|said| println!("{said}"))
+        }
+        HandlerAction::Status => handler::status().map(|s| {
+            for ((scheme, found), ours) in s.schemes.iter().zip(&s.ours) {
+                let who = match found {
+                    Some(h) if *ours => format!("bapiws ({})", client::for_terminal(h)),
+                    Some(h) => format!("another program: {}", client::for_terminal(h)),
+                    None => "no program".to_owned(),
+                };
+                println!("{scheme}: {who}");
+            }
+            match &s.entry {
+                Some(e) => println!("entry: {}", client::for_terminal(e)),
+                None => println!("entry: none for this program (run `bapiws handler enable`)"),
+            }
+        }),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            say_error(&format!(
+                "handler: {}",
+                client::for_terminal(&e.to_string())
+            ));
             ExitCode::FAILURE
         }
     }
@@ -501,7 +615,11 @@ async fn client_command(cmd: Cmd) -> Result<(), ClientError> {
         | Cmd::Resume { client, .. }
         | Cmd::Transfer { client, .. }
         | Cmd::Dtmf { client, .. } => (client.clone(), None),
-        Cmd::Serve(_) | Cmd::Doctor(_) | Cmd::Autostart { .. } => return Ok(()),
+        Cmd::Serve(_)
+        | Cmd::Doctor(_)
+        | Cmd::Autostart { .. }
+        | Cmd::Dial { .. }
+        | Cmd::Handler { .. } => return Ok(()),
     };
     let mut c = Client::connect(&args.url).await?;
     let result = run_on(&mut c, cmd, &args, default_backend).await;
@@ -642,7 +760,11 @@ async fn run_on(
                 None => println!("{done}."),
             }
         }
-        Cmd::Serve(_) | Cmd::Doctor(_) | Cmd::Autostart { .. } => {}
+        Cmd::Serve(_)
+        | Cmd::Doctor(_)
+        | Cmd::Autostart { .. }
+        | Cmd::Dial { .. }
+        | Cmd::Handler { .. } => {}
     }
     Ok(())
 }

@@ -67,6 +67,8 @@ pub struct Config {
     pub max_batch: usize,
     /// Whether the audit log shows dialled numbers in full (masked by default).
     pub log_full_numbers: bool,
+    /// Whether `bapiws dial` asks the user to confirm each call placed from a link.
+    pub link_confirm: bool,
     /// Notifications queued per connection before it counts as too slow.
     pub send_queue: usize,
     /// State-changing commands one connection may send per second, sustained.
@@ -211,6 +213,10 @@ pub struct ServeArgs {
         value_name = "PATTERN,..."
     )]
     pub dial_deny: Option<Vec<String>>,
+    /// Ask the user to confirm each call placed from a tel:, callto: or sip: link (`bapiws
+    /// dial`, which reads this setting; the server does not use it). [default: false]
+    #[arg(long, env = "BAPIWS_LINK_CONFIRM", value_name = "BOOL")]
+    pub link_confirm: Option<bool>,
     /// Stop cleanly (clients closed with 1001, the log written, exit 0) when standard
     /// input closes: for a supervisor or test harness that holds the other end of a pipe,
     /// and on Windows, where a program started without a console gets no Ctrl-C. A flag
@@ -444,6 +450,7 @@ impl Config {
             )?,
             max_connections: limit("max_connections", m.max_connections, 1024, 1, 1_000_000)?,
             log_full_numbers: m.log_full_numbers.unwrap_or(false),
+            link_confirm: m.link_confirm.unwrap_or(false),
             max_batch: limit("max_batch", m.max_batch, 100, 1, 100_000)?,
             send_queue: limit("send_queue", m.send_queue, 1024, 1, 1_000_000)?,
             command_rate: in_range("command_rate", m.command_rate, 20, 1, 10_000).map_err(err)?,

@@ -14,8 +14,8 @@ use windows_sys::Win32::System::LibraryLoader::GetModuleHandleW;
 use windows_sys::Win32::System::Registry::{
     HKEY, HKEY_CURRENT_USER, HKEY_LOCAL_MACHINE, KEY_READ, KEY_SET_VALUE, KEY_WOW64_32KEY,
     KEY_WOW64_64KEY, REG_DWORD, REG_EXPAND_SZ, REG_MULTI_SZ, REG_OPTION_NON_VOLATILE, REG_QWORD,
-    REG_SZ, RegCloseKey, RegCreateKeyExW, RegDeleteValueW, RegEnumKeyExW, RegEnumValueW,
-    RegOpenKeyExW, RegSetValueExW,
+    REG_SZ, RegCloseKey, RegCreateKeyExW, RegDeleteTreeW, RegDeleteValueW, RegEnumKeyExW,
+    RegEnumValueW, RegOpenKeyExW, RegSetValueExW,
 };
 use windows_sys::Win32::UI::WindowsAndMessaging::{
     CreateWindowExW, DefWindowProcW, DispatchMessageW, ENDSESSION_LOGOFF, GetMessageW, MSG,
@@ -342,6 +342,17 @@ pub fn delete_value(hive: Hive, path: &str, name: &str) -> io::Result<bool> {
     let name = wide(name);
     // SAFETY: `name` is NUL-terminated and outlives the call.
     match unsafe { RegDeleteValueW(key.0, name.as_ptr()) } {
+        ERROR_SUCCESS => Ok(true),
+        ERROR_FILE_NOT_FOUND => Ok(false),
+        rc => Err(os_error(rc)),
+    }
+}
+
+/// Deletes a key with its values and subkeys; `Ok(false)` when it was not there.
+pub fn delete_tree(hive: Hive, path: &str) -> io::Result<bool> {
+    let path = wide(path);
+    // SAFETY: `path` is NUL-terminated and outlives the call; the hive is predefined.
+    match unsafe { RegDeleteTreeW(hive.handle(), path.as_ptr()) } {
         ERROR_SUCCESS => Ok(true),
         ERROR_FILE_NOT_FOUND => Ok(false),
         rc => Err(os_error(rc)),

@@ -13,11 +13,12 @@
 # be identical); WINE (default wine). Anything missing is a failure, never
 # a skip.
 #
-# Steps: (a) install and check files and registry; (b) run the installed
-# server, check its banner and /health, stop it with Ctrl-C; (c) uninstall
-# and check nothing is left; (d) with Port and AllowedOrigins set by an
-# administrator before installing, check install and uninstall leave them
-# alone; (e) the same with only Port set, as REG_DWORD; (f) with both set
+# Steps: (a) install and check files and registry (the click-to-call keys
+# too); (b) run the installed server, check its banner and /health, open
+# tel:+358401234567 with `wine start` and check the server called it, stop
+# it with Ctrl-C; (c) uninstall and check nothing is left; (d) with Port and
+# AllowedOrigins set by an administrator, and another program's callto:
+# handler, before installing, check install and uninstall leave them alone; (e) the same with only Port set, as REG_DWORD; (f) with both set
 # only in the 32-bit view (WOW6432Node), check no 64-bit default is written
 # and the 32-bit values stay; (g) major upgrade: build the same exe as the
 # next patch version with scripts/windows-msi.sh, install it over this
@@ -58,6 +59,12 @@ WIN_DIR='C:\Program Files\bapiws'
 WIN_EXE="$WIN_DIR\\bapiws.exe"
 UNIX_DIR="$WINEPREFIX/drive_c/Program Files/bapiws"
 RUN_DATA="\"$WIN_EXE\" serve"
+CLASSES='HKLM\Software\Classes'
+CAPABILITIES='HKLM\Software\bapiws\Capabilities'
+REGISTERED='HKLM\Software\RegisteredApplications'
+LINK_DATA="\"$WIN_EXE\" dial -- \"%1\""
+LINK_KEYS=(tel callto sip sips bapiws.url)
+OTHER_CALLTO='"C:\other\phone.exe" "%1"'
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/bapiws-msi-test.XXXXXX")
 server_pid=
@@ -67,6 +74,8 @@ server_pid=
 # test deleted them itself).
 may_be_installed=()
 test_values=()
+# Keys this test added (another program's handler), deleted by the cleanup.
+test_keys=()
 
 # Bounds for every Wine command this test waits for.
 MSIEXEC_TIMEOUT=120
@@ -99,6 +108,10 @@ cleanup() {
     for value in ${test_values[@]+"${test_values[@]}"}; do
         echo "cleanup: wine reg delete $SETTINGS /v ${value#* } /f ${value%% *} (errors ignored)" >&2
         timeout -k 5 "$REG_TIMEOUT" "$WINE" reg delete "$SETTINGS" /v "${value#* }" /f "${value%% *}" </dev/null >/dev/null 2>&1 || true
+    done
+    for value in ${test_keys[@]+"${test_keys[@]}"}; do
+        echo "cleanup: wine reg delete $value /f (errors ignored)" >&2
+        timeout -k 5 "$REG_TIMEOUT" "$WINE" reg delete "$value" /f </dev/null >/dev/null 2>&1 || true
     done
     rm -rf -- "$work"
     exit $rc
@@ -142,6 +155,64 @@ expect_reg() {
     if [ "$got" != "$3" ]; then
         fail "$4: $1\\$2 (${5:-/reg:64}) is ${got:-absent}, expected ${3:-absent}"
     fi
+}
+
+# reg_default KEY: prints "TYPE DATA" of the key's default value if the key
+# exists (TYPE alone when the value is not set), nothing if not.
+reg_default() {
+    local out rc=0
+    out=$(wine_reg query "$1" /ve 2>/dev/null) || rc=$?
+    case $rc in
+        0) ;;
+        124|137) fail "wine reg query $1 /ve did not finish within $REG_TIMEOUT s" ;;
+        *) return 0 ;;
+    esac
+    printf '%s\n' "$out" | tr -d '\r' | awk '
+        / REG_[A-Z_]+/ {
+            line = $0; sub(/^ +/, "", line)
+            n = index(line, "REG_"); rest = substr(line, n)
+            m = index(rest, "    ")
+            if (m == 0) { print rest } else { print substr(rest, 1, m - 1) " " substr(rest, m + 4) }
+            exit
+        }'
+}
+
+# key_exists KEY
+key_exists() {
+    wine_reg query "$1" /reg:64 >/dev/null 2>&1
+}
+
+check_link_keys() {
+    local k
+    for k in "${LINK_KEYS[@]}"; do
+        if [ "$k" = callto ] && [ "${2:-}" = other-callto ]; then
+            continue
+        fi
+        [ "$(reg_default "$CLASSES\\$k\\shell\\open\\command")" = "REG_SZ $LINK_DATA" ] \
+            || fail "$1: $CLASSES\\$k\\shell\\open\\command is '$(reg_default "$CLASSES\\$k\\shell\\open\\command")', expected REG_SZ $LINK_DATA"
+    done
+    for k in tel callto sip sips; do
+        expect_reg "$CAPABILITIES\\URLAssociations" "$k" "REG_SZ bapiws.url" "$1 (Default apps: $k)"
+        if [ "$k" = callto ] && [ "${2:-}" = other-callto ]; then
+            continue
+        fi
+        wine_reg query "$CLASSES\\$k" /v "URL Protocol" >/dev/null 2>&1 \
+            || fail "$1: $CLASSES\\$k has no URL Protocol value"
+    done
+    expect_reg "$CAPABILITIES" ApplicationName "REG_SZ bapiws" "$1 (Default apps: name)"
+    expect_reg "$REGISTERED" bapiws 'REG_SZ Software\bapiws\Capabilities' "$1 (RegisteredApplications)"
+}
+
+check_link_keys_removed() {
+    local k
+    for k in "${LINK_KEYS[@]}"; do
+        if [ "$k" = callto ] && [ "${2:-}" = other-callto ]; then
+            continue
+        fi
+        ! key_exists "$CLASSES\\$k" || fail "$1: $CLASSES\\$k is still there"
+    done
+    ! key_exists 'HKLM\Software\bapiws' || fail "$1: HKLM\Software\bapiws is still there"
+    expect_reg "$REGISTERED" bapiws "" "$1 (RegisteredApplications)"
 }
 
 # set_value VIEW NAME TYPE DATA / delete_value VIEW NAME: an administrator's
@@ -205,11 +276,13 @@ check_installed() {
             || fail "$1: installed bapiws.exe differs from BAPIWS_EXE=$BAPIWS_EXE"
     fi
     expect_reg "$RUN" bapiws "REG_SZ $RUN_DATA" "$1 (autostart entry)"
+    check_link_keys "$1" "${2:-}"
 }
 
 check_removed() {
     [ ! -e "$UNIX_DIR" ] || fail "$1: $UNIX_DIR still exists after uninstall: $(ls -A "$UNIX_DIR" | tr '\n' ' ')"
     expect_reg "$RUN" bapiws "" "$1 (autostart entry)"
+    check_link_keys_removed "$1" "${2:-}"
 }
 
 free_port() {
@@ -223,6 +296,7 @@ for view in /reg:64 /reg:32; do
     expect_reg "$SETTINGS" AllowedOrigins "" "before the test" $view
 done
 expect_reg "$RUN" bapiws "" "before the test"
+check_link_keys_removed "before the test"
 
 # (a) ------------------------------------------------------------------
 step "install $(basename "$msi")"
@@ -231,6 +305,7 @@ check_installed "install"
 expect_reg "$SETTINGS" Port "REG_SZ 9898" "install (default Port)"
 expect_reg "$SETTINGS" AllowedOrigins "REG_SZ *" "install (default AllowedOrigins)"
 echo "    $WIN_EXE, Port=9898, AllowedOrigins=*, Run=$RUN_DATA"
+echo "    $CLASSES\{tel,callto,sip,sips,bapiws.url}\shell\open\command=$LINK_DATA; Default apps capabilities"
 
 step "autostart beside the MSI's machine-wide entry: status shows it, enable refuses a second"
 out=$(timeout 30 "$WINE" "$WIN_EXE" autostart status </dev/null 2>&1 | tr -d '\r') \
@@ -285,6 +360,21 @@ PY
 ) || fail "GET /health on the installed server failed"
 echo "    $health"
 
+step "wine start tel:+358401234567: the MSI's URL protocol key runs bapiws dial, which calls through the server"
+# The settings say Port 9898; BAPIWS_PORT (which comes first) points dial at this server.
+BAPIWS_PORT=$port timeout -k 5 60 "$WINE" start 'tel:+358401234567' </dev/null >"$work/start.log" 2>&1 \
+    || { cat "$work/start.log" >&2; fail "wine start tel:+358401234567 failed"; }
+calls=
+for _ in $(seq 1 60); do   # 30 s
+    calls=$(timeout 30 "$WINE" "$WIN_EXE" calls --url "ws://127.0.0.1:$port" </dev/null 2>&1 | tr -d '\r' || true)
+    case "$calls" in *+358401234567*) break ;; esac
+    sleep 0.5
+done
+case "$calls" in
+    *Outbound*+358401234567*) echo "    $(printf '%s\n' "$calls" | tail -1)" ;;
+    *) fail "wine start tel:+358401234567 placed no call: $calls" ;;
+esac
+
 step "stop the server with Ctrl-C"
 kill -INT "$server_pid"
 for _ in $(seq 1 80); do   # 20 s
@@ -306,20 +396,29 @@ expect_reg "$SETTINGS" Port "" "uninstall (default Port written by the MSI)"
 expect_reg "$SETTINGS" AllowedOrigins "" "uninstall (default AllowedOrigins written by the MSI)"
 
 # (d) ------------------------------------------------------------------
-step "administrator's Port and AllowedOrigins survive install and uninstall"
+step "administrator's Port and AllowedOrigins, and another program's callto: handler, survive install and uninstall"
 set_value /reg:64 Port REG_SZ 19555
 set_value /reg:64 AllowedOrigins REG_SZ https://crm.example.com
 expect_reg "$SETTINGS" Port "REG_SZ 19555" "reg add"
+test_keys+=("$CLASSES\\callto")
+wine_reg add "$CLASSES\\callto\\shell\\open\\command" /ve /t REG_SZ /d "$OTHER_CALLTO" /f >/dev/null \
+    || fail "wine reg add $CLASSES\\callto\\shell\\open\\command failed"
 msiexec /i
-check_installed "install over administrator's settings"
+check_installed "install over administrator's settings" other-callto
 expect_reg "$SETTINGS" Port "REG_SZ 19555" "install over administrator's settings"
 expect_reg "$SETTINGS" AllowedOrigins "REG_SZ https://crm.example.com" "install over administrator's settings"
+[ "$(reg_default "$CLASSES\\callto\\shell\\open\\command")" = "REG_SZ $OTHER_CALLTO" ] \
+    || fail "install replaced another program's callto: handler: $(reg_default "$CLASSES\\callto\\shell\\open\\command")"
 msiexec /x
-check_removed "uninstall with administrator's settings"
+check_removed "uninstall with administrator's settings" other-callto
 expect_reg "$SETTINGS" Port "REG_SZ 19555" "uninstall with administrator's settings"
 expect_reg "$SETTINGS" AllowedOrigins "REG_SZ https://crm.example.com" "uninstall with administrator's settings"
+[ "$(reg_default "$CLASSES\\callto\\shell\\open\\command")" = "REG_SZ $OTHER_CALLTO" ] \
+    || fail "uninstall removed another program's callto: handler: $(reg_default "$CLASSES\\callto\\shell\\open\\command")"
 delete_value /reg:64 Port
 delete_value /reg:64 AllowedOrigins
+wine_reg delete "$CLASSES\\callto" /f >/dev/null || fail "wine reg delete $CLASSES\\callto failed"
+test_keys=()
 
 # (e) ------------------------------------------------------------------
 step "administrator's REG_DWORD Port kept; missing AllowedOrigins defaulted, then removed"
