@@ -67,6 +67,9 @@ cargo fmt --all -- --check
 step "cargo clippy --workspace --all-targets -- -D warnings"
 cargo clippy --locked --workspace --all-targets -- -D warnings
 
+step "cargo clippy --no-default-features (a build without sound devices: no ALSA headers)"
+cargo clippy --locked -p bapiws --all-targets --no-default-features -- -D warnings
+
 step "cargo test --workspace"
 cargo test --locked --workspace --all-targets
 

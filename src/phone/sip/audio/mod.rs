@@ -3,6 +3,11 @@
 //! a WAV recording or nothing. Each call opens its own source and sink from the settings'
 //! [`SourceSpec`] and [`SinkSpec`].
 
+#[cfg(feature = "audio-devices")]
+pub mod device;
+/// Without the `audio-devices` feature: no device opens, none is listed.
+#[cfg(not(feature = "audio-devices"))]
+#[path = "no_device.rs"]
 pub mod device;
 mod wav;
 
