@@ -128,7 +128,7 @@ fn main() {
         }
         _ => {
             eprintln!(
-                "usage: bapiws-bench all|smoke|soak|load [--bapiws PATH] [--only latency,throughput,fanout,memory,startup,idle,sip] [--clients N --seconds N]\n  all    every measurement, repeated, as a Markdown table (several minutes)\n  smoke  every measurement briefly, no targets\n  load URL SECONDS   the throughput load (100 connections × 16 in flight) against a running server, for profiling it"
+                "usage: bapiws-bench all|smoke|soak|load [--bapiws PATH] [--only latency,throughput,fanout,memory,startup,idle,sip [--phones baresip,sip]] [--clients N --seconds N]\n  all    every measurement, repeated, as a Markdown table (several minutes)\n  smoke  every measurement briefly, no targets\n  load URL SECONDS   the throughput load (100 connections × 16 in flight) against a running server, for profiling it"
             );
             std::process::exit(2);
         }
@@ -532,7 +532,7 @@ async fn run(plan: Plan, args: &[String], pinned: bool) {
     if only.contains(&"sip") || (plan.smoke && want("sip")) {
         // The phone, side by side: a real baresip, so only when asked for by name (never
         // in `all` without `--only`); `smoke` runs the built-in phone alone, briefly.
-        run_sip(plan, &p).await;
+        run_sip(plan, &p, args).await;
     }
     if rows.is_empty() {
         let _ = std::fs::remove_dir_all(&p.log_dir);
@@ -572,8 +572,19 @@ async fn run(plan: Plan, args: &[String], pinned: bool) {
 
 /// `--only sip`: managed baresip and the built-in `sip` backend, interleaved in each
 /// repetition, then one table of medians and ratios.
-async fn run_sip(plan: Plan, p: &Programs) {
+async fn run_sip(plan: Plan, p: &Programs, args: &[String]) {
     use sip::Phone;
+    // `--phones sip` (or `baresip`): one phone alone, e.g. to profile it.
+    let chosen: Option<Vec<Phone>> = args
+        .iter()
+        .position(|a| a == "--phones")
+        .and_then(|i| args.get(i + 1))
+        .map(|v| {
+            [Phone::Baresip, Phone::Sip]
+                .into_iter()
+                .filter(|ph| v.split(',').any(|n| n == ph.name()))
+                .collect()
+        });
     let (phones, load) = if plan.smoke {
         (
             vec![Phone::Sip],
@@ -597,6 +608,7 @@ async fn run_sip(plan: Plan, p: &Programs) {
             },
         )
     };
+    let phones = chosen.filter(|c| !c.is_empty()).unwrap_or(phones);
     progress(&format!(
         "sip: {} calls in and {} out, then {} calls held {:?} with G.711 both ways, through {}",
         load.calls,
@@ -627,9 +639,10 @@ async fn run_sip(plan: Plan, p: &Programs) {
                 f.rss_idle_kib,
                 ms(f.incoming.last().copied().unwrap_or_default()),
                 ms(f.outgoing.last().copied().unwrap_or_default()),
+                f.cpu_per_call_pair_ms,
             ];
             progress(&format!(
-                "sip, {} (rep {}): INVITE→CallComing p50/p99/max {:.3}/{:.3}/{:.3} ms, INVITE→180 p50/p99 {:.3}/{:.3} ms, CallOut→INVITE p50/p99/max {:.3}/{:.3}/{:.3} ms, GetState p50 {:.3} ms; CPU over the hold {:.0} ms, idle share {:.0} ms, per call {:.1} ms; RSS idle {:.0} KiB, per call {:.1} KiB; RTP over the hold: far end sent {}, received from the phone {}; re-INVITEs {}",
+                "sip, {} (rep {}): INVITE→CallComing p50/p99/max {:.3}/{:.3}/{:.3} ms, INVITE→180 p50/p99 {:.3}/{:.3} ms, CallOut→INVITE p50/p99/max {:.3}/{:.3}/{:.3} ms, GetState p50 {:.3} ms, CPU per call in + out {:.3} ms; CPU over the hold {:.0} ms, idle share {:.0} ms, per call {:.1} ms; RSS idle {:.0} KiB, per call {:.1} KiB; RTP over the hold: far end sent {}, received from the phone {}; re-INVITEs {}",
                 phone.name(),
                 rep + 1,
                 values[0],
@@ -641,6 +654,7 @@ async fn run_sip(plan: Plan, p: &Programs) {
                 values[5],
                 values[11],
                 values[6],
+                values[12],
                 f.cpu_held_ms,
                 f.cpu_idle_ms,
                 f.cpu_per_call_ms,
@@ -659,7 +673,7 @@ async fn run_sip(plan: Plan, p: &Programs) {
         load.concurrent,
         load.hold.as_secs()
     );
-    let rows: [(String, usize, &str, &str); 10] = [
+    let rows: [(String, usize, &str, &str); 11] = [
         (
             "INVITE sent → `CallComing` at the client, p50".into(),
             0,
@@ -699,6 +713,12 @@ async fn run_sip(plan: Plan, p: &Programs) {
         (
             "`GetState` round trip (WebSocket + bapiws only), p50".into(),
             6,
+            "ms",
+            "",
+        ),
+        (
+            "CPU time per call in + out (signalling only)".into(),
+            12,
             "ms",
             "",
         ),

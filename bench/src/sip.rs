@@ -344,6 +344,8 @@ pub struct Figures {
     pub ringing: Vec<Duration>,
     pub outgoing: Vec<Duration>,
     pub get_state: Vec<Duration>,
+    /// CPU time of bapiws (+ baresip) per measured call in and out (signalling only).
+    pub cpu_per_call_pair_ms: f64,
     /// CPU time of bapiws (+ baresip) over the hold, minus the idle share, per call.
     pub cpu_per_call_ms: f64,
     /// The same over the whole hold, and over the idle window scaled to the hold.
@@ -492,6 +494,7 @@ pub async fn run(p: &Programs, phone: Phone, load: Load) -> Figures {
         ringing: Vec::new(),
         outgoing: Vec::new(),
         get_state: Vec::new(),
+        cpu_per_call_pair_ms: 0.0,
         cpu_per_call_ms: 0.0,
         cpu_held_ms: 0.0,
         cpu_idle_ms: 0.0,
@@ -501,8 +504,12 @@ pub async fn run(p: &Programs, phone: Phone, load: Load) -> Figures {
         peer_received: 0,
         reinvites: 0,
     };
+    let mut signalling0 = tree_cpu(pid);
     for i in 0..load.warmup + load.calls {
         let began = Instant::now();
+        if i == load.warmup {
+            signalling0 = tree_cpu(pid);
+        }
         // In.
         drain(&rx);
         let msg = invite(i, sip, me);
@@ -534,6 +541,8 @@ pub async fn run(p: &Programs, phone: Phone, load: Load) -> Figures {
         }
         tokio::time::sleep(INVITE_GAP.saturating_sub(began.elapsed())).await;
     }
+    f.cpu_per_call_pair_ms =
+        (tree_cpu(pid) - signalling0).as_secs_f64() * 1000.0 / load.calls.max(1) as f64;
     for v in [
         &mut f.incoming,
         &mut f.ringing,
