@@ -128,7 +128,7 @@ fn main() {
         }
         _ => {
             eprintln!(
-                "usage: bapiws-bench all|smoke|soak|load [--bapiws PATH] [--only latency,throughput,fanout,memory,startup,idle,sip] [--clients N --seconds N]\n  all    every measurement, repeated, as a Markdown table (several minutes)\n  smoke  every measurement briefly, no targets\n  load URL SECONDS   the throughput load (100 connections × 16 in flight) against a running server, for profiling it"
+                "usage: bapiws-bench all|smoke|soak|load [--bapiws PATH] [--only latency,throughput,fanout,memory,startup,idle,sip [--phones baresip,sip]] [--clients N --seconds N]\n  all    every measurement, repeated, as a Markdown table (several minutes)\n  smoke  every measurement briefly, no targets\n  load URL SECONDS   the throughput load (100 connections × 16 in flight) against a running server, for profiling it"
             );
             std::process::exit(2);
         }
@@ -529,49 +529,10 @@ async fn run(plan: Plan, args: &[String], pinned: bool) {
         ));
     }
 
-    if only.contains(&"sip") {
-        // How fast the phone reacts: a real baresip, so only when asked for by name
-        // (never in `all` without `--only`, nor in `smoke`).
-        let calls = if plan.smoke { 20 } else { 200 };
-        progress(&format!(
-            "sip: {calls} calls in and {calls} out through a managed baresip"
-        ));
-        let f = sip::run(&p, 10, calls).await;
-        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-        println!(
-            "| How fast the phone reacts ({calls} calls each way) | p50 | p99 | max | target |"
-        );
-        println!("|---|---:|---:|---:|---|");
-        for (what, v, target) in [
-            (
-                "INVITE sent → `CallComing` at the client",
-                &f.incoming,
-                "p50 ≤ 5 ms, p99 ≤ 20 ms",
-            ),
-            (
-                "  of which INVITE sent → baresip's 180 Ringing",
-                &f.ringing,
-                "",
-            ),
-            (
-                "`CallOut` sent → INVITE on the wire",
-                &f.outgoing,
-                "p50 ≤ 5 ms, p99 ≤ 20 ms",
-            ),
-            (
-                "`GetState` round trip (WebSocket + bapiws only)",
-                &f.get_state,
-                "",
-            ),
-        ] {
-            println!(
-                "| {what} | {:.2} ms | {:.2} ms | {:.2} ms | {target} |",
-                ms(pct(v, 0.5)),
-                ms(pct(v, 0.99)),
-                ms(v.last().copied().unwrap_or_default())
-            );
-        }
-        println!();
+    if only.contains(&"sip") || (plan.smoke && want("sip")) {
+        // The phone, side by side: a real baresip, so only when asked for by name (never
+        // in `all` without `--only`); `smoke` runs the built-in phone alone, briefly.
+        run_sip(plan, &p, args).await;
     }
     if rows.is_empty() {
         let _ = std::fs::remove_dir_all(&p.log_dir);
@@ -607,4 +568,206 @@ async fn run(plan: Plan, args: &[String], pinned: bool) {
         plan.reps, p.server_cpu
     );
     let _ = std::fs::remove_dir_all(&p.log_dir);
+}
+
+/// `--only sip`: managed baresip and the built-in `sip` backend, interleaved in each
+/// repetition, then one table of medians and ratios.
+async fn run_sip(plan: Plan, p: &Programs, args: &[String]) {
+    use sip::Phone;
+    // `--phones sip` (or `baresip`): one phone alone, e.g. to profile it.
+    let chosen: Option<Vec<Phone>> = args
+        .iter()
+        .position(|a| a == "--phones")
+        .and_then(|i| args.get(i + 1))
+        .map(|v| {
+            [Phone::Baresip, Phone::Sip]
+                .into_iter()
+                .filter(|ph| v.split(',').any(|n| n == ph.name()))
+                .collect()
+        });
+    let (phones, load) = if plan.smoke {
+        (
+            vec![Phone::Sip],
+            sip::Load {
+                warmup: 2,
+                calls: 20,
+                concurrent: 2,
+                hold: Duration::from_secs(1),
+                idle: Duration::from_millis(500),
+            },
+        )
+    } else {
+        (
+            vec![Phone::Baresip, Phone::Sip],
+            sip::Load {
+                warmup: 10,
+                calls: 200,
+                concurrent: 10,
+                hold: Duration::from_secs(30),
+                idle: Duration::from_secs(10),
+            },
+        )
+    };
+    let phones = chosen.filter(|c| !c.is_empty()).unwrap_or(phones);
+    progress(&format!(
+        "sip: {} calls in and {} out, then {} calls held {:?} with G.711 both ways, through {}",
+        load.calls,
+        load.calls,
+        load.concurrent,
+        load.hold,
+        phones
+            .iter()
+            .map(|ph| ph.name())
+            .collect::<Vec<_>>()
+            .join(" and ")
+    ));
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    let mut figures = Figures::new();
+    for rep in 0..plan.reps {
+        for &phone in &phones {
+            let f = sip::run(p, phone, load).await;
+            let values = vec![
+                ms(pct(&f.incoming, 0.5)),
+                ms(pct(&f.incoming, 0.99)),
+                ms(pct(&f.ringing, 0.5)),
+                ms(pct(&f.ringing, 0.99)),
+                ms(pct(&f.outgoing, 0.5)),
+                ms(pct(&f.outgoing, 0.99)),
+                ms(pct(&f.get_state, 0.5)),
+                f.cpu_per_call_ms,
+                f.rss_per_call_kib,
+                f.rss_idle_kib,
+                ms(f.incoming.last().copied().unwrap_or_default()),
+                ms(f.outgoing.last().copied().unwrap_or_default()),
+                f.cpu_per_call_pair_ms,
+            ];
+            progress(&format!(
+                "sip, {} (rep {}): INVITE→CallComing p50/p99/max {:.3}/{:.3}/{:.3} ms, INVITE→180 p50/p99 {:.3}/{:.3} ms, CallOut→INVITE p50/p99/max {:.3}/{:.3}/{:.3} ms, GetState p50 {:.3} ms, CPU per call in + out {:.3} ms; CPU over the hold {:.0} ms, idle share {:.0} ms, per call {:.1} ms; RSS idle {:.0} KiB, per call {:.1} KiB; RTP over the hold: far end sent {}, received from the phone {}; re-INVITEs {}",
+                phone.name(),
+                rep + 1,
+                values[0],
+                values[1],
+                values[10],
+                values[2],
+                values[3],
+                values[4],
+                values[5],
+                values[11],
+                values[6],
+                values[12],
+                f.cpu_held_ms,
+                f.cpu_idle_ms,
+                f.cpu_per_call_ms,
+                f.rss_idle_kib,
+                f.rss_per_call_kib,
+                f.peer_sent,
+                f.peer_received,
+                f.reinvites,
+            ));
+            figures.entry(phone.name()).or_default().push(values);
+        }
+    }
+    let both = phones.len() > 1;
+    let held = format!(
+        "{} calls held {}s, G.711 both ways",
+        load.concurrent,
+        load.hold.as_secs()
+    );
+    let rows: [(String, usize, &str, &str); 11] = [
+        (
+            "INVITE sent → `CallComing` at the client, p50".into(),
+            0,
+            "ms",
+            "≤ 1.0 × baresip; ≤ 0.5 ms",
+        ),
+        (
+            "INVITE sent → `CallComing` at the client, p99".into(),
+            1,
+            "ms",
+            "≤ 1.0 × baresip",
+        ),
+        (
+            "  of which INVITE sent → the phone's 180 Ringing, p50".into(),
+            2,
+            "ms",
+            "",
+        ),
+        (
+            "  of which INVITE sent → the phone's 180 Ringing, p99".into(),
+            3,
+            "ms",
+            "",
+        ),
+        (
+            "`CallOut` sent → INVITE on the wire, p50".into(),
+            4,
+            "ms",
+            "≤ 1.0 × baresip",
+        ),
+        (
+            "`CallOut` sent → INVITE on the wire, p99".into(),
+            5,
+            "ms",
+            "≤ 1.0 × baresip",
+        ),
+        (
+            "`GetState` round trip (WebSocket + bapiws only), p50".into(),
+            6,
+            "ms",
+            "",
+        ),
+        (
+            "CPU time per call in + out (signalling only)".into(),
+            12,
+            "ms",
+            "",
+        ),
+        (
+            format!("CPU time per connected call ({held})"),
+            7,
+            "ms",
+            "≤ 1.0 × baresip",
+        ),
+        (
+            format!("Resident memory per call ({held})"),
+            8,
+            "KiB",
+            "≤ 1.0 × baresip",
+        ),
+        (
+            "Resident memory, idle (bapiws; with baresip: + baresip)".into(),
+            9,
+            "KiB",
+            "",
+        ),
+    ];
+    println!(
+        "| {} calls each way; {held} | sip | {}target |",
+        load.calls,
+        if both {
+            "baresip | sip ÷ baresip | "
+        } else {
+            ""
+        }
+    );
+    println!("|---|---:|{}---|", if both { "---:|---:|" } else { "" });
+    for (what, i, unit, target) in rows {
+        let s = med(&figures, "sip", i);
+        let target = if plan.smoke { "" } else { target };
+        if both {
+            let b = med(&figures, "baresip", i);
+            let ratio = if b > 0.0 {
+                format!("{:.2}", s / b)
+            } else {
+                "—".to_owned()
+            };
+            println!("| {what} | {s:.2} {unit} | {b:.2} {unit} | {ratio} | {target} |");
+        } else {
+            println!("| {what} | {s:.2} {unit} | {target} |");
+        }
+    }
+    println!(
+        "\n{} repetition(s), medians; bapiws (and its baresip) on CPU {:?}, the harness's SIP peer and load on CPU 0.\n",
+        plan.reps, p.server_cpu
+    );
 }
