@@ -8,7 +8,9 @@
 //! only from the allowed addresses (403 otherwise); OPTIONS is answered 200; anything
 //! else out of a dialog gets 405.
 
+use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,9 +20,12 @@ use rsipstack::dialog::dialog_layer::DialogLayer;
 use rsipstack::dialog::registration::Registration;
 use rsipstack::sip::headers::ToTypedHeader;
 use rsipstack::sip::{self, HeadersExt};
+use rsipstack::transaction::TransactionReceiver;
+use rsipstack::transaction::endpoint::{EndpointInnerRef, TransportEventInspector};
 use rsipstack::transaction::transaction::Transaction;
-use rsipstack::transaction::{TransactionReceiver, endpoint::EndpointInnerRef};
-use rsipstack::transport::{TcpListenerConnection, TransportLayer, udp::UdpConnection};
+use rsipstack::transport::{
+    TcpListenerConnection, TransportEvent, TransportLayer, udp::UdpConnection,
+};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
@@ -80,14 +85,77 @@ pub fn printable(text: &str) -> String {
     crate::settings::shown(&clean)
 }
 
-/// The address a request came from: its top Via's `received`, else the Via's host (the
-/// transport adds `received` whenever the two differ).
-pub fn source_ip(request: &sip::Request) -> Option<IpAddr> {
-    let via = request.via_header().ok()?.typed().ok()?;
-    if let Some(Ok(ip)) = via.received() {
-        return Some(ip);
+/// The address a request came from: the transport's (the datagram's source, or the TCP
+/// peer). Never the Via, which the sender writes: rsipstack 0.7.14 keeps a `received`
+/// parameter the sender put there itself when the Via's sent-by equals the source (see
+/// [`mend_via`]), so a scanner could claim to be the registrar.
+pub fn source_ip(tx: &Transaction) -> Option<IpAddr> {
+    let remote = tx.connection.as_ref()?.get_remote_addr()?;
+    Some(remote.get_socketaddr().ok()?.ip())
+}
+
+/// Makes a request's top Via tell the truth about where it came from: a `received`
+/// parameter that is not `source` is replaced by `source` (or removed when the sent-by
+/// host already is `source`). rsipstack adds `received` when the sent-by differs from the
+/// source, but when they are equal it leaves the sender's own `received` in place, and
+/// answers go where that says (RFC 3261 §18.2.2). Returns whether the Via was changed.
+pub fn mend_via(request: &mut sip::Request, source: IpAddr) -> bool {
+    let Ok(via) = request.via_header_mut() else {
+        return false;
+    };
+    let mut changed = false;
+    let _ = via.update_first_value(|v| {
+        let mut typed = v.typed()?;
+        let lies = typed.params.iter().any(|p| match p {
+            sip::Param::Received(r) => r.parse().ok() != Some(source),
+            _ => false,
+        });
+        if !lies {
+            return Ok(v);
+        }
+        typed
+            .params
+            .retain(|p| !matches!(p, sip::Param::Received(_)));
+        if typed.uri.host_with_port.host != sip::Host::IpAddr(source) {
+            let shown = match source {
+                IpAddr::V6(v6) => format!("[{v6}]"),
+                IpAddr::V4(v4) => v4.to_string(),
+            };
+            typed
+                .params
+                .push(sip::Param::Received(sip::param::Received::new(shown)));
+        }
+        changed = true;
+        Ok(typed.into())
+    });
+    changed
+}
+
+/// Runs [`mend_via`] on every request the transports deliver, before any transaction
+/// sees it.
+struct ViaGuard;
+
+impl TransportEventInspector for ViaGuard {
+    fn handle<'a, 'b>(
+        &'a self,
+        event: TransportEvent,
+    ) -> Pin<Box<dyn Future<Output = Option<TransportEvent>> + Send + 'b>>
+    where
+        'a: 'b,
+        Self: 'b,
+    {
+        Box::pin(async move {
+            match event {
+                TransportEvent::Incoming(sip::SipMessage::Request(mut req), conn, from) => {
+                    if let Ok(source) = from.get_socketaddr() {
+                        mend_via(&mut req, source.ip());
+                    }
+                    Some(TransportEvent::Incoming(req.into(), conn, from))
+                }
+                other => Some(other),
+            }
+        })
     }
-    via.uri.host_with_port.host.to_string().parse().ok()
 }
 
 /// Resolves HOST:PORT (a name through the system's resolver).
@@ -149,6 +217,7 @@ pub async fn start(s: &SipSettings, next_hop: SocketAddr) -> Result<(Stack, Chan
     builder
         .with_cancel_token(cancel.clone())
         .with_transport_layer(layer)
+        .with_transport_inspector(Box::new(ViaGuard))
         .with_user_agent(concat!("bapiws/", env!("CARGO_PKG_VERSION")));
     let endpoint = builder.build();
     let incoming = endpoint
@@ -257,7 +326,7 @@ async fn filter(
                     // A flood: dropped; the sender's retransmissions meet the same limit.
                     continue;
                 }
-                let Some(ip) = source_ip(&tx.original) else {
+                let Some(ip) = source_ip(&tx) else {
                     tokio::spawn(reply(tx, sip::StatusCode::BadRequest));
                     continue;
                 };

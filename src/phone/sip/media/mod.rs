@@ -4,7 +4,8 @@
 //! - [`g711`]: the codecs; [`rtp`]: packets; [`jitter`]: the adaptive jitter buffer;
 //!   [`dtmf`]: RFC 4733 telephone-events.
 //! - [`Stream`]: the task. It takes only packets from the far end's address (its IP, any
-//!   port: symmetric RTP behind NAT), only the agreed payload types, at most
+//!   port: symmetric RTP behind NAT), of one SSRC (another replaces it once it has been
+//!   silent for 200 ms), only the agreed payload types, at most
 //!   [`MAX_DATAGRAMS_PER_TICK`] datagrams per tick; everything else is dropped uncounted.
 //!   Mute sends silence (the far end keeps hearing a stream, NAT bindings stay open).
 
@@ -33,6 +34,9 @@ pub const TICK: Duration = Duration::from_millis(20);
 /// Most datagrams read per tick; a flood beyond it waits in (and overflows) the socket's
 /// buffer, so it cannot take more CPU than this.
 pub const MAX_DATAGRAMS_PER_TICK: usize = 64;
+/// How long (8 kHz units: 200 ms) the far end's stream must be silent before packets of
+/// another SSRC from its address replace it.
+const SSRC_SWITCH_SILENCE: u64 = 1600;
 /// Seconds between RTCP reports.
 const RTCP_EVERY_TICKS: u64 = 250;
 
@@ -136,6 +140,7 @@ impl Stream {
             dtmf: dtmf::Sender::default(),
             dtmf_in: dtmf::Receiver::default(),
             remote_ssrc: None,
+            remote_heard: 0,
             octets: 0,
             dtmf_start: 0,
         };
@@ -191,6 +196,8 @@ struct Runner {
     dtmf: dtmf::Sender,
     dtmf_in: dtmf::Receiver,
     remote_ssrc: Option<u32>,
+    /// When the latched sender was last heard, in 8 kHz units since the stream started.
+    remote_heard: u64,
     octets: u32,
     /// The RTP timestamp of the DTMF event being sent.
     dtmf_start: u32,
@@ -328,16 +335,22 @@ impl Runner {
         let Ok(p) = rtp::Packet::parse(data) else {
             return;
         };
-        // Latch onto one sender; a new SSRC replaces it only on a marker (a new stream).
+        // Latch onto one sender; another SSRC replaces it only once it has been silent
+        // for SSRC_SWITCH_SILENCE. (A marker bit is no proof of a new stream: one datagram
+        // in eight of random bytes parses as RTP with it set, and from the far end's
+        // address it would have cut the real far end off for the rest of the call.)
         match self.remote_ssrc {
-            Some(s) if s != p.ssrc && !p.marker => return,
             Some(s) if s != p.ssrc => {
+                if arrival.saturating_sub(self.remote_heard) < SSRC_SWITCH_SILENCE {
+                    return;
+                }
                 self.jitter = JitterBuffer::new(FRAME as u32);
                 self.remote_ssrc = Some(p.ssrc);
             }
             None => self.remote_ssrc = Some(p.ssrc),
             _ => {}
         }
+        self.remote_heard = arrival;
         if Some(p.payload_type) == self.agreed.dtmf {
             if let Some(e) = dtmf::Event::parse(p.payload)
                 && let Some(d) = self.dtmf_in.take(p.timestamp, &e)
