@@ -35,17 +35,22 @@ pub fn command_for(exe: &Path) -> String {
     if cfg!(windows) {
         format!("\"{exe}\" serve")
     } else {
-        // The desktop entry spec: quote, and escape `"`, `` ` ``, `$` and `\` inside quotes.
-        let mut quoted = String::from("\"");
-        for c in exe.chars() {
-            if matches!(c, '"' | '`' | '$' | '\\') {
-                quoted.push('\\');
-            }
-            quoted.push(c);
-        }
-        quoted.push('"');
-        format!("{quoted} serve")
+        format!("{} serve", desktop_quoted(&exe))
     }
+}
+
+/// A program path quoted for a desktop entry's `Exec`, as the desktop entry spec says:
+/// in double quotes, with `"`, `` ` ``, `$` and `\` escaped inside them.
+pub fn desktop_quoted(exe: &str) -> String {
+    let mut quoted = String::from("\"");
+    for c in exe.chars() {
+        if matches!(c, '"' | '`' | '$' | '\\') {
+            quoted.push('\\');
+        }
+        quoted.push(c);
+    }
+    quoted.push('"');
+    quoted
 }
 
 #[cfg(windows)]

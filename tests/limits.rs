@@ -300,18 +300,6 @@ fn a_half_taken_port_is_fatal() {
     assert!(out.stdout.is_empty(), "no start-up line: {:?}", out.stdout);
 }
 
-/// The server's resident memory, from /proc.
-#[cfg(target_os = "linux")]
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .expect("VmRSS")
-}
-
 /// Buffers grown for one large message are given back: connections that each received a
 /// ~250 KB reply cost little once idle.
 #[cfg(target_os = "linux")]
@@ -331,7 +319,7 @@ async fn buffers_shrink_back_after_a_large_reply() {
         c.send(&batch).await;
         c.recv_text().await;
     }
-    let before = rss_kib(pid);
+    let before = common::rss_kib(pid);
     for _ in 0..CONNECTIONS {
         let mut c = Ws::connect(&server.url).await;
         c.send(&batch).await;
@@ -344,7 +332,7 @@ async fn buffers_shrink_back_after_a_large_reply() {
         idle.push(c);
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let after = rss_kib(pid);
+    let after = common::rss_kib(pid);
     let per_connection = (after.saturating_sub(before)) / CONNECTIONS as u64;
     eprintln!(
         "RSS {before} KiB -> {after} KiB with {CONNECTIONS} idle connections that each got a 250 KB reply: {per_connection} KiB each"

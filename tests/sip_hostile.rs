@@ -91,17 +91,6 @@ async fn passed(sipp: Sipp) -> String {
         .expect("join")
 }
 
-/// The server's resident memory in kB (`VmRSS` of /proc/PID/status).
-fn rss_kb(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc status");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .expect("VmRSS")
-}
-
 /// Asserts that the phone is registered and Available (GET /health).
 fn assert_registered(server: &Server) {
     let h = health(server.port);
@@ -456,14 +445,14 @@ async fn ten_thousand_hostile_datagrams_leave_the_phone_registered_and_able_to_c
     let pid = net.server.child.id();
     // Settle first: the first seconds allocate the stack's and the media's buffers.
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let before = rss_kb(pid);
+    let before = common::rss_kib(pid);
 
     let phone = net.phone();
     let (answers, took) = tokio::task::spawn_blocking(move || flood(phone))
         .await
         .expect("flood");
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let after = rss_kb(pid);
+    let after = common::rss_kib(pid);
     eprintln!(
         "flood: {FLOOD} datagrams in {took:?}, {answers} answers; VmRSS {before} kB before, {after} kB after"
     );

@@ -130,6 +130,16 @@ async fn connect_when(server: &Server, state: &str) -> Ws {
     common::baresip::connect_when(server, state, SIP_WAIT).await
 }
 
+/// CallOut 2001 from an idle phone: CallingOut, StateChanged and CallConnected for the
+/// call, in that order; returns its id.
+async fn call_out_connected(c: &mut Ws) -> String {
+    c.call("CallOut", json!(["2001"])).await;
+    let id = c.expect_notification("CallingOut").await[0].clone();
+    c.expect_notification("StateChanged").await;
+    assert_eq!(c.expect_notification("CallConnected").await, [id.as_str()]);
+    id
+}
+
 /// The rows of GetActiveCalls as (id, direction, state, number).
 async fn calls(c: &mut Ws) -> Vec<(String, String, String, String)> {
     let flat = c.call("GetActiveCalls", json!([])).await;
@@ -203,10 +213,7 @@ async fn hang_up_sends_bye(phone: Phone) {
     let net = network(phone, &[]);
     let far = Sipp::start(&net.ports, Role::Far, "uas_answer.xml", &[]);
     let mut c = connect_when(&net.server, "Available").await;
-    c.call("CallOut", json!(["2001"])).await;
-    let id = c.expect_notification("CallingOut").await[0].clone();
-    c.expect_notification("StateChanged").await;
-    assert_eq!(c.expect_notification("CallConnected").await, [id.as_str()]);
+    let id = call_out_connected(&mut c).await;
     assert_eq!(c.call("HangUp", json!([])).await, json!(0));
     assert_eq!(
         c.expect_notification("CallDisconnected").await,
@@ -356,10 +363,7 @@ async fn a_registration_lapse_during_a_call_stays_busy_until_it_ends(phone: Phon
         &["-d", "12000"],
     );
     let mut c = connect_when(&net.server, "Available").await;
-    c.call("CallOut", json!(["2001"])).await;
-    let id = c.expect_notification("CallingOut").await[0].clone();
-    c.expect_notification("StateChanged").await;
-    assert_eq!(c.expect_notification("CallConnected").await, [id.as_str()]);
+    let id = call_out_connected(&mut c).await;
     tokio::task::block_in_place(|| net.kamailio.restart_refusing_registrations());
     // The next refresh (every INTERVAL s) fails with 503.
     let deadline = tokio::time::Instant::now() + SIP_WAIT;
@@ -754,10 +758,7 @@ async fn sigkill_of_baresip_mid_call_ends_the_call_and_recovers() {
     let net = network(Phone::Baresip, &[]);
     let far = Sipp::start(&net.ports, Role::Far, "uas_answer.xml", &[]);
     let mut c = connect_when(&net.server, "Available").await;
-    c.call("CallOut", json!(["2001"])).await;
-    let id = c.expect_notification("CallingOut").await[0].clone();
-    c.expect_notification("StateChanged").await;
-    assert_eq!(c.expect_notification("CallConnected").await, [id.as_str()]);
+    let id = call_out_connected(&mut c).await;
     let pid = managed_baresip_pid(net.server.child.id()).expect("baresip runs");
     kill(pid, "KILL");
     assert_eq!(
@@ -894,10 +895,7 @@ async fn sip_sigkill_mid_call_leaves_the_far_end_to_its_timers() {
         &["-d", "1000"],
     );
     let mut c = connect_when(&net.server, "Available").await;
-    c.call("CallOut", json!(["2001"])).await;
-    let id = c.expect_notification("CallingOut").await[0].clone();
-    c.expect_notification("StateChanged").await;
-    assert_eq!(c.expect_notification("CallConnected").await, [id.as_str()]);
+    call_out_connected(&mut c).await;
     kill(net.server.child.id(), "KILL");
     // SIP's timer F (32 s) bounds the far end's BYE; SIPp gives up within its timeout.
     let (ended, wire) = tokio::task::spawn_blocking(move || far.ended(Duration::from_secs(70)))

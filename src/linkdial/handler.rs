@@ -53,15 +53,7 @@ pub fn command_for(exe: &Path) -> String {
         let program = if plain {
             exe
         } else {
-            let mut quoted = String::from("\"");
-            for c in exe.chars() {
-                if matches!(c, '"' | '`' | '$' | '\\') {
-                    quoted.push('\\');
-                }
-                quoted.push(c);
-            }
-            quoted.push('"');
-            quoted
+            crate::autostart::desktop_quoted(&exe)
         };
         format!("{} dial -- %u", program.replace('%', "%%"))
     }

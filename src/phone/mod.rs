@@ -166,6 +166,15 @@ impl CallState {
     }
 }
 
+/// Which call a `HangUp` without a call id ends, by state: connected, else calling, else
+/// ringing, else on hold (the newest within each; every backend follows it).
+pub const HANG_UP_ORDER: [CallState; 4] = [
+    CallState::Connected,
+    CallState::Calling,
+    CallState::Ringing,
+    CallState::OnHold,
+];
+
 /// One active call.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Call {

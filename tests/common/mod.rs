@@ -391,3 +391,16 @@ pub fn brief(n: &Value) -> String {
     }
     s
 }
+
+/// A process's resident memory in KiB (`VmRSS` of /proc/PID/status; Linux).
+#[cfg(target_os = "linux")]
+#[allow(dead_code)]
+pub fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .expect("VmRSS")
+}

@@ -245,20 +245,15 @@ impl Calls {
     /// The call HangUp ends: connected, else calling, else ringing, else on hold; newest
     /// first within each. Returns its id and SIP Call-ID.
     pub fn hangup_target(&self) -> Option<(CallId, Option<String>)> {
-        [
-            CallState::Connected,
-            CallState::Calling,
-            CallState::Ringing,
-            CallState::OnHold,
-        ]
-        .into_iter()
-        .find_map(|s| {
-            self.calls
-                .iter()
-                .rev()
-                .find(|t| t.announced && t.call.state == s)
-        })
-        .map(|t| (t.call.id.clone(), t.sip_id.clone()))
+        crate::phone::HANG_UP_ORDER
+            .into_iter()
+            .find_map(|s| {
+                self.calls
+                    .iter()
+                    .rev()
+                    .find(|t| t.announced && t.call.state == s)
+            })
+            .map(|t| (t.call.id.clone(), t.sip_id.clone()))
     }
 
     /// The call Answer takes: the newest ringing inbound call, with its SIP Call-ID.

@@ -219,15 +219,10 @@ impl SimPhone {
             }
             Input::Phone(Command::HangUp) => {
                 self.require_online()?;
-                let i = [
-                    CallState::Connected,
-                    CallState::Calling,
-                    CallState::Ringing,
-                    CallState::OnHold,
-                ]
-                .into_iter()
-                .find_map(|s| self.latest(|c| c.state == s))
-                .ok_or_else(|| PhoneError::NoSuchCall("no active call".into()))?;
+                let i = crate::phone::HANG_UP_ORDER
+                    .into_iter()
+                    .find_map(|s| self.latest(|c| c.state == s))
+                    .ok_or_else(|| PhoneError::NoSuchCall("no active call".into()))?;
                 let reason = if self.calls[i].state == CallState::Ringing {
                     REASON_REJECTED
                 } else {

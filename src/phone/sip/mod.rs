@@ -226,7 +226,7 @@ async fn run(
     let (reg_tx, mut reg_rx) = mpsc::channel(8);
     let (stop_tx, stop_rx) = oneshot::channel();
     if s.register {
-        let server = stack::uri(&format!("sip:{}{}", s.domain, transport_param(s.transport)));
+        let server = stack::uri(&format!("sip:{}{}", s.domain, s.transport.uri_param()));
         match server {
             Ok(server) => {
                 let r = Registrar {
@@ -292,20 +292,12 @@ async fn run(
     phone.shutdown(stop.take()).await;
 }
 
-/// The URI parameter that selects the transport (none for UDP, the default).
-fn transport_param(t: Transport) -> &'static str {
-    match t {
-        Transport::Udp => "",
-        Transport::Tcp => ";transport=tcp",
-    }
-}
-
 /// A request URI sent over `t`: the transport parameter added unless it names one.
 fn with_transport(uri: &str, t: Transport) -> String {
     if uri.to_ascii_lowercase().contains(";transport=") {
         uri.to_owned()
     } else {
-        format!("{uri}{}", transport_param(t))
+        format!("{uri}{}", t.uri_param())
     }
 }
 
@@ -460,14 +452,9 @@ impl Phone {
                 self.answer(&id).await
             }
             Command::HangUp => {
-                let i = [
-                    CallState::Connected,
-                    CallState::Calling,
-                    CallState::Ringing,
-                    CallState::OnHold,
-                ]
-                .into_iter()
-                .find_map(|s| self.latest(s));
+                let i = super::HANG_UP_ORDER
+                    .into_iter()
+                    .find_map(|s| self.latest(s));
                 match i {
                     Some(i) => {
                         let id = self.calls[i].call.id.clone();

@@ -185,6 +185,14 @@ impl Transport {
             Transport::Tcp => "TCP",
         }
     }
+
+    /// The URI parameter that selects it (none for UDP, the default).
+    pub fn uri_param(self) -> &'static str {
+        match self {
+            Transport::Udp => "",
+            Transport::Tcp => ";transport=tcp",
+        }
+    }
 }
 
 /// Who may ring the phone.

@@ -231,10 +231,7 @@ pub async fn start(s: &SipSettings, next_hop: SocketAddr) -> Result<(Stack, Chan
         IpAddr::V6(v6) => format!("[{v6}]"),
         IpAddr::V4(v4) => v4.to_string(),
     };
-    let transport = match s.transport {
-        Transport::Udp => "",
-        Transport::Tcp => ";transport=tcp",
-    };
+    let transport = s.transport.uri_param();
     let contact = uri(&format!(
         "sip:{}@{host}:{}{transport}",
         s.user,

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use cpal::traits::{DeviceTrait, HostTrait, StreamTrait};
 use cpal::{FromSample, Sample, SampleFormat, SizedSample};
 
-use super::{RATE, Sink, Source};
+use super::{DeviceInfo, Devices, RATE, Sink, Source, Status};
 use crate::logging::{cut_keep_start, escape_line};
 
 /// The ring's capacity: 200 ms at 8 kHz.
@@ -535,30 +535,6 @@ fn find(host: &cpal::Host, dir: Direction, name: Option<&str>) -> Result<cpal::D
 // ---------------------------------------------------------------------------------------
 // Listing.
 
-/// One device.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct DeviceInfo {
-    /// Its name (what `device:NAME` matches).
-    pub name: String,
-    /// The driver's id of it (ALSA's PCM name, on Windows an endpoint id).
-    pub id: String,
-    /// Whether it is the system's default for its direction.
-    pub default: bool,
-}
-
-/// The devices cpal sees.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Devices {
-    /// The audio system (ALSA, WASAPI).
-    pub host: String,
-    /// Microphones.
-    pub inputs: Vec<DeviceInfo>,
-    /// Speakers.
-    pub outputs: Vec<DeviceInfo>,
-    /// What went wrong while listing, if anything.
-    pub errors: Vec<String>,
-}
-
 /// Lists the input and output devices. On ALSA this includes plugin devices (`default`,
 /// `null`, `pulse`, …) that exist in its configuration without any sound card.
 pub fn list() -> Devices {
@@ -593,15 +569,6 @@ pub fn list() -> Devices {
         }
     }
     out
-}
-
-/// Whether any input and any output device exists.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Status {
-    /// A microphone exists.
-    pub input: bool,
-    /// A speaker exists.
-    pub output: bool,
 }
 
 /// Whether any input and output device exists, from a listing at most 30 s old (listing

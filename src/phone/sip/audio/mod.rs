@@ -20,6 +20,39 @@ pub const RATE: u32 = 8000;
 /// Samples in one 20 ms frame.
 pub const FRAME: usize = 160;
 
+/// One sound device.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeviceInfo {
+    /// Its name (what `device:NAME` matches).
+    pub name: String,
+    /// The driver's id of it (ALSA's PCM name, on Windows an endpoint id).
+    pub id: String,
+    /// Whether it is the system's default for its direction.
+    pub default: bool,
+}
+
+/// The sound devices [`device::list`] sees.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Devices {
+    /// The audio system (ALSA, WASAPI).
+    pub host: String,
+    /// Microphones.
+    pub inputs: Vec<DeviceInfo>,
+    /// Speakers.
+    pub outputs: Vec<DeviceInfo>,
+    /// What went wrong while listing, if anything.
+    pub errors: Vec<String>,
+}
+
+/// Whether any input and any output device exists ([`device::status`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Status {
+    /// A microphone exists.
+    pub input: bool,
+    /// A speaker exists.
+    pub output: bool,
+}
+
 /// Gives a call's outgoing audio.
 pub trait Source: Send {
     /// Fills the whole frame.
