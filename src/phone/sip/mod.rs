@@ -1011,6 +1011,14 @@ impl Phone {
                 return vec![];
             }
         };
+        // The stack answers a CANCEL from the transaction's own copy of the INVITE, which
+        // has no To tag yet: without the dialog's, its 487 would carry a new tag, unlike
+        // the 180 (two early dialogs from one phone).
+        let mut tx = tx;
+        if let Ok(to) = tx.original.to_header() {
+            let tagged = to.clone().with_tag(dialog.id().local_tag.clone().into());
+            tx.original.headers.unique_push(tagged.into());
+        }
         let mut handler = dialog.clone();
         tokio::spawn(async move {
             let mut tx = tx;
