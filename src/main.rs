@@ -116,7 +116,7 @@ enum Cmd {
         #[arg(long)]
         json: bool,
         /// Also print the call-control extension notifications (CallHeld, CallResumed,
-        /// CallTransferred, MuteChanged).
+        /// CallTransferred, MuteChanged, CallHeldByFarEnd, CallResumedByFarEnd).
         #[arg(long)]
         extensions: bool,
         #[command(flatten)]
@@ -691,7 +691,12 @@ async fn run_on(
             if extensions {
                 c.call(
                     "Events.Subscribe",
-                    json!(["CallHeld", "CallResumed", "CallTransferred", "MuteChanged"]),
+                    json!(
+                        bapiws::protocol::api::EXTENSION_NOTIFICATIONS
+                            .iter()
+                            .map(|(name, _)| *name)
+                            .collect::<Vec<_>>()
+                    ),
                 )
                 .await?;
             }

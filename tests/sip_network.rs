@@ -648,9 +648,11 @@ async fn two_calls_ringing_are_told_apart_by_answer_and_hang_up(phone: Phone) {
 }
 
 /// The far end holds the call (re-INVITE a=sendonly) and resumes it (a=sendrecv): both
-/// phones answer both (recvonly, then sendrecv), and the client sees nothing but the
-/// call's start and end: GetActiveCalls keeps `Connected` (baresip's `listcalls` marks
-/// only calls it holds itself; the built-in phone does not show a far end's hold yet).
+/// phones answer both (recvonly, then sendrecv). baresip's `listcalls` marks only calls it
+/// holds itself, so with it the client sees `Connected` throughout and nothing but the
+/// call's start and end. The built-in phone shows the far end's hold: `HeldByFarEnd` in
+/// GetActiveCalls and `CallHeldByFarEnd`/`CallResumedByFarEnd` for a subscriber, then
+/// `Connected` again.
 async fn far_end_hold_and_resume_are_answered(phone: Phone) {
     let net = network(phone, &[]);
     let far = Sipp::start(
@@ -660,18 +662,40 @@ async fn far_end_hold_and_resume_are_answered(phone: Phone) {
         &["-d", "1500"],
     );
     let mut c = connect_when(&net.server, "Available").await;
+    c.call(
+        "Events.Subscribe",
+        json!(["CallHeldByFarEnd", "CallResumedByFarEnd"]),
+    )
+    .await;
     c.call("CallOut", json!(["2001"])).await;
     let id = c.expect_notification("CallingOut").await[0].clone();
     assert_eq!(c.expect_notification("StateChanged").await, ["Busy"]);
     assert_eq!(c.expect_notification("CallConnected").await, [id.as_str()]);
     wait_message(&far, "ACK").await;
-    // Held by the far end: its sendonly offer answered with recvonly.
-    let deadline = tokio::time::Instant::now() + SIP_WAIT;
-    while far.messages().matches("a=recvonly").count() < 1 {
-        assert!(tokio::time::Instant::now() < deadline, "{}", far.messages());
-        tokio::time::sleep(Duration::from_millis(20)).await;
+    match phone {
+        Phone::Sip => {
+            assert_eq!(
+                c.expect_notification("CallHeldByFarEnd").await,
+                [id.as_str()]
+            );
+            assert_eq!(calls(&mut c).await[0].2, "HeldByFarEnd");
+            // The hold was answered recvonly (we still send) on its way to the far end.
+            wait_message(&far, "a=recvonly").await;
+            assert_eq!(
+                c.expect_notification("CallResumedByFarEnd").await,
+                [id.as_str()]
+            );
+            assert_eq!(calls(&mut c).await[0].2, "Connected");
+        }
+        Phone::Baresip => {
+            let deadline = tokio::time::Instant::now() + SIP_WAIT;
+            while far.messages().matches("a=recvonly").count() < 1 {
+                assert!(tokio::time::Instant::now() < deadline, "{}", far.messages());
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            assert_eq!(calls(&mut c).await[0].2, "Connected");
+        }
     }
-    assert_eq!(calls(&mut c).await[0].2, "Connected");
     let ended = c.expect_notification("CallDisconnected").await;
     assert_eq!(ended, [id.as_str(), "Connection reset by peer"]);
     assert_eq!(c.expect_notification("StateChanged").await, ["Available"]);

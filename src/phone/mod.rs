@@ -152,9 +152,18 @@ pub enum CallState {
     Connected,
     /// Connected but put on hold.
     OnHold,
+    /// Connected, and the far end holds it (its re-INVITE made it `sendonly` or
+    /// `inactive`); only a phone that sees the far end's SDP reports it. A hold of ours
+    /// shows as `OnHold` whatever the far end does.
+    HeldByFarEnd,
 }
 
 impl CallState {
+    /// Whether the call is connected and not held by us (the far end may hold it).
+    pub fn is_up(self) -> bool {
+        matches!(self, CallState::Connected | CallState::HeldByFarEnd)
+    }
+
     /// The wire name.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -162,14 +171,17 @@ impl CallState {
             CallState::Calling => "Calling",
             CallState::Connected => "Connected",
             CallState::OnHold => "OnHold",
+            CallState::HeldByFarEnd => "HeldByFarEnd",
         }
     }
 }
 
-/// Which call a `HangUp` without a call id ends, by state: connected, else calling, else
-/// ringing, else on hold (the newest within each; every backend follows it).
-pub const HANG_UP_ORDER: [CallState; 4] = [
+/// Which call a `HangUp` without a call id ends, by state: connected (by both ends, then
+/// held by the far end), else calling, else ringing, else on hold (the newest within each;
+/// every backend follows it).
+pub const HANG_UP_ORDER: [CallState; 5] = [
     CallState::Connected,
+    CallState::HeldByFarEnd,
     CallState::Calling,
     CallState::Ringing,
     CallState::OnHold,
@@ -256,6 +268,16 @@ pub enum PhoneEvent {
     },
     /// The microphone was muted (`true`) or unmuted (extension event).
     MuteChanged(bool),
+    /// The far end put a call on hold (extension event).
+    CallHeldByFarEnd {
+        /// The call.
+        id: CallId,
+    },
+    /// The far end took a call off hold (extension event).
+    CallResumedByFarEnd {
+        /// The call.
+        id: CallId,
+    },
 }
 
 impl PhoneEvent {
@@ -267,6 +289,8 @@ impl PhoneEvent {
                 | PhoneEvent::CallResumed { .. }
                 | PhoneEvent::CallTransferred { .. }
                 | PhoneEvent::MuteChanged(_)
+                | PhoneEvent::CallHeldByFarEnd { .. }
+                | PhoneEvent::CallResumedByFarEnd { .. }
         )
     }
 }
@@ -330,7 +354,7 @@ impl CallAction {
             CallAction::HangUp => true,
             CallAction::Resume => call.state == CallState::OnHold,
             CallAction::Hold | CallAction::Transfer(_) | CallAction::SendDtmf(_) => {
-                call.state == CallState::Connected
+                call.state.is_up()
             }
         }
     }

@@ -143,6 +143,8 @@ pub const EXTENSION_NOTIFICATIONS: &[(&str, &[&str])] = &[
     ("CallResumed", &["callId"]),
     ("CallTransferred", &["callId", "number"]),
     ("MuteChanged", &["state"]),
+    ("CallHeldByFarEnd", &["callId"]),
+    ("CallResumedByFarEnd", &["callId"]),
 ];
 
 /// The subscription bit of an event: 0 for the documented notifications, which every
@@ -153,6 +155,8 @@ pub fn extension_bit(event: &PhoneEvent) -> u8 {
         PhoneEvent::CallResumed { .. } => 1 << 1,
         PhoneEvent::CallTransferred { .. } => 1 << 2,
         PhoneEvent::MuteChanged(_) => 1 << 3,
+        PhoneEvent::CallHeldByFarEnd { .. } => 1 << 4,
+        PhoneEvent::CallResumedByFarEnd { .. } => 1 << 5,
         _ => 0,
     }
 }
@@ -575,6 +579,12 @@ pub fn encode_event(event: &PhoneEvent) -> String {
         PhoneEvent::MuteChanged(on) => {
             encode_notification("MuteChanged", &[if *on { "on" } else { "off" }])
         }
+        PhoneEvent::CallHeldByFarEnd { id } => {
+            encode_notification("CallHeldByFarEnd", &[id.as_str()])
+        }
+        PhoneEvent::CallResumedByFarEnd { id } => {
+            encode_notification("CallResumedByFarEnd", &[id.as_str()])
+        }
     }
 }
 
@@ -852,7 +862,7 @@ mod tests {
             ),
             (
                 "Events.Subscribe",
-                json!(["CallHeld", "CallHeld", "CallHeld", "CallHeld", "CallHeld"]),
+                json!(vec!["CallHeld"; 7]),
                 ErrorCode::InvalidParams,
             ),
             ("GetState", json!(["x"]), ErrorCode::InvalidParams),

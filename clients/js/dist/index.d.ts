@@ -18,7 +18,8 @@ export interface ActiveCall {
     /** 1-based position in the list. */
     ordinal: number;
     direction: "Inbound" | "Outbound";
-    state: "Ringing" | "Calling" | "Connected" | "OnHold";
+    /** `HeldByFarEnd`: connected, and the far end holds it (the built-in SIP phone only). */
+    state: "Ringing" | "Calling" | "Connected" | "OnHold" | "HeldByFarEnd";
     /** The remote party's number. */
     number: string;
     callId: string;
@@ -138,6 +139,14 @@ export interface ClientEvents {
     MuteChanged: {
         muted: boolean;
     };
+    /** Extension (after {@link BapiwsClient.subscribe}): the far end put the call on hold. */
+    CallHeldByFarEnd: {
+        callId: string;
+    };
+    /** Extension (after {@link BapiwsClient.subscribe}): the far end took the call off hold. */
+    CallResumedByFarEnd: {
+        callId: string;
+    };
     /** Every notification as received, including ones this version does not know. */
     notification: {
         method: string;
@@ -160,7 +169,7 @@ export interface ClientEvents {
     };
 }
 /** The extension notifications that {@link BapiwsClient.subscribe} opts into. */
-export type ExtensionEvent = "CallHeld" | "CallResumed" | "CallTransferred" | "MuteChanged";
+export type ExtensionEvent = "CallHeld" | "CallResumed" | "CallTransferred" | "MuteChanged" | "CallHeldByFarEnd" | "CallResumedByFarEnd";
 /** Params of a method that takes an optional call id: `[]`, `[callId]` or `{ callId }`. */
 export type CallIdParams = readonly [callId?: string] | {
     readonly callId?: string;
@@ -541,7 +550,7 @@ export declare class BapiwsClient {
     unmute(options?: RequestOptions): Promise<void>;
     /**
      * Extension: this connection receives these notifications (`CallHeld`, `CallResumed`,
-     * `CallTransferred`, `MuteChanged`) from now on, and again after every reconnect.
+     * `CallTransferred`, `MuteChanged`, `CallHeldByFarEnd`, `CallResumedByFarEnd`) from now on, and again after every reconnect.
      */
     subscribe(...names: [ExtensionEvent, ...ExtensionEvent[]]): Promise<void>;
     /** The active calls. */

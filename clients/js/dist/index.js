@@ -368,7 +368,7 @@ export class BapiwsClient {
     }
     /**
      * Extension: this connection receives these notifications (`CallHeld`, `CallResumed`,
-     * `CallTransferred`, `MuteChanged`) from now on, and again after every reconnect.
+     * `CallTransferred`, `MuteChanged`, `CallHeldByFarEnd`, `CallResumedByFarEnd`) from now on, and again after every reconnect.
      */
     async subscribe(...names) {
         await this.request("Events.Subscribe", names);
@@ -856,6 +856,12 @@ export class BapiwsClient {
                 break;
             case "MuteChanged":
                 this.emit("MuteChanged", { muted: a[0] === "on" });
+                break;
+            case "CallHeldByFarEnd":
+                this.emit("CallHeldByFarEnd", { callId: a[0] });
+                break;
+            case "CallResumedByFarEnd":
+                this.emit("CallResumedByFarEnd", { callId: a[0] });
                 break;
         }
     }

@@ -28,7 +28,8 @@ export interface ActiveCall {
   /** 1-based position in the list. */
   ordinal: number;
   direction: "Inbound" | "Outbound";
-  state: "Ringing" | "Calling" | "Connected" | "OnHold";
+  /** `HeldByFarEnd`: connected, and the far end holds it (the built-in SIP phone only). */
+  state: "Ringing" | "Calling" | "Connected" | "OnHold" | "HeldByFarEnd";
   /** The remote party's number. */
   number: string;
   callId: string;
@@ -158,6 +159,10 @@ export interface ClientEvents {
   CallTransferred: { callId: string; number: string };
   /** Extension (after {@link BapiwsClient.subscribe}): the microphone was muted or unmuted. */
   MuteChanged: { muted: boolean };
+  /** Extension (after {@link BapiwsClient.subscribe}): the far end put the call on hold. */
+  CallHeldByFarEnd: { callId: string };
+  /** Extension (after {@link BapiwsClient.subscribe}): the far end took the call off hold. */
+  CallResumedByFarEnd: { callId: string };
   /** Every notification as received, including ones this version does not know. */
   notification: { method: string; params: unknown };
   /**
@@ -173,7 +178,13 @@ export interface ClientEvents {
 }
 
 /** The extension notifications that {@link BapiwsClient.subscribe} opts into. */
-export type ExtensionEvent = "CallHeld" | "CallResumed" | "CallTransferred" | "MuteChanged";
+export type ExtensionEvent =
+  | "CallHeld"
+  | "CallResumed"
+  | "CallTransferred"
+  | "MuteChanged"
+  | "CallHeldByFarEnd"
+  | "CallResumedByFarEnd";
 
 /** Params of a method that takes an optional call id: `[]`, `[callId]` or `{ callId }`. */
 export type CallIdParams = readonly [callId?: string] | { readonly callId?: string };
@@ -771,7 +782,7 @@ export class BapiwsClient {
 
   /**
    * Extension: this connection receives these notifications (`CallHeld`, `CallResumed`,
-   * `CallTransferred`, `MuteChanged`) from now on, and again after every reconnect.
+   * `CallTransferred`, `MuteChanged`, `CallHeldByFarEnd`, `CallResumedByFarEnd`) from now on, and again after every reconnect.
    */
   async subscribe(...names: [ExtensionEvent, ...ExtensionEvent[]]): Promise<void> {
     await this.request("Events.Subscribe", names);
@@ -1280,6 +1291,12 @@ export class BapiwsClient {
         break;
       case "MuteChanged":
         this.emit("MuteChanged", { muted: a[0] === "on" });
+        break;
+      case "CallHeldByFarEnd":
+        this.emit("CallHeldByFarEnd", { callId: a[0] });
+        break;
+      case "CallResumedByFarEnd":
+        this.emit("CallResumedByFarEnd", { callId: a[0] });
         break;
     }
   }

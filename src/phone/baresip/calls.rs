@@ -611,6 +611,9 @@ mod tests {
                     format!("CallTransferred {} {number}", name(id))
                 }
                 PhoneEvent::MuteChanged(on) => format!("MuteChanged {on}"),
+                PhoneEvent::CallHeldByFarEnd { .. } | PhoneEvent::CallResumedByFarEnd { .. } => {
+                    unreachable!("only the built-in SIP phone sees the far end's hold")
+                }
             })
             .collect()
     }

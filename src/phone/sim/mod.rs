@@ -568,6 +568,9 @@ mod tests {
                 PhoneEvent::CallResumed { .. } => "CallResumed".into(),
                 PhoneEvent::CallTransferred { number, .. } => format!("CallTransferred {number}"),
                 PhoneEvent::MuteChanged(on) => format!("MuteChanged {on}"),
+                PhoneEvent::CallHeldByFarEnd { .. } | PhoneEvent::CallResumedByFarEnd { .. } => {
+                    unreachable!("only the built-in SIP phone sees the far end's hold")
+                }
             })
             .collect()
     }

@@ -92,8 +92,23 @@ struct Entry {
     agreed: Option<Agreed>,
     /// We hold the call.
     held: bool,
+    /// The far end holds the call (its last offer was sendonly, inactive or 0.0.0.0).
+    far_held: bool,
     /// The transfer target we sent a REFER for.
     transfer: Option<String>,
+}
+
+impl Entry {
+    /// A connected call's state: our hold first, then the far end's.
+    fn connected_state(&self) -> CallState {
+        if self.held {
+            CallState::OnHold
+        } else if self.far_held {
+            CallState::HeldByFarEnd
+        } else {
+            CallState::Connected
+        }
+    }
 }
 
 struct Phone {
@@ -515,7 +530,7 @@ impl Phone {
     fn connected_except(&self, id: &CallId) -> Vec<CallId> {
         self.calls
             .iter()
-            .filter(|c| &c.call.id != id && c.call.state == CallState::Connected)
+            .filter(|c| &c.call.id != id && c.call.state.is_up())
             .map(|c| c.call.id.clone())
             .collect()
     }
@@ -660,6 +675,7 @@ impl Phone {
                 local,
                 agreed: None,
                 held: false,
+                far_held: false,
                 transfer: None,
             });
             ev.push(PhoneEvent::CallingOut {
@@ -888,11 +904,7 @@ impl Phone {
         if let Some(stream) = &entry.stream {
             stream.control(Control::Direction(entry.local.direction));
         }
-        entry.call.state = if on {
-            CallState::OnHold
-        } else {
-            CallState::Connected
-        };
+        entry.call.state = entry.connected_state();
         let inputs = self.inputs.clone();
         let sip_id = entry.sip_id.clone();
         tokio::spawn(async move {
@@ -1059,6 +1071,7 @@ impl Phone {
                 ),
                 agreed: None,
                 held: false,
+                far_held: false,
                 transfer: None,
             });
             ev.push(PhoneEvent::CallComing { id, number });
@@ -1112,6 +1125,7 @@ impl Phone {
                     let _ = handle.reply(sip::StatusCode::OK).await;
                     return vec![];
                 }
+                let mut events = Vec::new();
                 let entry = &mut self.calls[i];
                 let ours = if entry.held {
                     sdp::Direction::SendOnly
@@ -1138,6 +1152,20 @@ impl Phone {
                             let held = agreed.held_by_far_end();
                             tracing::info!(call = %entry.call.id, held, "the far end changed the media");
                             self.start_media(i, agreed);
+                            let entry = &mut self.calls[i];
+                            if entry.call.state != CallState::Ringing
+                                && entry.call.state != CallState::Calling
+                                && held != entry.far_held
+                            {
+                                entry.far_held = held;
+                                entry.call.state = entry.connected_state();
+                                let id = entry.call.id.clone();
+                                events.push(if held {
+                                    PhoneEvent::CallHeldByFarEnd { id }
+                                } else {
+                                    PhoneEvent::CallResumedByFarEnd { id }
+                                });
+                            }
                             self.calls[i].local.write()
                         }
                         Err(e) => {
@@ -1154,7 +1182,7 @@ impl Phone {
                         Some(answer.into_bytes()),
                     )
                     .await;
-                vec![]
+                events
             }
             DialogState::Refer(id, request, handle) => {
                 let Some(i) = self.by_sip_id(&id.call_id) else {

@@ -69,7 +69,7 @@ function startedMs(started) {
 /** The buttons of one call's row: [label, action]. */
 function actionsOf(c) {
   if (c.state === "Ringing" && c.direction === "Inbound") return [["Answer", "answer"], ["Reject", "hangup"]];
-  if (c.state === "Connected") return [["Hold", "hold"], ["Transfer…", "transfer"], ["Hang up", "hangup"]];
+  if (c.state === "Connected" || c.state === "HeldByFarEnd") return [["Hold", "hold"], ["Transfer…", "transfer"], ["Hang up", "hangup"]];
   if (c.state === "OnHold") return [["Resume", "resume"], ["Hang up", "hangup"]];
   return [["Hang up", "hangup"]];
 }
@@ -81,7 +81,7 @@ async function refreshCalls() {
     return;
   }
   for (const c of calls) {
-    if ((c.state === "Connected" || c.state === "OnHold") && !connectedAt.has(c.callId)) {
+    if (["Connected", "OnHold", "HeldByFarEnd"].includes(c.state) && !connectedAt.has(c.callId)) {
       // Connected before this page saw it: count from the call's start.
       connectedAt.set(c.callId, startedMs(c.started));
     }
@@ -359,6 +359,6 @@ $("sim-online").addEventListener("click", () => act(() => client.sim.setOnline()
 // The extension events (held, resumed, transferred, mute); the client subscribes again
 // after every reconnect. A server without them answers -32601: the page works without.
 client.connect().then(
-  () => client.subscribe("CallHeld", "CallResumed", "CallTransferred", "MuteChanged").catch(() => {}),
+  () => client.subscribe("CallHeld", "CallResumed", "CallTransferred", "MuteChanged", "CallHeldByFarEnd", "CallResumedByFarEnd").catch(() => {}),
   () => {},
 );
