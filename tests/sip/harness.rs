@@ -319,6 +319,21 @@ impl Sipp {
         Sipp::start_file(ports, Role::Far, dir, &file, &[])
     }
 
+    /// Starts `scenario` as `edit` rewrites it (extra headers, another From).
+    pub fn start_edited(
+        ports: &SipPorts,
+        role: Role,
+        scenario: &str,
+        edit: impl FnOnce(String) -> String,
+        extra: &[&str],
+    ) -> Sipp {
+        let dir = TempDir::new("sipp");
+        let text = std::fs::read_to_string(fixtures().join(scenario)).expect("scenario");
+        let file = dir.path().join(scenario);
+        std::fs::write(&file, edit(text)).expect("scenario");
+        Sipp::start_file(ports, role, dir, &file, extra)
+    }
+
     /// Starts a far-end `scenario` whose SDP offers or answers PCMA (payload type 8)
     /// instead of PCMU.
     pub fn start_pcma(ports: &SipPorts, scenario: &str, extra: &[&str]) -> Sipp {

@@ -4,6 +4,7 @@
 //! - [`settings`]: the `[sip]` table and `--sip-…` flags.
 //! - [`stack`]: the SIP stack (rsipstack: transports, transactions, dialogs), the
 //!   registration task and the filter every incoming request passes.
+//! - [`queue`]: the `[sip.queue]` rule that tells a queue call and reads its fields.
 //! - [`sdp`]: session descriptions and offer/answer; [`media`]: RTP streams with G.711, the
 //!   jitter buffer and DTMF; [`audio`]: sources and sinks (devices, tone, WAV, silence).
 //! - This module: the backend task. It owns the calls; the stack's tasks and each call's
@@ -12,6 +13,7 @@
 
 pub mod audio;
 pub mod media;
+pub mod queue;
 pub mod sdp;
 mod settings;
 pub mod stack;
@@ -1040,6 +1042,7 @@ impl Phone {
         });
         let _ = dialog.ringing(None, None);
         let number = caller_number(&request);
+        let queue = self.s.queue.as_ref().and_then(|rule| rule.fields(&request));
         let id = CallId::new_guid();
         let inputs = self.inputs.clone();
         let key = sip_id.clone();
@@ -1074,6 +1077,21 @@ impl Phone {
                 far_held: false,
                 transfer: None,
             });
+            if let Some(q) = queue {
+                tracing::info!(
+                    call = %id,
+                    queue = %stack::printable(&q.queue_name),
+                    "a queue call rings"
+                );
+                ev.push(PhoneEvent::QueueCallComing {
+                    id: id.clone(),
+                    queue_call_id: q.queue_call_id,
+                    caller: number.clone(),
+                    queue_number: q.queue_number,
+                    queue_id: q.queue_id,
+                    queue_name: q.queue_name,
+                });
+            }
             ev.push(PhoneEvent::CallComing { id, number });
         })
         .1

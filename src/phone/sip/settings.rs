@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::audio::{SinkSpec, SourceSpec};
 use super::media::g711::Law;
+use super::queue::{QueueArgs, QueueRule};
 use crate::phone::Availability;
 use crate::settings::{SettingError, in_range, one_of};
 
@@ -166,6 +167,9 @@ pub struct Args {
         value_name = "STATE"
     )]
     pub availability: Option<String>,
+    /// The `[sip.queue]` table: which INVITEs are queue calls (a file table only).
+    #[arg(skip)]
+    pub queue: Option<QueueArgs>,
 }
 
 /// Signalling transports.
@@ -245,6 +249,8 @@ pub struct SipSettings {
     pub max_calls: usize,
     /// Availability at start.
     pub availability: Availability,
+    /// Which calls come from a PBX's service queue (`[sip.queue]`), when set.
+    pub queue: Option<QueueRule>,
 }
 
 impl Default for SipSettings {
@@ -269,6 +275,7 @@ impl Default for SipSettings {
             accept_invites_from: InviteSources::Proxy,
             max_calls: 4,
             availability: Availability::Available,
+            queue: None,
         }
     }
 }
@@ -483,6 +490,9 @@ impl Args {
                 Availability::parse,
                 &Availability::ALL.map(|a| a.as_str()),
             )?;
+        }
+        if let Some(q) = &self.queue {
+            s.queue = q.resolve()?;
         }
         Ok(s)
     }
