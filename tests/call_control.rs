@@ -291,7 +291,49 @@ async fn transfer_dtmf_and_mute() {
         error(&mut c, "Call.Transfer", json!(["1", b])).await["code"],
         -32004
     );
-    let _ = d;
+
+    // Attended transfer: the held b to the connected d. By position or by name; the
+    // target must be another active call.
+    assert_eq!(
+        error(&mut c, "Call.Transfer", json!([b, b])).await["code"],
+        -32004
+    );
+    assert_eq!(
+        error(&mut c, "Call.Transfer", json!([b, "no-such-call"])).await["code"],
+        -32002
+    );
+    assert_eq!(
+        error(&mut c, "Call.Transfer", json!({"targetCallId": d})).await["code"],
+        -32602
+    );
+    assert_eq!(
+        error(
+            &mut c,
+            "Call.Transfer",
+            json!({"number": "1", "targetCallId": d})
+        )
+        .await["code"],
+        -32602
+    );
+    assert_eq!(
+        c.call("Call.Transfer", json!({"callId": b, "targetCallId": d}))
+            .await,
+        json!(0)
+    );
+    assert_eq!(
+        c.drain().await,
+        [
+            format!("CallTransferred {b} 0503"),
+            format!("CallDisconnected {b} transferred"),
+            format!("CallDisconnected {d} transferred"),
+            "StateChanged Available".to_owned(),
+        ]
+    );
+    let e = answered(&mut c, "0504").await;
+    let f = answered(&mut c, "0505").await;
+    c.drain().await;
+    assert_eq!(c.call("Call.Transfer", json!([e, f])).await, json!(0));
+    assert_eq!(c.drain().await.len(), 4, "both calls ended");
 
     // The phone offline: -32001.
     c.control("Sim.SetOffline", json!([])).await;
@@ -326,7 +368,7 @@ async fn subscribe_errors_and_the_rate_limit() {
         json!([1]),
         json!({"names": "CallHeld"}),
         json!({"other": ["CallHeld"]}),
-        json!(["CallHeld", "CallHeld", "CallHeld", "CallHeld", "CallHeld"]),
+        json!(vec!["CallHeld"; 7]),
     ] {
         let e = error(&mut c, "Events.Subscribe", bad.clone()).await;
         assert_eq!(e["code"], -32602, "{bad}: {e}");

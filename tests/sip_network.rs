@@ -935,3 +935,74 @@ async fn sip_sigkill_mid_call_leaves_the_far_end_to_its_timers() {
     let server = start_server(Phone::Sip, &net.ports, PASSWORD, &[]);
     let _c = connect_when(&server, "Available").await;
 }
+
+/// Attended transfer on the built-in phone: with a call to 2001 (held when the second is
+/// placed) and one to 2002, `Call.Transfer [first, second]` sends the first call's far end
+/// a REFER whose Refer-To names 2002 with `Replaces` for the second call (its Call-ID, the
+/// far end's tag as to-tag, ours as from-tag). Its NOTIFY of success ends the first call
+/// (our BYE); the second ends when its far end, replaced, hangs up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sip_attended_transfer_refers_with_replaces() {
+    let net = network(Phone::Sip, &[]);
+    let far = Sipp::start(
+        &net.ports,
+        Role::Far,
+        "uas_transferee.xml",
+        &["-m", "2", "-d", "3000"],
+    );
+    let mut c = connect_when(&net.server, "Available").await;
+    c.call("Events.Subscribe", json!(["CallTransferred"])).await;
+    let first = call_out_connected(&mut c).await;
+    c.call("CallOut", json!(["2002"])).await;
+    let second = c.expect_notification("CallingOut").await[0].clone();
+    assert_eq!(
+        c.expect_notification("CallConnected").await,
+        [second.as_str()]
+    );
+    assert_eq!(
+        c.call("Call.Transfer", json!([first, second])).await,
+        json!(0)
+    );
+    assert_eq!(
+        c.expect_notification("CallTransferred").await,
+        [first.as_str(), "2002"]
+    );
+    assert_eq!(
+        c.expect_notification("CallDisconnected").await,
+        [first.as_str(), "Connection reset by user"]
+    );
+    assert_eq!(
+        c.expect_notification("CallDisconnected").await,
+        [second.as_str(), "Connection reset by peer"]
+    );
+    assert_eq!(c.expect_notification("StateChanged").await, ["Available"]);
+    let wire = passed(far).await;
+    // The second call's Call-ID and tags, as the phone's INVITE to 2002 and its answer had them.
+    let second_invite = wire
+        .split("INVITE sip:2002@")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no INVITE to 2002:\n{wire}"));
+    let header = |text: &str, name: &str| -> String {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(|v| v.trim().to_owned())
+            .unwrap_or_else(|| panic!("no {name} in {text}"))
+    };
+    let call_id = header(second_invite, "Call-ID:");
+    let from_tag = header(second_invite, "From:")
+        .split(";tag=")
+        .nth(1)
+        .expect("From tag")
+        .to_owned();
+    let refer_to = header(
+        wire.split("REFER sip:").nth(1).expect("a REFER"),
+        "Refer-To:",
+    );
+    let escaped = |t: &str| t.replace('@', "%40");
+    assert!(
+        refer_to.contains(&format!("Replaces={}%3Bto-tag%3D", escaped(&call_id)))
+            && refer_to.ends_with(&format!("%3Bfrom-tag%3D{from_tag}>")),
+        "{refer_to} (second call {call_id}, our tag {from_tag})"
+    );
+    c.expect_silence(Duration::from_millis(300)).await;
+}

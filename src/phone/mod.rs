@@ -340,6 +340,9 @@ pub enum CallAction {
     Resume,
     /// Blind transfer: the far end of a connected call is asked to call this number.
     Transfer(PhoneNumber),
+    /// Attended transfer: the far end of a connected or held call is connected to the far
+    /// end of this other call of ours (SIP: REFER with Replaces), and both calls end here.
+    TransferTo(CallId),
     /// Send DTMF digits on a connected call.
     SendDtmf(Dtmf),
 }
@@ -356,6 +359,7 @@ impl CallAction {
             CallAction::Hold | CallAction::Transfer(_) | CallAction::SendDtmf(_) => {
                 call.state.is_up()
             }
+            CallAction::TransferTo(_) => call.state.is_up() || call.state == CallState::OnHold,
         }
     }
 
@@ -368,7 +372,33 @@ impl CallAction {
             CallAction::Hold | CallAction::Transfer(_) | CallAction::SendDtmf(_) => {
                 "connected call"
             }
+            CallAction::TransferTo(_) => "connected or held call",
         }
+    }
+}
+
+/// The target of an attended transfer of `id`: another active call, connected or held.
+pub fn transfer_target<'a>(
+    calls: &'a [Call],
+    id: &CallId,
+    target: &CallId,
+) -> Result<&'a Call, PhoneError> {
+    if id == target {
+        return Err(PhoneError::Refused(
+            "a call cannot be transferred to itself".into(),
+        ));
+    }
+    let call = calls
+        .iter()
+        .find(|c| &c.id == target)
+        .ok_or_else(|| PhoneError::NoSuchCall(format!("no active call has id {target}")))?;
+    if call.state.is_up() || call.state == CallState::OnHold {
+        Ok(call)
+    } else {
+        Err(PhoneError::Refused(format!(
+            "the target call is {}; it must be connected or held",
+            call.state.as_str()
+        )))
     }
 }
 

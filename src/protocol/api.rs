@@ -71,7 +71,7 @@ impl Method {
                 CallAction::HangUp => "HangUp",
                 CallAction::Hold => "Call.Hold",
                 CallAction::Resume => "Call.Resume",
-                CallAction::Transfer(_) => "Call.Transfer",
+                CallAction::Transfer(_) | CallAction::TransferTo(_) => "Call.Transfer",
                 CallAction::SendDtmf(_) => "Call.SendDtmf",
             },
             Method::Mute(true) => "Call.Mute",
@@ -124,7 +124,9 @@ pub const METHODS: &[(&str, &[&str], usize)] = &[
     ("Sim.SetOnline", &[], 0),
     ("Call.Hold", &["callId"], 0),
     ("Call.Resume", &["callId"], 0),
-    ("Call.Transfer", &["number", "callId"], 1),
+    // `[number, callId?]` (blind) or `[callId, targetCallId]` (attended); by name
+    // `{number, callId?}` or `{callId, targetCallId}`.
+    ("Call.Transfer", &["number", "callId", "targetCallId"], 0),
     ("Call.SendDtmf", &["digits", "callId"], 1),
     ("Call.Mute", &[], 0),
     ("Call.Unmute", &[], 0),
@@ -258,8 +260,32 @@ pub fn decode_method(name: &str, params: Params) -> Result<Method, RpcError> {
         "Call.Hold" => targeted(canonical, next(), CallAction::Hold)?,
         "Call.Resume" => targeted(canonical, next(), CallAction::Resume)?,
         "Call.Transfer" => {
-            let number = number(canonical, next())?;
-            targeted(canonical, next(), CallAction::Transfer(number))?
+            let (first, second, third) = (next(), next(), next());
+            let attended = |call: Option<String>, target: String| {
+                let target = call_id(canonical, "targetCallId", target)?;
+                targeted(canonical, call, CallAction::TransferTo(target))
+            };
+            match (first, second, third) {
+                // By name: {callId, targetCallId}.
+                (None, Some(call), Some(target)) => attended(Some(call), target)?,
+                (None, None, Some(_)) => {
+                    return Err(invalid(canonical, "callId is required with targetCallId"));
+                }
+                (Some(_), _, Some(_)) => {
+                    return Err(invalid(
+                        canonical,
+                        "give a number (blind transfer) or a targetCallId (attended), not both",
+                    ));
+                }
+                // By position: [callId, targetCallId] when the first is no number.
+                (Some(f), Some(s), None) if PhoneNumber::parse(&f).is_err() => {
+                    attended(Some(f), s)?
+                }
+                (f, call, None) => {
+                    let number = number(canonical, f)?;
+                    targeted(canonical, call, CallAction::Transfer(number))?
+                }
+            }
         }
         "Call.SendDtmf" => {
             let text = next().unwrap_or_default();
@@ -317,20 +343,21 @@ pub fn decode_method(name: &str, params: Params) -> Result<Method, RpcError> {
 /// The longest call id accepted.
 const MAX_CALL_ID: usize = 128;
 
-/// A call action on the named call, or on the single call that fits.
-fn targeted(method: &str, call: Option<String>, action: CallAction) -> Result<Method, RpcError> {
-    if let Some(id) = &call
-        && (id.is_empty() || id.len() > MAX_CALL_ID || id.chars().any(char::is_control))
-    {
+/// A call id param (`name` in errors): 1 to [`MAX_CALL_ID`] bytes, no control characters.
+fn call_id(method: &str, name: &str, id: String) -> Result<CallId, RpcError> {
+    if id.is_empty() || id.len() > MAX_CALL_ID || id.chars().any(char::is_control) {
         return Err(invalid(
             method,
-            format!("callId must be 1 to {MAX_CALL_ID} bytes without control characters"),
+            format!("{name} must be 1 to {MAX_CALL_ID} bytes without control characters"),
         ));
     }
-    Ok(Method::Call {
-        call: call.map(CallId::from_string),
-        action,
-    })
+    Ok(CallId::from_string(id))
+}
+
+/// A call action on the named call, or on the single call that fits.
+fn targeted(method: &str, call: Option<String>, action: CallAction) -> Result<Method, RpcError> {
+    let call = call.map(|id| call_id(method, "callId", id)).transpose()?;
+    Ok(Method::Call { call, action })
 }
 
 /// `Events.Subscribe`'s params: one or more notification names, by position or as
@@ -787,6 +814,22 @@ mod tests {
                 },
             ),
             (
+                "Call.Transfer",
+                json!(["c3", "c4"]),
+                Method::Call {
+                    call: Some(CallId::from_string("c3")),
+                    action: CallAction::TransferTo(CallId::from_string("c4")),
+                },
+            ),
+            (
+                "Call.Transfer",
+                json!({"callId": "c3", "targetCallId": "c4"}),
+                Method::Call {
+                    call: Some(CallId::from_string("c3")),
+                    action: CallAction::TransferTo(CallId::from_string("c4")),
+                },
+            ),
+            (
                 "Call.SendDtmf",
                 json!({"digits": "12*#abcd"}),
                 Method::Call {
@@ -906,7 +949,13 @@ mod tests {
     #[test]
     fn every_method_name_decodes() {
         for (name, _, required) in METHODS {
-            let args: Vec<Value> = (0..*required)
+            // Call.Transfer's params are all optional by name, but it needs one of two forms.
+            let required = if *name == "Call.Transfer" {
+                1
+            } else {
+                *required
+            };
+            let args: Vec<Value> = (0..required)
                 .map(|_| {
                     json!(if name.contains("Availability") {
                         "Away"

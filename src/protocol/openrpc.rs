@@ -82,7 +82,7 @@ fn describe(name: &str) -> (&'static str, Returns, &'static [ErrorCode]) {
         "Call.Hold" => ("Put a connected call on hold", Returns::Zero, CALL),
         "Call.Resume" => ("Resume a held call", Returns::Zero, CALL),
         "Call.Transfer" => (
-            "Blind transfer: the far end of a connected call is asked to call number",
+            "Blind transfer ([number, callId?]): the far end of a connected call is asked to call number; attended transfer ([callId, targetCallId]): the far ends of the two calls are connected and both calls end",
             Returns::Zero,
             &[
                 PhoneUnavailable,

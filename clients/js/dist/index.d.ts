@@ -265,11 +265,17 @@ export interface Methods {
         params: CallIdParams;
         result: 0;
     };
-    /** Extension: blind transfer of a connected call to `number`. */
+    /**
+     * Extension: blind transfer of a connected call to `number`, or attended transfer of
+     * the call `callId` to the call `targetCallId`.
+     */
     "Call.Transfer": {
         params: readonly [number: string, callId?: string] | {
             readonly number: string;
             readonly callId?: string;
+        } | readonly [callId: string, targetCallId: string] | {
+            readonly callId: string;
+            readonly targetCallId: string;
         };
         result: 0;
     };
@@ -542,6 +548,12 @@ export declare class BapiwsClient {
      * connected call) is asked to call `number`.
      */
     transfer(number: string, callId?: string, options?: RequestOptions): Promise<void>;
+    /**
+     * Extension: attended transfer: the far end of the call `callId` (connected or held) is
+     * connected to the far end of the call `targetCallId`, and both calls end here. Not on
+     * baresip (`-32601`).
+     */
+    transferTo(callId: string, targetCallId: string, options?: RequestOptions): Promise<void>;
     /** Extension: sends DTMF digits (1 to 32 of `0-9 * # A-D`) on a connected call. */
     sendDtmf(digits: string, callId?: string, options?: RequestOptions): Promise<void>;
     /** Extension: mutes the microphone. */

@@ -354,6 +354,14 @@ export class BapiwsClient {
     async transfer(number, callId, options) {
         await this.request("Call.Transfer", callId === undefined ? [number] : [number, callId], options);
     }
+    /**
+     * Extension: attended transfer: the far end of the call `callId` (connected or held) is
+     * connected to the far end of the call `targetCallId`, and both calls end here. Not on
+     * baresip (`-32601`).
+     */
+    async transferTo(callId, targetCallId, options) {
+        await this.request("Call.Transfer", { callId, targetCallId }, options);
+    }
     /** Extension: sends DTMF digits (1 to 32 of `0-9 * # A-D`) on a connected call. */
     async sendDtmf(digits, callId, options) {
         await this.request("Call.SendDtmf", callId === undefined ? [digits] : [digits, callId], options);

@@ -239,11 +239,16 @@ export interface Methods {
   "Call.Hold": { params: CallIdParams; result: 0 };
   /** Extension: resumes a held call. */
   "Call.Resume": { params: CallIdParams; result: 0 };
-  /** Extension: blind transfer of a connected call to `number`. */
+  /**
+   * Extension: blind transfer of a connected call to `number`, or attended transfer of
+   * the call `callId` to the call `targetCallId`.
+   */
   "Call.Transfer": {
     params:
       | readonly [number: string, callId?: string]
-      | { readonly number: string; readonly callId?: string };
+      | { readonly number: string; readonly callId?: string }
+      | readonly [callId: string, targetCallId: string]
+      | { readonly callId: string; readonly targetCallId: string };
     result: 0;
   };
   /** Extension: sends DTMF (1 to 32 of `0-9 * # A-D`) on a connected call. */
@@ -763,6 +768,15 @@ export class BapiwsClient {
    */
   async transfer(number: string, callId?: string, options?: RequestOptions): Promise<void> {
     await this.request("Call.Transfer", callId === undefined ? [number] : [number, callId], options);
+  }
+
+  /**
+   * Extension: attended transfer: the far end of the call `callId` (connected or held) is
+   * connected to the far end of the call `targetCallId`, and both calls end here. Not on
+   * baresip (`-32601`).
+   */
+  async transferTo(callId: string, targetCallId: string, options?: RequestOptions): Promise<void> {
+    await this.request("Call.Transfer", { callId, targetCallId }, options);
   }
 
   /** Extension: sends DTMF digits (1 to 32 of `0-9 * # A-D`) on a connected call. */

@@ -183,7 +183,9 @@ export function clientSuite({ WebSocket }) {
       await c.transfer("+358 40 765 4321");
       assert.deepEqual(await transferred, { callId: b, number: "+358407654321" });
       assert.deepEqual(await gone, { callId: b, extraInfo: "transferred" });
-      await assert.rejects(c.transfer("abc", a), (e) => e instanceof RpcError && e.code === -32602);
+      // Not a number: by position the attended form, [callId, targetCallId], of a call that is not there.
+      await assert.rejects(c.transfer("abc", a), (e) => e instanceof RpcError && e.code === -32002);
+      await assert.rejects(c.transfer("abc"), (e) => e instanceof RpcError && e.code === -32602);
 
       // HangUp by id ends that call (the held one).
       const ended = next(c, "CallDisconnected");

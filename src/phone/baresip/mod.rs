@@ -551,6 +551,8 @@ impl Actor {
                 self.calls.transferred(id, number.as_str());
                 Ok(Reply::Done)
             }
+            // baresip 1.0's control interface has no attended transfer.
+            CallAction::TransferTo(_) => Err(PhoneError::Unsupported),
             CallAction::SendDtmf(digits) => {
                 let sip_id = sip_id.ok_or_else(unidentified)?;
                 self.on_call_with(&sip_id, "sndcode", Some(digits.as_str()))

@@ -263,6 +263,17 @@ impl SimPhone {
                         });
                         self.end(i, REASON_TRANSFERRED.to_owned(), events);
                     }
+                    CallAction::TransferTo(target) => {
+                        let number = super::transfer_target(&self.calls, &id, &target)?
+                            .number
+                            .clone();
+                        events.push(PhoneEvent::CallTransferred { id, number });
+                        // The two far ends talk to each other: both calls end here.
+                        self.end(i, REASON_TRANSFERRED.to_owned(), events);
+                        if let Some(j) = self.find(&target) {
+                            self.end(j, REASON_TRANSFERRED.to_owned(), events);
+                        }
+                    }
                     // The simulated far end hears the tones; nothing changes.
                     CallAction::SendDtmf(_) => {}
                 }

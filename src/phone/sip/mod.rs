@@ -53,7 +53,11 @@ const RING_LIMIT: Duration = Duration::from_secs(180);
 /// How long a call we cancelled or hung up may take to end on the wire.
 const END_LIMIT: Duration = Duration::from_secs(32);
 
-/// Starts the backend task.
+/// Starts the backend task, with the SIP stack and the calls' media, on a thread of its
+/// own with a single-threaded runtime: the hops between the stack's tasks, the filter
+/// and the backend task are then switches within one thread, not wake-ups of another
+/// (see docs/performance.md). Where that thread cannot start, they run on the caller's
+/// runtime.
 pub fn spawn(settings: SipSettings, events: Events) -> PhoneHandle {
     let (handle, commands, snapshot) = PhoneHandle::channel();
     snapshot.publish_status(&BackendStatus {
@@ -61,7 +65,36 @@ pub fn spawn(settings: SipSettings, events: Events) -> PhoneHandle {
         last_error: None,
         audio: None,
     });
-    tokio::spawn(run(settings, events, snapshot, commands));
+    let phone = run(settings, events, snapshot, commands);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .thread_name("sip-phone")
+        .build();
+    match runtime {
+        Ok(runtime) => {
+            let (tx, rx) = std::sync::mpsc::sync_channel(1);
+            let started = std::thread::Builder::new()
+                .name("sip-phone".into())
+                .spawn(move || {
+                    if let Ok(phone) = rx.recv() {
+                        runtime.block_on(phone);
+                    }
+                });
+            match started {
+                Ok(_) => {
+                    let _ = tx.send(phone);
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "the SIP phone's thread did not start; the phone shares the server's");
+                    tokio::spawn(phone);
+                }
+            }
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "the SIP phone's runtime did not start; the phone shares the server's");
+            tokio::spawn(phone);
+        }
+    }
     handle
 }
 
@@ -318,6 +351,20 @@ fn with_transport(uri: &str, t: Transport) -> String {
     }
 }
 
+/// `text` as a URI header value: everything but RFC 3986's unreserved characters
+/// percent-encoded.
+fn uri_escaped(text: &str) -> String {
+    text.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
 fn reason_text(r: &TerminatedReason) -> String {
     match r {
         TerminatedReason::UasBye => REASON_REMOTE.into(),
@@ -507,6 +554,7 @@ impl Phone {
                         (r.map(|_| Reply::Done), events)
                     }
                     CallAction::Transfer(number) => (self.transfer(&id, &number), vec![]),
+                    CallAction::TransferTo(target) => (self.transfer_to(&id, &target), vec![]),
                     CallAction::SendDtmf(digits) => (self.dtmf(&id, digits.as_str()), vec![]),
                 }
             }
@@ -930,20 +978,66 @@ impl Phone {
     }
 
     fn transfer(&mut self, id: &CallId, number: &PhoneNumber) -> Result<Reply, PhoneError> {
-        let i = self
-            .index(id)
-            .ok_or_else(|| PhoneError::NoSuchCall(format!("no active call has id {id}")))?;
         let target = stack::uri(&with_transport(
             &self.s.dial_uri.replace("{number}", number.as_str()),
             self.s.transport,
         ))
         .map_err(PhoneError::Refused)?;
+        self.refer(id, target.into(), number.as_str())
+    }
+
+    /// Attended transfer: the far end of `id` is asked to call the far end of `target`,
+    /// replacing our call with it (RFC 3891 Replaces in the Refer-To, through the PBX).
+    fn transfer_to(&mut self, id: &CallId, target: &CallId) -> Result<Reply, PhoneError> {
+        let calls: Vec<Call> = self.calls.iter().map(|c| c.call.clone()).collect();
+        let number = crate::phone::transfer_target(&calls, id, target)?
+            .number
+            .clone();
+        let t = self
+            .index(target)
+            .ok_or_else(|| PhoneError::NoSuchCall(format!("no active call has id {target}")))?;
+        let dialog = self.calls[t]
+            .dialog
+            .as_ref()
+            .ok_or_else(|| PhoneError::Refused("the target call has no dialog".into()))?
+            .id();
+        let user = PhoneNumber::parse(&number).map_err(|_| {
+            PhoneError::Refused(format!(
+                "the target call's number {:?} cannot be dialled",
+                stack::printable(&number)
+            ))
+        })?;
+        let uri = with_transport(
+            &self.s.dial_uri.replace("{number}", user.as_str()),
+            self.s.transport,
+        );
+        // The far end of the target call checks the tags against its own dialog: its
+        // local tag is our remote one (RFC 3891 §3).
+        let replaces = format!(
+            "{};to-tag={};from-tag={}",
+            dialog.call_id, dialog.remote_tag, dialog.local_tag
+        );
+        let refer_to = format!("<{uri}?Replaces={}>", uri_escaped(&replaces));
+        self.refer(id, refer_to.into(), &number)
+    }
+
+    /// Sends REFER on call `id`; `number` is what `CallTransferred` will name.
+    fn refer(
+        &mut self,
+        id: &CallId,
+        refer_to: sip::headers::ReferTo,
+        number: &str,
+    ) -> Result<Reply, PhoneError> {
+        let i = self
+            .index(id)
+            .ok_or_else(|| PhoneError::NoSuchCall(format!("no active call has id {id}")))?;
+        let target = refer_to;
         let entry = &mut self.calls[i];
         let dialog = entry
             .dialog
             .clone()
             .ok_or_else(|| PhoneError::Refused("the call has no dialog".into()))?;
-        entry.transfer = Some(number.as_str().to_owned());
+        entry.transfer = Some(number.to_owned());
         let inputs = self.inputs.clone();
         let sip_id = entry.sip_id.clone();
         tokio::spawn(async move {

@@ -225,9 +225,7 @@ fn uri_user(value: &str) -> Option<String> {
         .filter_map(|s| lower.find(s).map(|i| (i, s.len())))
         .min_by_key(|(i, _)| *i)?;
     let rest = &value[at + scheme_len..];
-    let end = rest
-        .find(['>', ',', ' ', '"'])
-        .unwrap_or(rest.len());
+    let end = rest.find(['>', ',', ' ', '"']).unwrap_or(rest.len());
     let uri = &rest[..end];
     let user = if lower[at..].starts_with("tel:") {
         uri.split(';').next().unwrap_or(uri)

@@ -167,7 +167,8 @@ pub struct Args {
         value_name = "STATE"
     )]
     pub availability: Option<String>,
-    /// The `[sip.queue]` table: which INVITEs are queue calls (a file table only).
+    /// The `[sip.queue]` table: which INVITEs are queue calls (a file table only: not a
+    /// flag, variable or registry value).
     #[arg(skip)]
     pub queue: Option<QueueArgs>,
 }
