@@ -190,18 +190,28 @@ impl Kamailio {
         Kamailio::launch(ports, max_expires, true)
     }
 
-    fn launch(ports: &SipPorts, max_expires: u32, tcp: bool) -> Kamailio {
+    /// Starts it with `symbols` (`-A`: `REFUSE_REGISTER`, `RETRY_AFTER` (its 503s say
+    /// `Retry-After: 4`), `MIN_EXPIRES_30` (423 to a REGISTER asking less than 30 s)).
+    pub fn start_with(ports: &SipPorts, max_expires: u32, tcp: bool, symbols: &[&str]) -> Kamailio {
+        let mut k = Kamailio::launch_only(ports, max_expires, tcp);
+        k.run(symbols);
+        k
+    }
+
+    fn launch_only(ports: &SipPorts, max_expires: u32, tcp: bool) -> Kamailio {
         require("kamailio", "-v", "kamailio");
-        let mut k = Kamailio {
+        Kamailio {
             child: None,
             dir: TempDir::new("kamailio"),
             port: ports.registrar,
             far: ports.far,
             max_expires,
             tcp,
-        };
-        k.run(&[]);
-        k
+        }
+    }
+
+    fn launch(ports: &SipPorts, max_expires: u32, tcp: bool) -> Kamailio {
+        Kamailio::start_with(ports, max_expires, tcp, &[])
     }
 
     /// Starts the process with extra `-A` symbols (variants of the configuration).
@@ -211,7 +221,12 @@ impl Kamailio {
             "the registrar's port {} is taken",
             self.port
         );
-        let log = std::fs::File::create(self.dir.path().join("kamailio.log")).expect("log");
+        // Appended: a restarted registrar's log follows the first one's.
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("kamailio.log"))
+            .expect("log");
         let mut cmd = Command::new("kamailio");
         cmd.arg("-f")
             .arg(fixtures().join("kamailio.cfg"))
@@ -271,7 +286,19 @@ impl Kamailio {
         self.run(&[]);
     }
 
-    /// What it logged.
+    /// Sends `sig` (`STOP`, `CONT`) to every kamailio process (its process group): a
+    /// stopped registrar keeps its sockets open but answers nothing.
+    pub fn signal(&self, sig: &str) {
+        let child = self.child.as_ref().expect("kamailio runs");
+        let ok = Command::new("kill")
+            .args([&format!("-{sig}"), "--", &format!("-{}", child.id())])
+            .status()
+            .expect("kill")
+            .success();
+        assert!(ok, "kill -{sig} kamailio's group");
+    }
+
+    /// What it logged (every run since [`Kamailio::start`]).
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("kamailio.log")).unwrap_or_default()
     }

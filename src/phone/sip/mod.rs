@@ -291,6 +291,7 @@ async fn run(
                     }),
                     interval: s.register_interval,
                     reliable: s.transport == Transport::Tcp,
+                    flow: stack.flow.clone(),
                 };
                 tokio::spawn(r.run(stack.endpoint.clone(), reg_tx, stop_rx));
             }

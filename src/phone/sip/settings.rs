@@ -93,6 +93,15 @@ pub struct Args {
         value_name = "SECS"
     )]
     pub register_interval_secs: Option<u64>,
+    /// Seconds between keep-alive pings on TCP connections (RFC 5626 CRLF); 0 turns
+    /// them off. [default: 10]
+    #[arg(
+        id = "sip_keepalive_secs",
+        long = "sip-keepalive-secs",
+        env = "BAPIWS_SIP_KEEPALIVE_SECS",
+        value_name = "SECS"
+    )]
+    pub keepalive_secs: Option<u64>,
     /// The local SIP address, IP:PORT (port 0: any free port). [default: 0.0.0.0:0]
     #[arg(
         id = "sip_listen",
@@ -232,6 +241,8 @@ pub struct SipSettings {
     pub register: bool,
     /// The registration's lifetime asked for.
     pub register_interval: Duration,
+    /// How often TCP connections are pinged (RFC 5626 double-CRLF), when at all.
+    pub keepalive: Option<Duration>,
     /// The local SIP address.
     pub listen: SocketAddr,
     /// The RTP port range.
@@ -267,6 +278,7 @@ impl Default for SipSettings {
             transport: Transport::Udp,
             register: true,
             register_interval: Duration::from_secs(120),
+            keepalive: Some(Duration::from_secs(10)),
             listen: SocketAddr::from(([0, 0, 0, 0], 0)),
             rtp_ports: 16384..=32767,
             codecs: vec![Law::Pcmu, Law::Pcma],
@@ -408,6 +420,10 @@ impl Args {
             5,
             86_400,
         )?);
+        s.keepalive = match in_range("keepalive_secs", self.keepalive_secs, 10, 0, 300)? {
+            0 => None,
+            secs => Some(Duration::from_secs(secs)),
+        };
         if let Some(t) = &self.listen {
             s.listen = t.parse().map_err(|_| {
                 err(
@@ -535,6 +551,7 @@ mod tests {
         assert_eq!(s.transport, Transport::Udp);
         assert!(s.register);
         assert_eq!(s.register_interval, Duration::from_secs(120));
+        assert_eq!(s.keepalive, Some(Duration::from_secs(10)));
         assert_eq!(s.accept_invites_from, InviteSources::Proxy);
     }
 
@@ -662,6 +679,13 @@ mod tests {
             ),
             (
                 Args {
+                    keepalive_secs: Some(301),
+                    ..Args::default()
+                },
+                "keepalive_secs",
+            ),
+            (
+                Args {
                     password: Some("pw\nx".into()),
                     ..Args::default()
                 },
@@ -696,10 +720,12 @@ mod tests {
             rtp_ports: Some("20000-20099".into()),
             registrar: Some("127.0.0.1:5999".into()),
             outbound_proxy: Some("sip:10.0.0.1".into()),
+            keepalive_secs: Some(0),
             ..Args::default()
         }
         .resolve()
         .expect("valid");
+        assert_eq!(s.keepalive, None);
         assert_eq!(s.codecs, vec![Law::Pcma, Law::Pcmu]);
         assert_eq!(s.rtp_ports, 20000..=20099);
         assert_eq!(s.registrar, "127.0.0.1:5999");

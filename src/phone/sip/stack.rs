@@ -7,11 +7,16 @@
 //! INVITEs go to the phone at most [`INVITES_PER_SECOND`] a second (more are dropped) and
 //! only from the allowed addresses (403 otherwise); OPTIONS is answered 200; anything
 //! else out of a dialog gets 405.
+//!
+//! Over TCP every connection is pinged (RFC 5626 §4.4.1: a double CRLF, answered by a
+//! single CRLF) and one that has received nothing for [`silence_limit`] is closed, so a
+//! registrar that stops answering without closing the connection is noticed. The loss of
+//! the connection to the registrar or proxy wakes the [`Registrar`] at once.
 
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rsipstack::dialog::authenticate::Credential;
@@ -23,10 +28,13 @@ use rsipstack::sip::{self, HeadersExt};
 use rsipstack::transaction::TransactionReceiver;
 use rsipstack::transaction::endpoint::{EndpointInnerRef, TransportEventInspector};
 use rsipstack::transaction::transaction::Transaction;
+use rsipstack::transport::connection::KEEPALIVE_REQUEST;
 use rsipstack::transport::{
-    TcpListenerConnection, TransportEvent, TransportLayer, udp::UdpConnection,
+    SipAddr, SipConnection, TcpListenerConnection, TransportEvent, TransportLayer,
+    udp::UdpConnection,
 };
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::settings::{SipSettings, Transport};
@@ -50,6 +58,9 @@ pub struct Stack {
     pub public_ip: IpAddr,
     /// Our Contact URI.
     pub contact: sip::Uri,
+    /// Counts the losses of the TCP connection to the next hop (the registrar or proxy):
+    /// the [`Registrar`] watches it.
+    pub flow: watch::Receiver<u64>,
     cancel: CancellationToken,
 }
 
@@ -131,11 +142,103 @@ pub fn mend_via(request: &mut sip::Request, source: IpAddr) -> bool {
     changed
 }
 
-/// Runs [`mend_via`] on every request the transports deliver, before any transaction
-/// sees it.
-struct ViaGuard;
+/// TCP connections to track at most; more are served but never pinged (they close once
+/// silent for [`silence_limit`]).
+const FLOWS_MAX: usize = 1024;
 
-impl TransportEventInspector for ViaGuard {
+/// The live TCP connections, oldest first, and the next hop whose connection's loss is
+/// told to the [`Registrar`].
+struct Flows {
+    live: Mutex<Vec<SipConnection>>,
+    next_hop: SocketAddr,
+    lost: watch::Sender<u64>,
+}
+
+fn same_tcp(a: &SipConnection, b: &SipConnection) -> bool {
+    match (a, b) {
+        (SipConnection::Tcp(a), SipConnection::Tcp(b)) => Arc::ptr_eq(&a.inner, &b.inner),
+        _ => false,
+    }
+}
+
+fn remote(c: &SipConnection) -> Option<SocketAddr> {
+    c.get_remote_addr()?.get_socketaddr().ok()
+}
+
+impl Flows {
+    fn opened(&self, c: SipConnection) {
+        let Ok(mut live) = self.live.lock() else {
+            return;
+        };
+        if live.len() < FLOWS_MAX {
+            live.push(c);
+        }
+    }
+
+    /// Forgets `c`; when it was the newest connection to the next hop (the one requests
+    /// go out on), the registrar is told.
+    fn closed(&self, c: &SipConnection) {
+        let Ok(mut live) = self.live.lock() else {
+            return;
+        };
+        let Some(at) = live.iter().position(|l| same_tcp(l, c)) else {
+            return;
+        };
+        live.remove(at);
+        let to_hop = remote(c) == Some(self.next_hop);
+        let newer = live[at..].iter().any(|l| remote(l) == Some(self.next_hop));
+        drop(live);
+        if to_hop && !newer {
+            tracing::info!(to = %self.next_hop, "the TCP connection to the registrar closed");
+            self.lost.send_modify(|n| *n = n.wrapping_add(1));
+        }
+    }
+
+    fn snapshot(&self) -> Vec<SipConnection> {
+        self.live.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+}
+
+/// How long a TCP connection may receive nothing (not even a keep-alive's answer) when
+/// it is pinged every `every`: one interval plus at most 5 s for the answer.
+pub fn silence_limit(every: Duration) -> Duration {
+    every + every.min(Duration::from_secs(5))
+}
+
+/// Pings every tracked TCP connection about every `every` (80 to 100 % of it, jittered).
+async fn keep_alive(flows: Arc<Flows>, every: Duration, cancel: CancellationToken) {
+    loop {
+        let wait = every.mul_f64(0.8 + roll() / 5.0);
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(wait) => {}
+        }
+        for c in flows.snapshot() {
+            if let SipConnection::Tcp(tcp) = c {
+                tokio::spawn(async move {
+                    let _ = tokio::time::timeout(
+                        Duration::from_secs(2),
+                        tcp.inner.send_raw(KEEPALIVE_REQUEST),
+                    )
+                    .await;
+                });
+            }
+        }
+    }
+}
+
+/// A number in [0, 1) for jitter.
+fn roll() -> f64 {
+    f64::from(uuid::Uuid::new_v4().as_u128() as u32) / (f64::from(u32::MAX) + 1.0)
+}
+
+/// Sees every transport event before any transaction does: runs [`mend_via`] on every
+/// request, and keeps [`Flows`] up to date.
+struct Guard {
+    flows: Arc<Flows>,
+}
+
+impl TransportEventInspector for Guard {
     fn handle<'a, 'b>(
         &'a self,
         event: TransportEvent,
@@ -151,6 +254,16 @@ impl TransportEventInspector for ViaGuard {
                         mend_via(&mut req, source.ip());
                     }
                     Some(TransportEvent::Incoming(req.into(), conn, from))
+                }
+                TransportEvent::New(c) => {
+                    if matches!(c, SipConnection::Tcp(_)) {
+                        self.flows.opened(c.clone());
+                    }
+                    Some(TransportEvent::New(c))
+                }
+                TransportEvent::Closed(c) => {
+                    self.flows.closed(&c);
+                    Some(TransportEvent::Closed(c))
                 }
                 other => Some(other),
             }
@@ -202,11 +315,24 @@ pub async fn start(s: &SipSettings, next_hop: SocketAddr) -> Result<(Stack, Chan
         .parse::<SocketAddr>()
         .unwrap_or(s.listen);
     layer.add_transport(udp.into());
+    let keepalive = s.keepalive.filter(|_| s.transport == Transport::Tcp);
     if s.transport == Transport::Tcp {
         let tcp = TcpListenerConnection::new(local, None)
             .await
             .map_err(|e| format!("cannot listen for SIP on tcp {local}: {e}"))?;
         layer.add_transport(tcp.into());
+        if let Some(every) = keepalive {
+            layer.set_stream_idle_timeout(silence_limit(every));
+        }
+    }
+    let (lost, flow) = watch::channel(0u64);
+    let flows = Arc::new(Flows {
+        live: Mutex::new(Vec::new()),
+        next_hop,
+        lost,
+    });
+    if let Some(every) = keepalive {
+        tokio::spawn(keep_alive(Arc::clone(&flows), every, cancel.child_token()));
     }
     let public_ip = if local.ip().is_unspecified() {
         route_to(next_hop).unwrap_or(local.ip())
@@ -217,7 +343,7 @@ pub async fn start(s: &SipSettings, next_hop: SocketAddr) -> Result<(Stack, Chan
     builder
         .with_cancel_token(cancel.clone())
         .with_transport_layer(layer)
-        .with_transport_inspector(Box::new(ViaGuard))
+        .with_transport_inspector(Box::new(Guard { flows }))
         .with_user_agent(concat!("bapiws/", env!("CARGO_PKG_VERSION")));
     let endpoint = builder.build();
     let incoming = endpoint
@@ -247,6 +373,7 @@ pub async fn start(s: &SipSettings, next_hop: SocketAddr) -> Result<(Stack, Chan
             local,
             public_ip,
             contact,
+            flow,
             cancel,
         },
         Channels {
@@ -351,19 +478,57 @@ pub enum RegistrationEvent {
     Failed(String),
 }
 
-/// The first and longest waits before another REGISTER after a failure.
+/// The first wait before another REGISTER after a failure; the waits double from it.
 const RETRY_MIN: Duration = Duration::from_secs(1);
-const RETRY_MAX: Duration = Duration::from_secs(60);
+/// The longest wait after a failure (no answer, a refused connection, a 5xx): a registrar
+/// that is back is registered with again within this (and within the refresh period
+/// when that is shorter).
+pub const RETRY_MAX: Duration = Duration::from_secs(25);
+/// The least time between two REGISTER transactions (each may carry one digest answer).
+pub const REGISTER_GAP: Duration = Duration::from_secs(1);
+/// Refusals of the credentials (401, 403, 407) in a row after which the phone retries
+/// only every [`REFUSED_RETRY`].
+pub const REFUSALS_BEFORE_SLOW: u32 = 3;
+/// The wait between tries once the credentials were refused [`REFUSALS_BEFORE_SLOW`]
+/// times (80 to 100 % of it, jittered).
+pub const REFUSED_RETRY: Duration = Duration::from_secs(300);
+/// The most a registrar's Retry-After is followed.
+const RETRY_AFTER_MAX: Duration = Duration::from_secs(600);
 /// How long one REGISTER transaction may take over UDP (RFC 3261's timer F).
 const REGISTER_TIMEOUT: Duration = Duration::from_secs(32);
 /// ... and over TCP, where nothing is retransmitted: a registrar that has not answered
 /// by then (the challenge and the answer included) has lost the connection. The stack
 /// itself retries a lost TCP connection until timer F, which would hide the loss.
 const REGISTER_TIMEOUT_RELIABLE: Duration = Duration::from_secs(3);
+/// How long the un-REGISTER at stop may take (the phone waits 3 s for it all).
+const UNREGISTER_TIMEOUT: Duration = Duration::from_millis(1800);
 
-/// Keeps the phone registered: refreshes at 3/4 of the granted time, retries failures
-/// with a jittered backoff (at most one REGISTER a second), and un-registers when `stop`
-/// fires (the answer to `stop` comes once the un-REGISTER is answered or timed out).
+/// The wait before retry `n` (0: the first after a failure): 1 s doubling up to `cap`,
+/// each 50 to 100 % of that (`roll` in [0, 1)), never under a second.
+pub fn backoff(n: u32, cap: Duration, roll: f64) -> Duration {
+    let base = RETRY_MIN.saturating_mul(1 << n.min(16)).min(cap);
+    base.mul_f64(0.5 + roll.clamp(0.0, 1.0) / 2.0)
+        .max(RETRY_MIN)
+}
+
+/// A whole number of seconds at the start of a header value (`120`, `120;duration=60`).
+fn leading_secs(value: &str) -> Option<u64> {
+    let digits: String = value
+        .trim()
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .take(9)
+        .collect();
+    digits.parse().ok()
+}
+
+/// Keeps the phone registered: refreshes at 3/4 of the granted time; reports the
+/// registration lost when it expires unanswered or its TCP connection closes (and then
+/// registers again at once); retries failures with a jittered backoff from 1 s to
+/// [`RETRY_MAX`] (or the refresh period when shorter), at most one REGISTER transaction
+/// per [`REGISTER_GAP`], and only every [`REFUSED_RETRY`] once the credentials were
+/// refused [`REFUSALS_BEFORE_SLOW`] times; un-registers when `stop` fires (the answer to
+/// `stop` comes once the un-REGISTER is answered or timed out).
 pub struct Registrar {
     /// The account's domain as a URI (the REGISTER's request URI).
     pub server: sip::Uri,
@@ -377,12 +542,22 @@ pub struct Registrar {
     pub interval: Duration,
     /// Whether the transport is reliable (TCP).
     pub reliable: bool,
+    /// The losses of the TCP connection to the next hop ([`Stack::flow`]).
+    pub flow: watch::Receiver<u64>,
+}
+
+/// What ended a wait of the [`Registrar`].
+enum Woken {
+    /// Time for the next REGISTER.
+    Due,
+    /// The phone stops (with where to say that the un-REGISTER is done).
+    Stop(Option<oneshot::Sender<()>>),
 }
 
 impl Registrar {
     /// Runs until `stop` fires.
     pub async fn run(
-        self,
+        mut self,
         endpoint: EndpointInnerRef,
         events: mpsc::Sender<RegistrationEvent>,
         mut stop: oneshot::Receiver<oneshot::Sender<()>>,
@@ -394,59 +569,177 @@ impl Registrar {
             uri: self.contact.clone(),
             params: vec![],
         });
-        let mut retry = RETRY_MIN;
-        let expires = u32::try_from(self.interval.as_secs()).unwrap_or(3600);
+        let mut expires = u32::try_from(self.interval.as_secs()).unwrap_or(3600);
+        let cap = RETRY_MAX.min(self.interval * 3 / 4).max(RETRY_MIN);
+        let limit = if self.reliable {
+            REGISTER_TIMEOUT_RELIABLE
+        } else {
+            REGISTER_TIMEOUT
+        };
+        let flow_target = if self.reliable {
+            match self.proxy {
+                Some(p) => Some(SipAddr {
+                    r#type: Some(sip::Transport::Tcp),
+                    addr: p.into(),
+                }),
+                None => SipAddr::try_from(&self.server).ok(),
+            }
+        } else {
+            None
+        };
+        let mut failures: u32 = 0;
+        let mut refusals: u32 = 0;
+        // When the last REGISTER went out, and until when its registration holds.
+        let mut sent: Option<Instant> = None;
+        let mut valid_until: Option<Instant> = None;
+        let mut due = Instant::now();
+        let mut flow_open = true;
         loop {
-            // A stop request waits for the REGISTER under way, then un-registers.
-            let limit = if self.reliable {
-                REGISTER_TIMEOUT_RELIABLE
-            } else {
-                REGISTER_TIMEOUT
-            };
-            let attempt =
-                tokio::time::timeout(limit, reg.register(self.server.clone(), Some(expires))).await;
-            let wait = match attempt {
-                Ok(Ok(resp)) if resp.status_code == sip::StatusCode::OK => {
-                    let granted = reg.expires().max(1);
-                    let _ = events.send(RegistrationEvent::Registered(granted)).await;
-                    retry = RETRY_MIN;
-                    Duration::from_secs(u64::from(granted) * 3 / 4).max(RETRY_MIN)
-                }
-                other => {
-                    let reason = match other {
-                        Ok(Ok(resp)) => format!(
-                            "registration failed: {} {}",
-                            resp.status_code.code(),
-                            printable(
-                                resp.wire_reason
-                                    .as_deref()
-                                    .unwrap_or(resp.status_code.text())
-                            )
-                        ),
-                        Ok(Err(e)) => format!("registration failed: {}", printable(&e.to_string())),
-                        Err(_) => "registration failed: no answer from the registrar".to_owned(),
-                    };
-                    let _ = events.send(RegistrationEvent::Failed(reason)).await;
-                    let jitter =
-                        0.75 + f64::from(uuid::Uuid::new_v4().as_u128() as u16) / 65535.0 / 2.0;
-                    let wait = retry.mul_f64(jitter).max(RETRY_MIN);
-                    retry = (retry * 2).min(RETRY_MAX);
-                    wait
+            // Wait until due (and a second after the last REGISTER); while registered
+            // over TCP, the loss of its connection makes the refresh due at once.
+            let woken = loop {
+                let at = sent.map_or(due, |s| due.max(s + REGISTER_GAP));
+                let watch_flow = self.reliable && valid_until.is_some() && flow_open;
+                tokio::select! {
+                    _ = tokio::time::sleep_until(at) => break Woken::Due,
+                    changed = self.flow.changed(), if watch_flow => {
+                        if changed.is_err() {
+                            flow_open = false;
+                        } else {
+                            due = Instant::now();
+                        }
+                    }
+                    done = &mut stop => break Woken::Stop(done.ok()),
                 }
             };
-            tokio::select! {
-                _ = tokio::time::sleep(wait) => {}
-                done = &mut stop => {
-                    let _ = tokio::time::timeout(
-                        Duration::from_secs(2),
-                        reg.register(self.server.clone(), Some(0)),
-                    )
-                    .await;
-                    if let Ok(done) = done { let _ = done.send(()); }
+            if let Woken::Stop(done) = woken {
+                self.unregister(&mut reg, sent).await;
+                if let Some(done) = done {
+                    let _ = done.send(());
+                }
+                return;
+            }
+            let started = Instant::now();
+            // A registration that expires before the refresh is answered is lost.
+            let expiry = valid_until.unwrap_or(started + Duration::from_secs(86_400 * 2));
+            let outcome = {
+                let attempt = tokio::time::timeout(limit, async {
+                    // Over TCP the connection first: a refused one fails at once (the
+                    // stack would retry it until the timeout), and sends no REGISTER.
+                    if let Some(target) = &flow_target {
+                        reg.endpoint.transport_layer.lookup(target, None).await?;
+                    }
+                    reg.register(self.server.clone(), Some(expires)).await
+                });
+                tokio::pin!(attempt);
+                loop {
+                    tokio::select! {
+                        r = &mut attempt => break Ok(r),
+                        _ = tokio::time::sleep_until(expiry), if valid_until.is_some() => {
+                            valid_until = None;
+                            let _ = events
+                                .send(RegistrationEvent::Failed(
+                                    "registration expired: no answer from the registrar"
+                                        .to_owned(),
+                                ))
+                                .await;
+                        }
+                        done = &mut stop => break Err(done.ok()),
+                    }
+                }
+            };
+            let attempt = match outcome {
+                Ok(a) => a,
+                Err(done) => {
+                    // Abandoned: a second after it began (no auth answer goes out now).
+                    self.unregister(&mut reg, Some(started)).await;
+                    if let Some(done) = done {
+                        let _ = done.send(());
+                    }
                     return;
                 }
+            };
+            // The gap counts from the attempt's last message (a retransmission or the
+            // digest answer may have left just now).
+            let ended = Instant::now();
+            sent = Some(ended);
+            // Losses before now are this attempt's business, not the next refresh's.
+            self.flow.borrow_and_update();
+            let (resp, error) = match attempt {
+                Ok(Ok(resp)) if resp.status_code == sip::StatusCode::OK => {
+                    let granted = reg.expires().max(1);
+                    // The registrar counts from its answer, which just came.
+                    valid_until = Some(ended + Duration::from_secs(u64::from(granted)));
+                    failures = 0;
+                    refusals = 0;
+                    let _ = events.send(RegistrationEvent::Registered(granted)).await;
+                    due = ended + Duration::from_secs(u64::from(granted) * 3 / 4);
+                    continue;
+                }
+                Ok(Ok(resp)) => (Some(resp), None),
+                Ok(Err(e)) => (None, Some(e.to_string())),
+                Err(_) => (None, None),
+            };
+            valid_until = None;
+            let mut reason = match (&resp, error) {
+                (Some(resp), _) => format!(
+                    "registration failed: {} {}",
+                    resp.status_code.code(),
+                    printable(
+                        resp.wire_reason
+                            .as_deref()
+                            .unwrap_or(resp.status_code.text())
+                    )
+                ),
+                (None, Some(e)) => format!("registration failed: {}", printable(&e)),
+                (None, None) => "registration failed: no answer from the registrar".to_owned(),
+            };
+            let code = resp.as_ref().map(|r| r.status_code.code());
+            let mut wait = backoff(failures, cap, roll());
+            failures = failures.saturating_add(1);
+            if matches!(code, Some(401 | 403 | 407)) {
+                refusals = refusals.saturating_add(1);
+                if refusals >= REFUSALS_BEFORE_SLOW {
+                    wait = REFUSED_RETRY.mul_f64(0.8 + roll() / 5.0);
+                    reason.push_str(&format!(
+                        " (refused {refusals} times in a row: retrying every {} minutes)",
+                        REFUSED_RETRY.as_secs() / 60
+                    ));
+                }
             }
+            if let Some(resp) = &resp {
+                for h in resp.headers.iter() {
+                    match h {
+                        sip::Header::RetryAfter(v) => {
+                            if let Some(secs) = leading_secs(v.value()) {
+                                wait = wait.max(Duration::from_secs(secs).min(RETRY_AFTER_MAX));
+                            }
+                        }
+                        sip::Header::MinExpires(v) if code == Some(423) => {
+                            if let Some(secs) = leading_secs(v.value()) {
+                                let asked = u32::try_from(secs.min(86_400)).unwrap_or(86_400);
+                                expires = expires.max(asked);
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            let _ = events.send(RegistrationEvent::Failed(reason)).await;
+            due = Instant::now() + wait;
         }
+    }
+
+    /// The un-REGISTER (a second after the last REGISTER at the earliest).
+    async fn unregister(&self, reg: &mut Registration, sent: Option<Instant>) {
+        if let Some(sent) = sent {
+            tokio::time::sleep_until(sent + REGISTER_GAP).await;
+        }
+        let _ = tokio::time::timeout(
+            UNREGISTER_TIMEOUT,
+            reg.register(self.server.clone(), Some(0)),
+        )
+        .await;
     }
 }
 
@@ -458,5 +751,37 @@ mod tests {
     fn text_from_the_network_is_printable_and_bounded() {
         assert_eq!(printable("Forbidden\u{1b}[31m\u{202E}x"), "Forbidden[31mx");
         assert_eq!(printable(&"a".repeat(100)).chars().count(), 65);
+    }
+
+    #[test]
+    fn the_backoff_doubles_from_a_second_to_its_cap_with_jitter() {
+        let cap = RETRY_MAX;
+        let secs = |n, roll| backoff(n, cap, roll).as_secs_f64();
+        assert_eq!(secs(0, 0.0), 1.0);
+        assert_eq!(secs(0, 0.99), 1.0);
+        assert_eq!(secs(1, 0.0), 1.0);
+        assert!((secs(1, 0.999) - 2.0).abs() < 0.01);
+        assert_eq!(secs(3, 0.0), 4.0);
+        assert_eq!(secs(5, 0.0), 12.5);
+        assert!(secs(5, 0.999) <= 25.0);
+        assert_eq!(secs(40, 0.0), 12.5);
+        assert!(secs(u32::MAX, 1.0) <= 25.0);
+        // A short refresh period caps it lower; a second stays the least.
+        assert_eq!(backoff(9, Duration::from_secs(3), 0.999).as_secs(), 2);
+        assert_eq!(backoff(9, Duration::from_millis(10), 0.0), RETRY_MIN);
+    }
+
+    #[test]
+    fn header_seconds_are_read_bounded() {
+        assert_eq!(leading_secs(" 120;duration=60"), Some(120));
+        assert_eq!(leading_secs("x"), None);
+        assert_eq!(leading_secs("99999999999999999999"), Some(999_999_999));
+    }
+
+    #[test]
+    fn the_silence_limit_is_an_interval_and_at_most_5_s() {
+        assert_eq!(silence_limit(Duration::from_secs(2)).as_secs(), 4);
+        assert_eq!(silence_limit(Duration::from_secs(10)).as_secs(), 15);
+        assert_eq!(silence_limit(Duration::from_secs(300)).as_secs(), 305);
     }
 }
