@@ -697,7 +697,9 @@ impl Registrar {
             let code = resp.as_ref().map(|r| r.status_code.code());
             let mut wait = backoff(failures, cap, roll());
             failures = failures.saturating_add(1);
-            if matches!(code, Some(401 | 403 | 407)) {
+            if !matches!(code, Some(401 | 403 | 407)) {
+                refusals = 0;
+            } else {
                 refusals = refusals.saturating_add(1);
                 if refusals >= REFUSALS_BEFORE_SLOW {
                     wait = REFUSED_RETRY.mul_f64(0.8 + roll() / 5.0);
