@@ -272,19 +272,11 @@ fn display_name(value: &str) -> String {
     name.replace("\\\"", "\"")
 }
 
-/// Whether a character is one of Unicode's invisible formatting controls (bidirectional
-/// overrides and isolates, zero-width marks, the byte-order mark).
-fn formatting(c: char) -> bool {
-    matches!(c,
-        '\u{061C}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
-        | '\u{2060}'..='\u{2069}' | '\u{FEFF}')
-}
-
 /// A peer's text made safe to pass on: no control or formatting characters, trimmed, at
 /// most [`MAX_FIELD`] characters.
 pub fn clean(t: &str) -> String {
     t.chars()
-        .filter(|c| !c.is_control() && !formatting(*c))
+        .filter(|&c| !super::stack::invisible(c))
         .collect::<String>()
         .trim()
         .chars()

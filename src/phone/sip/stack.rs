@@ -86,14 +86,18 @@ pub fn uri(text: &str) -> Result<sip::Uri, String> {
 /// Text from the network as it may be shown to a user or a page: control and bidi
 /// characters dropped, at most 64 characters (with an ellipsis when cut).
 pub fn printable(text: &str) -> String {
-    let clean: String = text
-        .chars()
-        .filter(|&c| {
-            !c.is_control()
-                && !matches!(c, '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
-        })
-        .collect();
+    let clean: String = text.chars().filter(|&c| !invisible(c)).collect();
     crate::settings::shown(&clean)
+}
+
+/// Whether a peer's character must not be passed on: a control character, or one of
+/// Unicode's invisible formatting controls (bidirectional marks, overrides and isolates,
+/// zero-width characters, the byte-order mark).
+pub fn invisible(c: char) -> bool {
+    c.is_control()
+        || matches!(c,
+            '\u{061C}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{2069}' | '\u{FEFF}')
 }
 
 /// The address a request came from: the transport's (the datagram's source, or the TCP
