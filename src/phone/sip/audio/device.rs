@@ -852,28 +852,55 @@ mod tests {
 
     #[test]
     fn the_ring_works_across_threads() {
+        // What the reader sees of the writer's samples arrives whole and in order while
+        // the writer stays within the ring (when it laps the reader, audio is being dropped
+        // and the ring promises only that the oldest go). The writer here waits for the
+        // reader, as a steady 8 kHz producer does for a reader that keeps up.
+        use std::sync::atomic::AtomicUsize;
         let (mut w, mut r) = ring(RING_SAMPLES);
+        let taken = Arc::new(AtomicUsize::new(0));
+        let seen = taken.clone();
         let writer = std::thread::spawn(move || {
+            let mut given = 0usize;
             for i in 0..2000i16 {
+                let deadline = Instant::now() + Duration::from_secs(10);
+                while given - seen.load(Ordering::Acquire) > RING_SAMPLES - 16 {
+                    if Instant::now() > deadline {
+                        return false;
+                    }
+                    std::thread::yield_now();
+                }
                 w.push(&[i; 16]);
+                given += 16;
                 if i % 50 == 0 {
                     std::thread::yield_now();
                 }
             }
+            true
         });
         let mut out = [0i16; 64];
         let mut last = 0;
-        for _ in 0..100_000 {
+        let mut count = 0usize;
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while count < 2000 * 16 && Instant::now() < deadline {
             let n = r.pop(&mut out);
             for &s in &out[..n] {
                 assert!(s >= last, "{s} after {last}");
                 last = s;
             }
-            if last == 1999 && r.is_empty() {
-                break;
+            count += n;
+            taken.store(count, Ordering::Release);
+            if n == 0 {
+                std::thread::yield_now();
             }
         }
-        assert!(writer.join().is_ok());
+        assert_eq!(
+            writer.join().ok(),
+            Some(true),
+            "the writer was kept waiting"
+        );
+        assert_eq!(count, 2000 * 16, "every sample arrives once");
+        assert_eq!(last, 1999);
     }
 
     #[test]
