@@ -21,9 +21,10 @@ fail() { echo "windows-test: $*" >&2; exit 1; }
 
 # Debian's rustc-web/cargo-web (Rust 1.96 with the library sources, rust-web-src) build
 # the standard library for the target (-Zbuild-std); rustup's toolchain cannot download
-# a Windows target here. wine64 runs the programs; wixl builds the MSI; the smoke test's
+# a Windows target here. wine64 runs the programs; wixl builds the MSI (msitools' msibuild
+# and msiinfo edit and read it); the smoke test's
 # WebSocket client is Python's websockets, for the system's Python.
-packages=(rustc-web cargo-web rust-web-src rust-web-clippy gcc-mingw-w64-x86-64-win32 wine64 wine wixl python3-websockets)
+packages=(rustc-web cargo-web rust-web-src rust-web-clippy gcc-mingw-w64-x86-64-win32 wine64 wine wixl msitools python3-websockets)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
