@@ -59,6 +59,7 @@ scenarios!(
     call_out_during_a_call_reports_what_the_phone_does,
     two_calls_ringing_are_told_apart_by_answer_and_hang_up,
     far_end_hold_and_resume_are_answered,
+    hold_and_resume_reach_the_far_end,
     a_refer_from_the_far_end_is_a_new_call_with_its_own_id,
     a_dial_answered_only_with_trying_is_visible_and_can_be_hung_up,
     a_registrar_that_goes_away_makes_the_phone_offline_then_available,
@@ -707,6 +708,38 @@ async fn far_end_hold_and_resume_are_answered(phone: Phone) {
     // The phone itself sent no re-INVITE (it never held the call).
     assert_eq!(wire.matches("INVITE sip:").count(), 3, "{wire}");
     c.expect_silence(Duration::from_millis(300)).await;
+}
+
+/// The phone holds the call (`Call.Hold`: a re-INVITE offering a=sendonly, which the far
+/// end answers a=recvonly) and resumes it (`Call.Resume`: a=sendrecv); the far end checks
+/// each offer's direction and fails on any other. GetActiveCalls follows: `OnHold`, then
+/// `Connected`; `HangUp` sends the BYE.
+async fn hold_and_resume_reach_the_far_end(phone: Phone) {
+    let net = network(phone, &[]);
+    let far = Sipp::start(&net.ports, Role::Far, "uas_held_by_the_phone.xml", &[]);
+    let mut c = connect_when(&net.server, "Available").await;
+    c.call("Events.Subscribe", json!(["CallHeld", "CallResumed"]))
+        .await;
+    c.call("CallOut", json!(["2001"])).await;
+    let id = c.expect_notification("CallingOut").await[0].clone();
+    assert_eq!(c.expect_notification("StateChanged").await, ["Busy"]);
+    assert_eq!(c.expect_notification("CallConnected").await, [id.as_str()]);
+    wait_message(&far, "ACK").await;
+    assert_eq!(c.call("Call.Hold", json!([id])).await, json!(0));
+    assert_eq!(c.expect_notification("CallHeld").await, [id.as_str()]);
+    wait_message(&far, "X-Offer-Seen: a=sendonly").await;
+    assert_eq!(calls(&mut c).await[0].2, "OnHold");
+    assert_eq!(c.call("Call.Resume", json!([id])).await, json!(0));
+    assert_eq!(c.expect_notification("CallResumed").await, [id.as_str()]);
+    wait_message(&far, "X-Offer-Seen: a=sendrecv").await;
+    assert_eq!(calls(&mut c).await[0].2, "Connected");
+    assert_eq!(c.call("HangUp", json!([id])).await, json!(0));
+    let ended = c.expect_notification("CallDisconnected").await;
+    assert_eq!(ended[0], id);
+    assert_eq!(c.expect_notification("StateChanged").await, ["Available"]);
+    let wire = passed(far).await;
+    assert_eq!(wire.matches("INVITE sip:").count(), 3, "{wire}");
+    assert!(wire.contains("BYE sip:"), "{wire}");
 }
 
 /// The far end transfers the call (REFER to 2002): the phone places a new call, which
