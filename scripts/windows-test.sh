@@ -8,7 +8,8 @@
 # Steps: install what is missing (as root, with apt-get; otherwise it says what to
 # install and fails), prepare a Wine prefix in target/windows/wine-prefix, build the
 # release bapiws.exe, run the unit and integration tests under Wine (all but those of
-# baresip, which runs on Linux only), the Linux-side smoke test of the .exe
+# baresip, which runs on Linux only), the Linux tests of the built-in SIP phone with the
+# server under Wine (against kamailio and SIPp on Linux), the Linux-side smoke test of the .exe
 # (tests/windows/smoke_test.py: WebSocket client, /health, registry settings and their
 # precedence, Ctrl-C, autostart), then build the MSI and install, run and uninstall it
 # under Wine (tests/windows/msi-test.sh). Any failure fails the script; nothing is skipped.
@@ -93,6 +94,31 @@ step "unit and integration tests under Wine (baresip's run on Linux only)"
 # tests/baresip.rs, tests/baresip_call_control.rs and tests/sip_network.rs are
 # compiled out on Windows (#![cfg(unix)]): the baresip backend is not offered there.
 cargo_win test --release -p bapiws --lib --tests --no-fail-fast
+
+step "the built-in SIP phone of bapiws.exe against kamailio and SIPp (Linux's tests of the phone, the server under Wine)"
+# The Linux tests of the built-in phone, built natively (rustup's cargo and rustc, the
+# Linux step's target/), with the server they start being this bapiws.exe under Wine
+# (tests/common: BAPIWS_TEST_WINE_EXE). kamailio and SIPp run natively on loopback. The
+# set: every built-in-phone test of tests/sip_network.rs (the scenario table's `sip::`
+# half and the `sip_` tests of its own faults), the tone and DTMF tests of
+# tests/sip_audio.rs, and all of tests/sip_queue.rs, sip_hostile.rs and sip_recovery.rs.
+# Left out: sip_audio's sound-device test (it compares with the Linux machine's devices)
+# and everything of baresip (not offered on Windows).
+wine reg delete 'HKLM\Software\Benemen\BAPIWS' /f >/dev/null 2>&1 || true
+native_cargo() { # the Linux build: none of the Windows build's compiler settings
+  env -u RUSTC -u RUSTDOC -u RUSTC_BOOTSTRAP -u CARGO_TARGET_X86_64_PC_WINDOWS_GNU_RUNNER \
+    BAPIWS_TEST_WINE_EXE="$EXE" timeout --kill-after=30 1800 cargo "$@"
+}
+mapfile -t sip_tests < <(native_cargo test -q --locked --test sip_network -- --list 2>/dev/null \
+  | sed -n 's/^\(sip::[a-z0-9_]*\|sip_[a-z0-9_]*\): test$/\1/p')
+[ "${#sip_tests[@]}" -ge 15 ] || fail "found only ${#sip_tests[@]} tests of the built-in phone in tests/sip_network.rs"
+echo "${#sip_tests[@]} tests of tests/sip_network.rs under Wine"
+native_cargo test --locked --no-fail-fast --test sip_network --test sip_audio -- --exact \
+  --test-threads 2 "${sip_tests[@]}" \
+  a_1khz_tone_comes_back_through_an_rtp_echo_pcmu a_1khz_tone_comes_back_through_an_rtp_echo_pcma \
+  dtmf_arrives_as_telephone_events_at_a_second_bapiws
+native_cargo test --locked --no-fail-fast --test sip_queue --test sip_hostile --test sip_recovery \
+  -- --test-threads 2
 
 step "the .exe driven from Linux (tests/windows/smoke_test.py)"
 BAPIWS_EXE="$EXE" /usr/bin/python3 tests/windows/smoke_test.py

@@ -51,6 +51,52 @@ pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_bapiws")
 }
 
+/// The Windows build under test instead, run with Wine: the `bapiws.exe` that the variable
+/// `BAPIWS_TEST_WINE_EXE` names (scripts/windows-test.sh sets it, with `WINEPREFIX`, to run
+/// a named subset of the Linux tests against the Windows build). None: the Linux binary.
+pub fn wine_exe() -> Option<&'static Path> {
+    static EXE: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
+    EXE.get_or_init(|| {
+        let exe = PathBuf::from(std::env::var_os("BAPIWS_TEST_WINE_EXE")?);
+        assert!(
+            exe.is_file(),
+            "BAPIWS_TEST_WINE_EXE names {}, which is not a file",
+            exe.display()
+        );
+        Some(exe)
+    })
+    .as_deref()
+}
+
+/// Whether the server under test is a Windows program (built for Windows, or the Windows
+/// build under Wine): it is stopped by closing its stdin, as no signal reaches it.
+pub fn windows_server() -> bool {
+    cfg!(windows) || wine_exe().is_some()
+}
+
+/// Under Wine, that `child` really is the Windows build: Wine's loader runs it in the
+/// process it was started as, whose command line then names the `.exe` (Linux's /proc).
+fn assert_is_the_program_under_test(child: &Child) {
+    if let Some(exe) = wine_exe() {
+        let name = exe.file_name().and_then(|n| n.to_str()).unwrap_or("bapiws.exe");
+        let cmdline = std::fs::read(format!("/proc/{}/cmdline", child.id())).unwrap_or_default();
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        assert!(
+            cmdline.contains(name) && !cmdline.contains(bin()),
+            "the server under test is not {name} under Wine: {cmdline}"
+        );
+    }
+}
+
+/// How long the server may take to print its start-up line (Wine starts slowly).
+fn start_wait() -> Duration {
+    if wine_exe().is_some() {
+        Duration::from_secs(60)
+    } else {
+        WAIT
+    }
+}
+
 /// How the tests connect: every wait at most [`WAIT`].
 fn options() -> ConnectOptions {
     ConnectOptions::default()
@@ -61,7 +107,14 @@ fn options() -> ConnectOptions {
 /// A `bapiws` command with a clean environment: no BAPIWS_* variables and no per-user
 /// config file.
 pub fn command(dir: &Path) -> Command {
-    let mut cmd = Command::new(bin());
+    let mut cmd = match wine_exe() {
+        Some(exe) => {
+            let mut c = Command::new("wine");
+            c.arg(exe).env("WINEDEBUG", "-all");
+            c
+        }
+        None => Command::new(bin()),
+    };
     for (k, _) in std::env::vars() {
         if k.starts_with("BAPIWS_") {
             cmd.env_remove(k);
@@ -90,7 +143,7 @@ pub struct Server {
 pub fn serve_command(dir: &Path) -> Command {
     let mut cmd = command(dir);
     cmd.arg("serve");
-    if cfg!(windows) {
+    if windows_server() {
         cmd.arg("--exit-on-stdin-close").stdin(Stdio::piped());
     }
     cmd
@@ -106,7 +159,7 @@ pub fn stop(child: &mut Child) {
 /// Asks a server to stop cleanly: SIGTERM on Unix; on Windows, closing its standard input
 /// (it runs with `--exit-on-stdin-close`).
 fn request_stop(child: &Child, stdin: &mut Option<std::process::ChildStdin>) {
-    if cfg!(windows) {
+    if windows_server() {
         drop(stdin.take());
     } else {
         let _ = Command::new("kill")
@@ -136,7 +189,7 @@ impl Server {
             cmd.arg("--log-dir").arg(&log_dir);
         }
         cmd.args(["--sim-answer-delay-ms", "200"]).args(extra);
-        if cfg!(windows) {
+        if windows_server() {
             cmd.arg("--exit-on-stdin-close").stdin(Stdio::piped());
         }
         cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
@@ -152,6 +205,7 @@ impl Server {
             all
         });
         let banner = read_banner(&mut child);
+        assert_is_the_program_under_test(&child);
         let (url, port) = url_from_banner(&banner);
         Server {
             child,
@@ -232,7 +286,7 @@ pub fn read_banner(child: &mut Child) -> String {
         let _ = BufReader::new(stdout).read_line(&mut line);
         let _ = tx.send(line);
     });
-    rx.recv_timeout(WAIT)
+    rx.recv_timeout(start_wait())
         .expect("the server printed its start-up line")
 }
 
