@@ -80,8 +80,8 @@ if [ ! -f "$shim" ] || [ scripts/windows/processprng.c -nt "$shim" ]; then
     scripts/windows/processprng.def -ladvapi32
 fi
 
-step "building bapiws.exe (release)"
-cargo_win build --release -p bapiws --bin bapiws
+step "building bapiws.exe and the windowless bapiwsw.exe (release)"
+cargo_win build --release -p bapiws --bins
 EXE="$TARGET_DIR/$TARGET/release/bapiws.exe"
 [ -f "$EXE" ] || fail "no $EXE after the build"
 ls -l "$EXE"

@@ -1,7 +1,8 @@
 //! `bapiws autostart enable|disable|status`: start the server when this user logs in.
 //!
 //! On Windows the per-user Run key, as installers do: value `bapiws` of
-//! `HKCU\Software\Microsoft\Windows\CurrentVersion\Run`, data `"<this bapiws.exe>" serve`
+//! `HKCU\Software\Microsoft\Windows\CurrentVersion\Run`, data `"<folder>\bapiwsw.exe" serve`
+//! (the windowless build beside this `bapiws.exe`; this `bapiws.exe` where there is none)
 //! (the MSI adds a machine-wide value under HKLM, which `status` reports too). Elsewhere
 //! an XDG autostart entry, `bapiws.desktop` in the user's `autostart` folder
 //! (`~/.config/autostart/`), which desktop sessions start at login.
@@ -24,9 +25,25 @@ pub struct Status {
 
 /// The command that starts this program's server.
 fn this_command() -> io::Result<(PathBuf, String)> {
-    let exe = std::env::current_exe()?;
+    let exe = login_program(&std::env::current_exe()?, cfg!(windows), |p| p.is_file());
     let command = command_for(&exe);
     Ok((exe, command))
+}
+
+/// The windowless build beside `bapiws.exe` on Windows (src/bin/bapiwsw.rs).
+pub const WINDOWLESS_EXE: &str = "bapiwsw.exe";
+
+/// The program to start at login for `exe`: on Windows (`windows`) the windowless
+/// [`WINDOWLESS_EXE`] in the same folder when it is there (`exists`), so that no console
+/// window opens, and stays, at every login; else `exe` itself.
+pub fn login_program(exe: &Path, windows: bool, exists: impl Fn(&Path) -> bool) -> PathBuf {
+    if windows {
+        let windowless = exe.with_file_name(WINDOWLESS_EXE);
+        if exists(&windowless) {
+            return windowless;
+        }
+    }
+    exe.to_path_buf()
 }
 
 /// The Run value's data (Windows) or the desktop entry's `Exec` (elsewhere) for `exe`.
@@ -183,6 +200,15 @@ pub fn status() -> io::Result<Status> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn windows_starts_the_windowless_build_when_it_is_beside_the_program() {
+        let exe = Path::new("C:/Program Files/bapiws/bapiws.exe");
+        let w = Path::new("C:/Program Files/bapiws/bapiwsw.exe");
+        assert_eq!(login_program(exe, true, |p| p == w), w);
+        assert_eq!(login_program(exe, true, |_| false), exe);
+        assert_eq!(login_program(exe, false, |_| true), exe);
+    }
 
     #[test]
     fn the_command_quotes_the_path() {

@@ -122,6 +122,12 @@ enum Cmd {
         #[command(flatten)]
         client: ClientArgs,
     },
+    /// Stop the bapiws servers of this Windows session, also those started at login
+    /// without a console window: each stops as on Ctrl-C (clients told, the log written).
+    /// Elsewhere, stop a server with Ctrl-C or SIGTERM (`systemctl --user stop bapiws` for
+    /// the package's user service). Exit codes: 0 stopped, 1 none running or one still
+    /// running after 15 s, 2 not on this system.
+    Stop,
     /// Start the server when you log in, or stop doing so: `enable` writes the entry
     /// (Windows: the Run key of HKCU; elsewhere ~/.config/autostart/bapiws.desktop) with
     /// this program's path, `disable` removes it, `status` shows it.
@@ -236,7 +242,7 @@ enum SimAction {
     Online,
 }
 
-fn main() -> ExitCode {
+pub(crate) fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => usage_error(e),
@@ -256,6 +262,7 @@ fn main() -> ExitCode {
             }
         }
         Cmd::Autostart { action } => autostart(action),
+        Cmd::Stop => stop(),
         Cmd::Dial {
             link,
             url,
@@ -264,6 +271,33 @@ fn main() -> ExitCode {
         } => dial(&link, url, no_notify, &settings),
         Cmd::Handler { action } => handler(action),
         other => run_client(other),
+    }
+}
+
+fn stop() -> ExitCode {
+    use bapiws::platform::stop::{StopOutcome, stop_servers};
+    match stop_servers() {
+        StopOutcome::Stopped(n) => {
+            println!("stopped {n} bapiws server{}", if n == 1 { "" } else { "s" });
+            ExitCode::SUCCESS
+        }
+        StopOutcome::StillRunning { asked, running } => {
+            say_error(&format!(
+                "asked {asked} bapiws server(s) to stop; {running} still running after 15 s"
+            ));
+            ExitCode::FAILURE
+        }
+        StopOutcome::NoneRunning => {
+            say_error("no bapiws server runs in this session");
+            ExitCode::FAILURE
+        }
+        StopOutcome::NotHere => {
+            say_error(
+                "bapiws stop is for Windows; here stop the server with Ctrl-C or SIGTERM \
+                 (kill PID), or `systemctl --user stop bapiws` for the package's user service",
+            );
+            ExitCode::from(2)
+        }
     }
 }
 
@@ -617,6 +651,7 @@ async fn client_command(cmd: Cmd) -> Result<(), ClientError> {
         | Cmd::Dtmf { client, .. } => (client.clone(), None),
         Cmd::Serve(_)
         | Cmd::Doctor(_)
+        | Cmd::Stop
         | Cmd::Autostart { .. }
         | Cmd::Dial { .. }
         | Cmd::Handler { .. } => return Ok(()),
@@ -767,6 +802,7 @@ async fn run_on(
         }
         Cmd::Serve(_)
         | Cmd::Doctor(_)
+        | Cmd::Stop
         | Cmd::Autostart { .. }
         | Cmd::Dial { .. }
         | Cmd::Handler { .. } => {}

@@ -35,6 +35,8 @@ pub enum StopEvent {
     Logoff,
     /// The system is shutting down (CTRL_SHUTDOWN_EVENT).
     SystemShutdown,
+    /// `bapiws stop` asked (on Windows, a `WM_CLOSE` to the server's hidden window).
+    StopRequested,
 }
 
 impl StopEvent {
@@ -70,6 +72,7 @@ impl StopEvent {
             StopEvent::ConsoleClosed => "console closed",
             StopEvent::Logoff => "logoff",
             StopEvent::SystemShutdown => "system shutdown",
+            StopEvent::StopRequested => "bapiws stop",
         }
     }
 
@@ -110,6 +113,13 @@ impl ConsoleEvents {
         let Some(event) = StopEvent::from_console_code(code) else {
             return false;
         };
+        self.pass_on(event, grace);
+        true
+    }
+
+    /// Passes `event` on (the first one counts); for an event after which the system ends
+    /// the process, waits until [`finish`](Self::finish) is called, at most `grace`.
+    pub fn pass_on(&self, event: StopEvent, grace: Duration) {
         self.first.send_if_modified(|first| {
             if first.is_none() {
                 *first = Some(event);
@@ -124,7 +134,6 @@ impl ConsoleEvents {
                 .finished_changed
                 .wait_timeout_while(done, grace, |done| !*done);
         }
-        true
     }
 
     /// Completes with the first event passed on.
@@ -249,6 +258,55 @@ pub(super) fn on_session_end(event: StopEvent) {
         _ => 6,
     };
     let _ = on_console_code(code);
+}
+
+/// What `bapiws stop` did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StopOutcome {
+    /// This many servers were asked and all have stopped.
+    Stopped(usize),
+    /// Some had not stopped within the wait.
+    StillRunning {
+        /// The servers asked.
+        asked: usize,
+        /// Those still running.
+        running: usize,
+    },
+    /// No server runs in this session.
+    NoneRunning,
+    /// Not on this system: servers stop on their signals (Ctrl-C, SIGTERM).
+    NotHere,
+}
+
+/// How long `bapiws stop` waits for the servers to go (they finish within
+/// [`CONSOLE_GRACE`] of being asked).
+pub const STOP_WAIT: Duration = Duration::from_secs(15);
+
+/// `bapiws stop`: on Windows asks every bapiws server of this session to stop (each
+/// stops as on Ctrl-C: clients told 1001, the log written) and waits for them, at most
+/// [`STOP_WAIT`]. Elsewhere servers are stopped by their signals: [`StopOutcome::NotHere`].
+pub fn stop_servers() -> StopOutcome {
+    #[cfg(windows)]
+    {
+        match super::windows::stop_servers(STOP_WAIT) {
+            (0, _) => StopOutcome::NoneRunning,
+            (n, 0) => StopOutcome::Stopped(n),
+            (asked, running) => StopOutcome::StillRunning { asked, running },
+        }
+    }
+    #[cfg(not(windows))]
+    {
+        StopOutcome::NotHere
+    }
+}
+
+/// The hidden window calls this when `bapiws stop` asks: the event is passed on and the
+/// window returns at once (the server then stops as on Ctrl-C).
+#[cfg(windows)]
+pub(super) fn on_stop_request() {
+    if let Some(events) = CONSOLE.get() {
+        events.pass_on(StopEvent::StopRequested, CONSOLE_GRACE);
+    }
 }
 
 /// The handler installed on Windows calls this with each control code.

@@ -18,8 +18,9 @@ use windows_sys::Win32::System::Registry::{
     RegEnumValueW, RegOpenKeyExW, RegSetValueExW,
 };
 use windows_sys::Win32::UI::WindowsAndMessaging::{
-    CreateWindowExW, DefWindowProcW, DispatchMessageW, ENDSESSION_LOGOFF, GetMessageW, MSG,
-    RegisterClassW, TranslateMessage, WM_ENDSESSION, WM_QUERYENDSESSION, WNDCLASSW, WS_OVERLAPPED,
+    CreateWindowExW, DefWindowProcW, DispatchMessageW, ENDSESSION_LOGOFF, FindWindowExW,
+    GetMessageW, IsWindow, MSG, PostMessageW, RegisterClassW, TranslateMessage, WM_CLOSE,
+    WM_ENDSESSION, WM_QUERYENDSESSION, WNDCLASSW, WS_OVERLAPPED,
 };
 
 use super::stop::StopEvent;
@@ -379,8 +380,62 @@ unsafe extern "system" fn session_window(
             }
             0
         }
+        // `bapiws stop` (stop_servers): the server stops; the window stays until the
+        // process ends.
+        WM_CLOSE => {
+            super::stop::on_stop_request();
+            0
+        }
         // SAFETY: the default procedure, with the arguments Windows passed.
         _ => unsafe { DefWindowProcW(hwnd, msg, wparam, lparam) },
+    }
+}
+
+/// The class of every server's hidden window (how `bapiws stop` finds them).
+const SESSION_WINDOW_CLASS: &str = "bapiws-session-end";
+
+/// The most servers [`stop_servers`] stops at once.
+const MAX_SERVERS: usize = 32;
+
+/// `bapiws stop`: asks every bapiws server of this session (the windows of its desktop)
+/// to stop, through its hidden window, and waits for them to go, at most `wait`.
+/// Returns how many were asked and how many are still running.
+pub fn stop_servers(wait: std::time::Duration) -> (usize, usize) {
+    let class = wide(SESSION_WINDOW_CLASS);
+    let mut found: Vec<HWND> = Vec::new();
+    let mut after: HWND = std::ptr::null_mut();
+    while found.len() < MAX_SERVERS {
+        // SAFETY: a NUL-terminated class name that outlives the call; `after` is null or a
+        // window this loop found.
+        let hwnd = unsafe {
+            FindWindowExW(
+                std::ptr::null_mut(),
+                after,
+                class.as_ptr(),
+                std::ptr::null(),
+            )
+        };
+        if hwnd.is_null() {
+            break;
+        }
+        found.push(hwnd);
+        after = hwnd;
+    }
+    for &hwnd in &found {
+        // SAFETY: posting a message to a window handle is safe even if it has gone since.
+        unsafe { PostMessageW(hwnd, WM_CLOSE, 0, 0) };
+    }
+    let deadline = std::time::Instant::now() + wait;
+    loop {
+        // SAFETY: IsWindow accepts any handle value.
+        let running = found
+            .iter()
+            .filter(|&&h| unsafe { IsWindow(h) } != 0)
+            .count();
+        if running == 0 || std::time::Instant::now() >= deadline {
+            return (found.len(), running);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
     }
 }
 
@@ -400,7 +455,7 @@ pub fn start_session_window() -> bool {
     let spawned = std::thread::Builder::new()
         .name("bapiws-session".into())
         .spawn(move || {
-            let class = wide("bapiws-session-end");
+            let class = wide(SESSION_WINDOW_CLASS);
             // SAFETY: plain Win32 calls with NUL-terminated names that outlive them; the
             // class names a procedure that lives as long as the process.
             unsafe {

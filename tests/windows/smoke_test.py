@@ -10,8 +10,11 @@ placing a call on the simulated phone and receiving its notifications; /health; 
 settings from HKLM\\Software\\Benemen\\BAPIWS (Port as REG_SZ and REG_DWORD,
 AllowedOrigins) and their precedence (flags > BAPIWS_* > registry > file > defaults); a
 bad registry value named in the error; the log in %TEMP% (created when missing); Ctrl-C
-closing clients with 1001 and flushing the log; `autostart enable|status|disable` read
-back from the registry; Init ["baresip"] answered with the unknown-backend error.
+closing clients with 1001 and flushing the log; the windowless build bapiwsw.exe (a GUI
+program by its PE header, bapiws.exe a console one) serving, stopped by `bapiws stop` and
+by the end of the session (wineboot --end-session: WM_ENDSESSION) with clients told 1001 and the log
+written; `autostart enable|status|disable` read back from the registry (the Run value
+starts bapiwsw.exe); Init ["baresip"] answered with the unknown-backend error.
 Every failure exits non-zero; nothing is skipped.
 """
 
@@ -22,6 +25,7 @@ import os
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import time
@@ -120,6 +124,74 @@ class Server:
             self.proc.kill()
             self.proc.wait(timeout=WAIT)
         self.stderr = self.proc.stderr.read() if self.proc.stderr else ""
+
+
+def pe_subsystem(path):
+    """The Subsystem field of a PE file's optional header: 2 a GUI program (no console
+    window), 3 a console program."""
+    with open(path, "rb") as f:
+        head = f.read(4096)
+    pe = struct.unpack_from("<I", head, 0x3C)[0]
+    if head[pe : pe + 4] != b"PE\0\0":
+        raise RuntimeError(f"{path}: not a PE file")
+    # The optional header follows the 4-byte signature and the 20-byte COFF header; its
+    # Subsystem field is at offset 68 in PE32 and PE32+ alike.
+    return struct.unpack_from("<H", head, pe + 24 + 68)[0]
+
+
+class Windowless:
+    """`wine bapiwsw.exe serve ...`: no console, so no banner to read; ready when /health
+    answers on the port it was given."""
+
+    def __init__(self, exe, port, *args):
+        self.port = port
+        self.url = f"ws://127.0.0.1:{port}"
+        self.proc = subprocess.Popen(
+            [WINE, exe, "serve", "--listen", "127.0.0.1", "--port", str(port), *args],
+            env=wine_env(),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + WAIT
+        while True:
+            try:
+                if http_get(port, "/health")[0] == 200:
+                    return
+            except OSError:
+                pass
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.kill()
+                raise RuntimeError(f"bapiwsw.exe did not answer /health on {port}")
+            time.sleep(0.2)
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=WAIT)
+
+
+async def stopped_from_outside(server, *command):
+    """Connects a client to `server`, runs `command` (which should stop it); returns the
+    close code the client got, the command's result and the server's exit code."""
+    async with websockets.connect(server.url, open_timeout=WAIT) as ws:
+        await rpc(ws, 1, "GetState", [])
+        loop = asyncio.get_running_loop()
+        done = loop.run_in_executor(None, lambda: wine(*command, check_rc=False))
+        close = None
+        try:
+            while True:
+                await asyncio.wait_for(ws.recv(), WAIT)
+        except websockets.exceptions.ConnectionClosed as e:
+            close = e.code
+        except asyncio.TimeoutError:
+            close = None
+        result = await done
+        try:
+            code = server.proc.wait(timeout=WAIT)
+        except subprocess.TimeoutExpired:
+            code = None
+        return close, result, code
 
 
 def start_fails(*args, env=None):
@@ -316,6 +388,37 @@ def main():
     check(r"HKLM\Software\Benemen\BAPIWS" in err and "value Port" in err and "ninety" in err, f"error: {err!r}")
     clear_registry()
 
+    step("the windowless bapiwsw.exe: a GUI program; stopped by `bapiws stop` and by the session's end")
+    wexe = os.path.join(os.path.dirname(EXE), "bapiwsw.exe")
+    if check(os.path.isfile(wexe), f"{wexe} was built beside bapiws.exe"):
+        check(pe_subsystem(wexe) == 2, f"bapiwsw.exe's PE subsystem: {pe_subsystem(wexe)} (2 = GUI)")
+        check(pe_subsystem(EXE) == 3, f"bapiws.exe's PE subsystem: {pe_subsystem(EXE)} (3 = console)")
+        p = wine(EXE, "stop", check_rc=False)
+        check(p.returncode == 1 and "no bapiws server" in p.stderr, f"stop with none running: {p.returncode} {p.stderr!r}")
+        for how, command in [
+            ("bapiws stop", (EXE, "stop")),
+            ("system shutdown", ("wineboot", "--end-session")),
+        ]:
+            with open(log, "a"):
+                pass
+            before = os.path.getsize(log)
+            port = free_port()
+            server = Windowless(wexe, port)
+            try:
+                close, result, code = asyncio.run(stopped_from_outside(server, *command))
+            finally:
+                server.kill()
+            check(close == 1001, f"{how}: the client's close code: {close}")
+            check(result.returncode == 0, f"{how}: {' '.join(command)} exited {result.returncode}: {result.stdout!r} {result.stderr!r}")
+            if how == "bapiws stop":
+                check("stopped 1 bapiws server" in result.stdout, f"bapiws stop said {result.stdout!r}")
+            check(code == 0, f"{how}: bapiwsw.exe's exit code: {code}")
+            with open(log, encoding="utf-8", errors="replace") as f:
+                f.seek(before)
+                written = f.read()
+            check(f'shutting down signal="{how}"' in written or f"shutting down signal={how}" in written,
+                  f"{how}: the log says why it stopped: {written[-600:]!r}")
+
     step("autostart enable / status / disable, read back from the registry")
     wine(EXE, "autostart", "disable")
     p = reg("query", RUN, "/v", "bapiws", check_rc=False)
@@ -323,7 +426,8 @@ def main():
     p = wine(EXE, "autostart", "enable")
     check("enabled" in p.stdout, f"enable said {p.stdout!r}")
     p = reg("query", RUN, "/v", "bapiws", check_rc=False)
-    exe_name = os.path.basename(EXE)
+    # The windowless build beside bapiws.exe is what starts at login.
+    exe_name = "bapiwsw.exe"
     check(p.returncode == 0 and f'{exe_name}" serve' in p.stdout and "REG_SZ" in p.stdout, f"Run value: {p.stdout!r}")
     p = wine(EXE, "autostart", "status")
     check(p.stdout.startswith("enabled:"), f"status said {p.stdout!r}")
