@@ -78,7 +78,10 @@ pub fn windows_server() -> bool {
 /// process it was started as, whose command line then names the `.exe` (Linux's /proc).
 fn assert_is_the_program_under_test(child: &Child) {
     if let Some(exe) = wine_exe() {
-        let name = exe.file_name().and_then(|n| n.to_str()).unwrap_or("bapiws.exe");
+        let name = exe
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("bapiws.exe");
         let cmdline = std::fs::read(format!("/proc/{}/cmdline", child.id())).unwrap_or_default();
         let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
         assert!(
