@@ -1,6 +1,7 @@
 //! The registry layer (Windows): the settings the original reads from
 //! `HKLM\Software\Benemen\BAPIWS` — `Port` and `AllowedOrigins` — and every other setting
-//! under its file key's name. A value's name matches its key ignoring case and `_`, so
+//! under its file key's name; the same under `HKCU\Software\Benemen\BAPIWS` for the
+//! user's own, where the administrator's key is silent. A value's name matches its key ignoring case and `_`, so
 //! `AllowedOrigins`, `allowed_origins` and `IdleTimeoutSecs` all work; a backend's table
 //! (`[sim]`) is a subkey (`…\BAPIWS\sim`). Text values are read as the file's values
 //! would be (`9898`, `true`), else as text, else as a list split at commas, semicolons
@@ -48,26 +49,61 @@ fn folded(name: &str) -> String {
 }
 
 impl RegistryLayer {
-    /// Reads the settings of `HKLM\Software\Benemen\BAPIWS`, `None` where there is no
-    /// registry or no such key. A key that exists but cannot be read is an error.
+    /// Reads the settings of `HKLM\Software\Benemen\BAPIWS` (an administrator's, for
+    /// every user) and of `HKCU\Software\Benemen\BAPIWS` (the user's own), `None` where
+    /// there is no registry or neither key. Where both set a setting, the administrator's
+    /// wins (see [`RegistryLayer::over`]). A key that exists but cannot be read is an error.
     pub fn read() -> Result<Option<RegistryLayer>, ConfigError> {
         #[cfg(windows)]
         {
             use crate::platform::windows::{Hive, read_key};
-            match read_key(Hive::LocalMachine, KEY) {
+            let read = |hive: Hive| match read_key(hive, KEY) {
                 Ok(Some(key)) => RegistryLayer::from_key(&key).map(Some),
                 Ok(None) => Ok(None),
                 Err(e) => Err(ConfigError::Registry {
-                    path: format!("HKLM\\{KEY}"),
+                    path: format!("{}\\{KEY}", hive.name()),
                     value: String::new(),
                     problem: format!("cannot be read: {e}"),
                 }),
-            }
+            };
+            let machine = read(Hive::LocalMachine)?;
+            let user = read(Hive::CurrentUser)?;
+            Ok(RegistryLayer::over(machine, user))
         }
         #[cfg(not(windows))]
         {
             Ok(None)
         }
+    }
+
+    /// The machine's layer over the user's: each setting the machine's key has wins (a
+    /// backend's table setting by setting), the user's fill the rest. The path names both
+    /// keys when both were read.
+    pub fn over(
+        machine: Option<RegistryLayer>,
+        user: Option<RegistryLayer>,
+    ) -> Option<RegistryLayer> {
+        let (machine, mut merged) = match (machine, user) {
+            (None, None) => return None,
+            (Some(one), None) | (None, Some(one)) => return Some(one),
+            (Some(machine), Some(user)) => (machine, user),
+        };
+        for (key, value) in machine.table {
+            match (merged.table.get_mut(&key), value) {
+                (Some(toml::Value::Table(mine)), toml::Value::Table(theirs)) => {
+                    mine.extend(theirs);
+                }
+                (_, value) => {
+                    merged.table.insert(key, value);
+                }
+            }
+        }
+        merged.names.extend(machine.names);
+        let mut warnings = machine.warnings;
+        warnings.append(&mut merged.warnings);
+        merged.warnings = warnings;
+        merged.path = format!("{} and {}", machine.path, merged.path);
+        Some(merged)
     }
 
     /// Turns a key's values into settings; a value with a bad setting is an error naming
@@ -261,6 +297,35 @@ mod tests {
         let layer = RegistryLayer::from_key(reg).expect("registry layer");
         Config::resolve_with(args, file, file.map(|_| "/x.toml".into()), Some(layer))
             .expect("valid")
+    }
+
+    #[test]
+    fn the_administrators_key_wins_over_the_users_setting_by_setting() {
+        let mut machine = key(&[("Port", text("19501"))]);
+        machine.subkeys = vec![("sip".into(), vec![("Registrar".into(), text("pbx:5060"))])];
+        let mut user = key(&[("Port", text("19502")), ("IdleTimeoutSecs", text("77"))]);
+        user.path = format!("HKCU\\{KEY}");
+        user.subkeys = vec![(
+            "sip".into(),
+            vec![
+                ("Registrar".into(), text("other:5060")),
+                ("Account".into(), text("sip:me@pbx")),
+            ],
+        )];
+        let layer = RegistryLayer::over(
+            Some(RegistryLayer::from_key(&machine).expect("machine")),
+            Some(RegistryLayer::from_key(&user).expect("user")),
+        )
+        .expect("both");
+        assert_eq!(layer.table["port"].as_integer(), Some(19501));
+        assert_eq!(layer.table["idle_timeout_secs"].as_integer(), Some(77));
+        assert_eq!(layer.table["sip"]["registrar"].as_str(), Some("pbx:5060"));
+        assert_eq!(layer.table["sip"]["account"].as_str(), Some("sip:me@pbx"));
+        assert_eq!(layer.path, format!("HKLM\\{KEY} and HKCU\\{KEY}"));
+        let only_user =
+            RegistryLayer::over(None, RegistryLayer::from_key(&user).ok()).expect("user");
+        assert_eq!(only_user.table["port"].as_integer(), Some(19502));
+        assert!(RegistryLayer::over(None, None).is_none());
     }
 
     #[test]

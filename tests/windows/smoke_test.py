@@ -8,7 +8,7 @@ Run by scripts/windows-test.sh (which builds the .exe and prepares the Wine pref
 Checks: --version; serve with a real WebSocket client from Linux (Python's websockets)
 placing a call on the simulated phone and receiving its notifications; /health; the
 settings from HKLM\\Software\\Benemen\\BAPIWS (Port as REG_SZ and REG_DWORD,
-AllowedOrigins) and their precedence (flags > BAPIWS_* > registry > file > defaults); a
+AllowedOrigins) and the user's HKCU\\Software\\Benemen\\BAPIWS under it and their precedence (flags > BAPIWS_* > registry > file > defaults); a
 bad registry value named in the error; the log in %TEMP% (created when missing); Ctrl-C
 closing clients with 1001 and flushing the log; the windowless build bapiwsw.exe (a GUI
 program by its PE header, bapiws.exe a console one) serving, stopped by `bapiws stop` and
@@ -38,6 +38,7 @@ EXE = os.environ.get("BAPIWS_EXE", "")
 PREFIX = os.environ.get("WINEPREFIX", "")
 WINE = shutil.which("wine") or "/usr/bin/wine"
 KEY = r"HKLM\Software\Benemen\BAPIWS"
+USER_KEY = r"HKCU\Software\Benemen\BAPIWS"
 RUN = r"HKCU\Software\Microsoft\Windows\CurrentVersion\Run"
 WAIT = 30  # seconds: the longest any one step may take (Wine is slow to start)
 
@@ -77,6 +78,7 @@ def reg(*args, check_rc=True):
 
 def clear_registry():
     reg("delete", KEY, "/f", check_rc=False)
+    reg("delete", USER_KEY, "/f", check_rc=False)
 
 
 def free_port():
@@ -380,6 +382,30 @@ def main():
             server.stop()
     finally:
         os.remove(config)
+
+    step("registry: the user's own key (HKCU) where the administrator's (HKLM) is silent")
+    clear_registry()
+    p_user, p_machine = free_port(), free_port()
+    reg("add", USER_KEY, "/v", "Port", "/t", "REG_SZ", "/d", str(p_user), "/f")
+    reg("add", USER_KEY + r"\sim", "/v", "AnswerDelayMs", "/t", "REG_DWORD", "/d", "1234", "/f")
+    server = Server()
+    try:
+        check(server.port == p_user, f"HKCU's Port used: {server.banner}")
+        check(USER_KEY in server.banner, f"the banner names HKCU's key: {server.banner}")
+    finally:
+        server.stop()
+    reg("add", KEY, "/v", "Port", "/t", "REG_SZ", "/d", str(p_machine), "/f")
+    server = Server()
+    try:
+        check(server.port == p_machine, f"HKLM's Port wins over HKCU's: {server.banner}")
+        check(KEY in server.banner and USER_KEY in server.banner, f"the banner names both keys: {server.banner}")
+    finally:
+        server.stop()
+    reg("add", USER_KEY, "/v", "Port", "/t", "REG_SZ", "/d", "eleven", "/f")
+    reg("delete", KEY, "/v", "Port", "/f")
+    code, err = start_fails()
+    check(code == 2 and USER_KEY in err and "value Port" in err and "eleven" in err, f"a bad HKCU value: {code} {err!r}")
+    clear_registry()
 
     step("a bad registry value names the key and the value")
     reg("add", KEY, "/v", "Port", "/t", "REG_SZ", "/d", "ninety", "/f")
