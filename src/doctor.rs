@@ -22,6 +22,7 @@ use crate::config::{Config, DEFAULT_PORT, ServeArgs, default_config_path};
 use crate::logging;
 use crate::phone::BackendKind;
 use crate::phone::baresip::{BaresipSettings, Mode};
+use crate::phone::sip::SipSettings;
 use crate::platform;
 
 /// How long the doctor waits for a program on a port to answer `GET /health`.
@@ -81,6 +82,8 @@ struct Basis {
     origins: Vec<String>,
     /// The baresip settings and whether a backend of this configuration uses them.
     baresip: Option<(BaresipSettings, bool)>,
+    /// The built-in phone's settings and whether a backend of this configuration uses them.
+    sip: Option<(SipSettings, bool)>,
 }
 
 /// Runs every check, prints the findings on stdout, and returns whether nothing is wrong.
@@ -109,6 +112,7 @@ pub fn run(args: &ServeArgs) -> bool {
     print("Port", port_findings);
     print("Log folder", check_log_dir(&basis.log_dir));
     print("baresip (the real phone)", check_baresip(&basis));
+    print("The built-in phone (sip)", check_sip(&basis));
     print("Sound devices (the built-in phone, sip)", check_audio());
     print("Running server", check_running(health.as_ref(), &basis));
     let mut out = std::io::stdout().lock();
@@ -179,6 +183,14 @@ fn check_config(args: &ServeArgs) -> (Vec<Finding>, Basis) {
                     .map(str::to_owned)
                     .collect(),
                 baresip: Some((baresip, used)),
+                sip: Some((
+                    config.backend_settings.sip.clone(),
+                    config
+                        .backends
+                        .instances
+                        .values()
+                        .any(|k| *k == BackendKind::Sip),
+                )),
             };
             (findings, basis)
         }
@@ -207,6 +219,7 @@ fn check_config(args: &ServeArgs) -> (Vec<Finding>, Basis) {
                 log_dir: args.log_dir.clone().unwrap_or_else(logging::default_dir),
                 origins: vec!["*".into()],
                 baresip: None,
+                sip: None,
             };
             (findings, basis)
         }
@@ -582,6 +595,57 @@ fn alsa_cards() -> Finding {
     )
 }
 
+/// The built-in phone's account as configured (never the password, only whether there is
+/// one), and on Windows the firewall's part, which is not checked.
+fn check_sip(basis: &Basis) -> Vec<Finding> {
+    let Some((s, used)) = &basis.sip else {
+        return vec![Finding::warn(
+            "not checked: the configuration is not valid",
+            "correct the configuration first (above)",
+        )];
+    };
+    if !used {
+        return vec![Finding::ok(
+            "not configured (give [sip] account and its settings to use it: docs/sip-phone.md)",
+        )];
+    }
+    let mut findings = vec![Finding::ok(format!(
+        "account {}, registrar {} over {}{}",
+        crate::settings::shown(&s.account),
+        crate::settings::shown(&s.registrar),
+        s.transport.as_str(),
+        s.outbound_proxy
+            .as_deref()
+            .map(|p| format!(", outbound proxy {}", crate::settings::shown(p)))
+            .unwrap_or_default()
+    ))];
+    findings.push(match (&s.password, s.register) {
+        (Some(_), _) => Finding::ok("a password is given (not shown)"),
+        (None, true) => Finding::warn(
+            "no password is given: a registrar that asks for one will refuse the phone",
+            "give password_file in [sip] (or the variable BAPIWS_SIP_PASSWORD): docs/sip-phone.md",
+        ),
+        (None, false) => Finding::ok("no password (the phone does not register)"),
+    });
+    if cfg!(windows) {
+        let exe = std::env::current_exe()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|_| "bapiws.exe".into());
+        findings.push(Finding::warn(
+            format!(
+                "Windows Firewall (not checked): calls need UDP in to the SIP port {} and the RTP ports {}-{}",
+                s.listen.port(),
+                s.rtp_ports.start(),
+                s.rtp_ports.end()
+            ),
+            format!(
+                "allow bapiws when Windows asks, or as an administrator: netsh advfirewall firewall add rule name=bapiws dir=in action=allow program=\"{exe}\" protocol=udp"
+            ),
+        ));
+    }
+    findings
+}
+
 /// The sound devices the built-in phone (`sip`) can open: none is a warning (its calls
 /// still connect), never a failure.
 fn check_audio() -> Vec<Finding> {
@@ -860,6 +924,55 @@ mod tests {
     }
 
     #[test]
+    fn the_sip_checks_show_the_account_and_never_the_password() {
+        let text = |sip: Option<(SipSettings, bool)>| {
+            let basis = Basis {
+                port: 9898,
+                listen: vec![],
+                log_dir: PathBuf::new(),
+                origins: vec![],
+                baresip: None,
+                sip,
+            };
+            check_sip(&basis)
+                .iter()
+                .map(|f| {
+                    format!(
+                        "{:?} {} {}",
+                        f.mark,
+                        f.text,
+                        f.fix.clone().unwrap_or_default()
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        let s = SipSettings {
+            account: "sip:1001@pbx.example.com".into(),
+            password: Some("hunter2-secret".into()),
+            ..SipSettings::default()
+        };
+        let shown = text(Some((s.clone(), true)));
+        assert!(
+            shown.contains("account sip:1001@pbx.example.com"),
+            "{shown}"
+        );
+        assert!(shown.contains("a password is given (not shown)"), "{shown}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert_eq!(shown.contains("Windows Firewall"), cfg!(windows), "{shown}");
+        let without = text(Some((
+            SipSettings {
+                password: None,
+                ..s.clone()
+            },
+            true,
+        )));
+        assert!(without.contains("Warn no password is given"), "{without}");
+        assert!(text(Some((s, false))).contains("not configured"));
+        assert!(text(None).contains("not checked"));
+    }
+
+    #[test]
     fn policy_patterns_from_origins() {
         let basis = Basis {
             port: 9898,
@@ -870,6 +983,7 @@ mod tests {
                 "https://crm.partner.example:8443".into(),
             ],
             baresip: None,
+            sip: None,
         };
         let text = browser_guidance(&basis).join("\n");
         let patterns = "[\"https://[*.]company.com\", \"https://crm.partner.example:8443\"]";

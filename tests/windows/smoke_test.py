@@ -355,6 +355,21 @@ def main():
     check('value "VoiceForWindowsPath" is not a setting of bapiws' in p.stdout, f"doctor: {p.stdout}")
     reg("delete", KEY, "/v", "VoiceForWindowsPath", "/f")
 
+    step("doctor on the built-in phone's settings from the registry: account, firewall, the password never shown")
+    reg("add", KEY, "/v", "DefaultBackend", "/t", "REG_SZ", "/d", "sip", "/f")
+    reg("add", KEY + r"\sip", "/v", "Account", "/t", "REG_EXPAND_SZ", "/d", "sip:%USERNAME%@127.0.0.1", "/f")
+    reg("add", KEY + r"\sip", "/v", "RtpPorts", "/t", "REG_SZ", "/d", "20000-20099", "/f")
+    p = wine(EXE, "doctor", "--port", str(free_port()), "--sip-register", "false", check_rc=False,
+             env={"BAPIWS_SIP_PASSWORD": "doctor-must-not-show-this"})
+    user = wine("cmd", "/c", "echo %USERNAME%").stdout.strip()
+    check(f"account sip:{user}@127.0.0.1" in p.stdout, f"doctor's account (REG_EXPAND_SZ expanded): {p.stdout}")
+    check("a password is given (not shown)" in p.stdout, f"doctor's password line: {p.stdout}")
+    check("doctor-must-not-show-this" not in p.stdout + p.stderr, "doctor never shows the password")
+    check("Windows Firewall" in p.stdout and "20000-20099" in p.stdout and "netsh advfirewall" in p.stdout,
+          f"doctor's firewall hint: {p.stdout}")
+    reg("delete", KEY, "/v", "DefaultBackend", "/f")
+    reg("delete", KEY + r"\sip", "/f")
+
     step("precedence: flags > BAPIWS_* > registry > file > defaults")
     appdata = unix_path(wine("cmd", "/c", "echo %APPDATA%").stdout.strip())
     config_dir = os.path.join(appdata, "bapiws", "config")
