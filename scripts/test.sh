@@ -5,7 +5,7 @@
 #
 # The baresip tests need Debian's baresip-core, and those in a real SIP network
 # (tests/sip_network.rs) also kamailio (the registrar) and sip-tester (SIPp, the far
-# ends); the browser tests need Debian's chromium, openssl and util-linux (unshare), and
+# ends), over TLS (tests/sip_tls.rs) kamailio-tls-modules; the browser tests need Debian's chromium, openssl and util-linux (unshare), and
 # the Python recipe test Debian's python3-websockets; the click-to-call test xdg-utils
 # (xdg-mime, xdg-open);
 # the JavaScript client's tests need Node 20 and npm; the package test
@@ -37,6 +37,9 @@ need_package() { # command package
 
 need_package baresip baresip-core
 need_package kamailio kamailio
+# SIP over TLS (tests/sip_tls.rs): kamailio's TLS module.
+[ -f /usr/lib/x86_64-linux-gnu/kamailio/modules/tls.so ] || [ -f /usr/lib/kamailio/modules/tls.so ] \
+  || install_package "kamailio's TLS module" kamailio-tls-modules
 need_package sipp sip-tester
 # The tests run their own kamailio on loopback ports of their own; the package's system
 # service is not used: make sure it does not run (it would hold port 5060).

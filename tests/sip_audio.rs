@@ -91,8 +91,11 @@ async fn tone_round_trip(codec: &str) {
     let (sent, received) = media_counts(&log);
     // About four seconds of 50 packets a second.
     assert!(sent >= 150, "sent {sent}");
+    // Every packet comes back but those still in flight when the far end's BYE ends the
+    // call: up to half a second of echo on a loaded machine (25 packets), or 2 %.
+    let lost = sent.saturating_sub(received);
     assert!(
-        received * 100 >= sent * 98,
+        lost <= (sent / 50).max(25),
         "{codec}: {received} of {sent} packets came back"
     );
     let bytes = std::fs::read(&recording).expect("the recording");

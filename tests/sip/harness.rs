@@ -177,6 +177,97 @@ pub struct Kamailio {
     max_expires: u32,
     /// Whether it also listens on TCP (same port).
     tcp: bool,
+    /// The certificate and key it serves TLS with (on the same port number as UDP).
+    tls: Option<(PathBuf, PathBuf)>,
+}
+
+/// Certificates made by the test with openssl: a CA, and a server certificate it signed
+/// for `IP:127.0.0.1` and `DNS:pbx.test`; and a second, unrelated CA.
+pub struct TestCerts {
+    pub dir: TempDir,
+    pub ca: PathBuf,
+    pub other_ca: PathBuf,
+    pub server_cert: PathBuf,
+    pub server_key: PathBuf,
+}
+
+impl TestCerts {
+    pub fn make() -> TestCerts {
+        require("openssl", "version", "openssl");
+        let dir = TempDir::new("certs");
+        let d = dir.path().to_path_buf();
+        let run = |args: &[&str]| {
+            let out = Command::new("openssl")
+                .args(args)
+                .current_dir(&d)
+                .output()
+                .expect("run openssl");
+            assert!(
+                out.status.success(),
+                "openssl {}: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        for (name, cn) in [("ca", "bapiws test CA"), ("other-ca", "another CA")] {
+            run(&[
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-days",
+                "2",
+                "-subj",
+                &format!("/CN={cn}"),
+                "-keyout",
+                &format!("{name}.key"),
+                "-out",
+                &format!("{name}.crt"),
+            ]);
+        }
+        run(&[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=pbx.test",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+        ]);
+        std::fs::write(
+            d.join("san.ext"),
+            "subjectAltName=IP:127.0.0.1,DNS:pbx.test\nextendedKeyUsage=serverAuth\n",
+        )
+        .expect("write san.ext");
+        run(&[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "san.ext",
+            "-out",
+            "server.crt",
+        ]);
+        TestCerts {
+            ca: d.join("ca.crt"),
+            other_ca: d.join("other-ca.crt"),
+            server_cert: d.join("server.crt"),
+            server_key: d.join("server.key"),
+            dir,
+        }
+    }
 }
 
 impl Kamailio {
@@ -207,7 +298,23 @@ impl Kamailio {
             far: ports.far,
             max_expires,
             tcp,
+            tls: None,
         }
+    }
+
+    /// Starts it listening on TLS (with `certs`' server certificate) as well as UDP, on
+    /// the same port number; needs Debian's kamailio-tls-modules.
+    pub fn start_tls(ports: &SipPorts, max_expires: u32, certs: &TestCerts) -> Kamailio {
+        assert!(
+            Path::new("/usr/lib/x86_64-linux-gnu/kamailio/modules/tls.so").exists()
+                || Path::new("/usr/lib/kamailio/modules/tls.so").exists(),
+            "kamailio's TLS module is not installed; these tests need it: apt-get install \
+             kamailio-tls-modules (scripts/test.sh installs it when run as root)"
+        );
+        let mut k = Kamailio::launch_only(ports, max_expires, false);
+        k.tls = Some((certs.server_cert.clone(), certs.server_key.clone()));
+        k.run(&[]);
+        k
     }
 
     fn launch(ports: &SipPorts, max_expires: u32, tcp: bool) -> Kamailio {
@@ -239,6 +346,27 @@ impl Kamailio {
             .arg(format!("udp:127.0.0.1:{}", self.port));
         if self.tcp {
             cmd.arg("-l").arg(format!("tcp:127.0.0.1:{}", self.port));
+        }
+        if let Some((cert, key)) = &self.tls {
+            let config = self.dir.path().join("tls.cfg");
+            std::fs::write(
+                &config,
+                format!(
+                    "[server:default]\nmethod = TLSv1.2+\nverify_certificate = no\n\
+                     require_certificate = no\ncertificate = {}\nprivate_key = {}\n\n\
+                     [client:default]\nmethod = TLSv1.2+\nverify_certificate = no\n\
+                     require_certificate = no\n",
+                    cert.display(),
+                    key.display()
+                ),
+            )
+            .expect("write tls.cfg");
+            cmd.arg("-l")
+                .arg(format!("tls:127.0.0.1:{}", self.port))
+                .arg("-A")
+                .arg("WITH_TLS")
+                .arg("-A")
+                .arg(format!("TLS_CONFIG=\"{}\"", config.display()));
         }
         cmd.arg("-A")
             .arg(format!("FAR_END=\"127.0.0.1:{}\"", self.far))

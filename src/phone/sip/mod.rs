@@ -290,7 +290,8 @@ async fn run(
                         auth_username: (s.auth_user != s.user).then(|| s.auth_user.clone()),
                     }),
                     interval: s.register_interval,
-                    reliable: s.transport == Transport::Tcp,
+                    reliable: s.transport.is_stream(),
+                    tls: s.transport == Transport::Tls,
                     flow: stack.flow.clone(),
                 };
                 tokio::spawn(r.run(stack.endpoint.clone(), reg_tx, stop_rx));
@@ -657,6 +658,7 @@ impl Phone {
                 r#type: Some(match self.s.transport {
                     Transport::Udp => sip::Transport::Udp,
                     Transport::Tcp => sip::Transport::Tcp,
+                    Transport::Tls => sip::Transport::Tls,
                 }),
                 addr: a.into(),
             });
@@ -1120,6 +1122,18 @@ impl Phone {
                 return vec![];
             }
         };
+        // Through a proxy (a Record-Route), requests in the dialog go to the caller's Contact
+        // as it is: the stack gives it the transport of the hop the INVITE came over (TCP,
+        // TLS), which the proxy would then use to reach a caller on another transport.
+        if !request.record_route_headers().is_empty()
+            && let Some(contact) = request
+                .typed_contact_headers()
+                .ok()
+                .and_then(|c| c.into_iter().next())
+            && let Some(d) = self.stack.dialogs.get_dialog(&dialog.id())
+        {
+            d.set_remote_target(contact.uri, request.contact_header().ok().cloned());
+        }
         // The stack answers a CANCEL from the transaction's own copy of the INVITE, which
         // has no To tag yet: without the dialog's, its 487 would carry a new tag, unlike
         // the 180 (two early dialogs from one phone).

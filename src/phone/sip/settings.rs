@@ -69,7 +69,7 @@ pub struct Args {
         value_name = "HOST:PORT"
     )]
     pub outbound_proxy: Option<String>,
-    /// `udp` or `tcp`. [default: udp]
+    /// `udp`, `tcp` or `tls`. [default: udp]
     #[arg(
         id = "sip_transport",
         long = "sip-transport",
@@ -77,6 +77,24 @@ pub struct Args {
         value_name = "TRANSPORT"
     )]
     pub transport: Option<String>,
+    /// Over TLS, a PEM file of the certificate authorities to trust instead of the
+    /// system's. [default: the system's trusted roots]
+    #[arg(
+        id = "sip_tls_ca_file",
+        long = "sip-tls-ca-file",
+        env = "BAPIWS_SIP_TLS_CA_FILE",
+        value_name = "PATH"
+    )]
+    pub tls_ca_file: Option<String>,
+    /// Over TLS, the name the registrar's (or proxy's) certificate must carry. [default:
+    /// the host of the outbound proxy, else of the registrar]
+    #[arg(
+        id = "sip_tls_server_name",
+        long = "sip-tls-server-name",
+        env = "BAPIWS_SIP_TLS_SERVER_NAME",
+        value_name = "NAME"
+    )]
+    pub tls_server_name: Option<String>,
     /// Register with the registrar. [default: true]
     #[arg(
         id = "sip_register",
@@ -189,6 +207,9 @@ pub enum Transport {
     Udp,
     /// TCP, one connection to the next hop.
     Tcp,
+    /// TLS over TCP (RFC 3261 §26.2), one connection to the next hop, whose certificate
+    /// is verified.
+    Tls,
 }
 
 impl Transport {
@@ -197,6 +218,7 @@ impl Transport {
         match self {
             Transport::Udp => "UDP",
             Transport::Tcp => "TCP",
+            Transport::Tls => "TLS",
         }
     }
 
@@ -205,8 +227,31 @@ impl Transport {
         match self {
             Transport::Udp => "",
             Transport::Tcp => ";transport=tcp",
+            Transport::Tls => ";transport=tls",
         }
     }
+
+    /// Whether it is a connection (TCP or TLS) rather than datagrams.
+    pub fn is_stream(self) -> bool {
+        self != Transport::Udp
+    }
+
+    /// The port a registrar or proxy listens on when none is given (5061 for TLS).
+    pub fn default_port(self) -> u16 {
+        match self {
+            Transport::Tls => 5061,
+            _ => 5060,
+        }
+    }
+}
+
+/// How the phone checks the certificate of the server it reaches over TLS.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct TlsTrust {
+    /// The PEM text of the authorities to trust (`tls_ca_file`); none: the system's roots.
+    pub ca_pem: Option<Vec<u8>>,
+    /// The name the certificate must carry (`tls_server_name`); none: the next hop's host.
+    pub server_name: Option<String>,
 }
 
 /// Who may ring the phone.
@@ -237,6 +282,8 @@ pub struct SipSettings {
     pub outbound_proxy: Option<String>,
     /// The transport.
     pub transport: Transport,
+    /// Over TLS, what the server's certificate is checked against.
+    pub tls: TlsTrust,
     /// Whether to register.
     pub register: bool,
     /// The registration's lifetime asked for.
@@ -276,6 +323,7 @@ impl Default for SipSettings {
             registrar: "127.0.0.1:5060".into(),
             outbound_proxy: None,
             transport: Transport::Udp,
+            tls: TlsTrust::default(),
             register: true,
             register_interval: Duration::from_secs(120),
             keepalive: Some(Duration::from_secs(10)),
@@ -333,6 +381,20 @@ impl Args {
     pub fn resolve(&self) -> Result<SipSettings, SettingError> {
         let err = SettingError::new;
         let mut s = SipSettings::default();
+        if let Some(t) = &self.transport {
+            s.transport = match t.to_ascii_lowercase().as_str() {
+                "udp" => Transport::Udp,
+                "tcp" => Transport::Tcp,
+                "tls" => Transport::Tls,
+                _ => {
+                    return Err(err(
+                        "transport",
+                        format!("{:?} is not udp, tcp or tls", crate::settings::shown(t)),
+                    ));
+                }
+            };
+        }
+        let port = s.transport.default_port();
         if let Some(t) = &self.account {
             let rest = t.strip_prefix("sip:").ok_or_else(|| {
                 err(
@@ -349,12 +411,12 @@ impl Args {
                         format!("{:?} is not sip:user@domain", crate::settings::shown(t)),
                     )
                 })?;
-            host_port("account", domain, 5060)?;
+            host_port("account", domain, port)?;
             s.account = t.clone();
             s.user = user.to_owned();
             s.domain = domain.to_owned();
             s.auth_user = user.to_owned();
-            s.registrar = host_port("account", domain, 5060)?;
+            s.registrar = host_port("account", domain, port)?;
             s.dial_uri = format!("sip:{{number}}@{domain}");
         }
         if let Some(t) = &self.auth_user {
@@ -389,28 +451,39 @@ impl Args {
             ));
         }
         if let Some(t) = &self.registrar {
-            s.registrar = host_port("registrar", t, 5060)?;
+            s.registrar = host_port("registrar", t, port)?;
         }
         if let Some(t) = &self.outbound_proxy {
-            s.outbound_proxy = Some(host_port("outbound_proxy", t, 5060)?);
+            s.outbound_proxy = Some(host_port("outbound_proxy", t, port)?);
         }
-        if let Some(t) = &self.transport {
-            s.transport = match t.to_ascii_lowercase().as_str() {
-                "udp" => Transport::Udp,
-                "tcp" => Transport::Tcp,
-                "tls" => {
-                    return Err(err(
-                        "transport",
-                        "tls is not built yet; use udp or tcp".to_owned(),
-                    ));
-                }
-                _ => {
-                    return Err(err(
-                        "transport",
-                        format!("{:?} is not udp or tcp", crate::settings::shown(t)),
-                    ));
-                }
-            };
+        if let Some(path) = &self.tls_ca_file {
+            s.tls.ca_pem = Some(read_ca_file(path)?);
+        }
+        if let Some(name) = &self.tls_server_name {
+            let ok = !name.is_empty()
+                && name.len() <= 253
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':'));
+            if !ok {
+                return Err(err(
+                    "tls_server_name",
+                    format!("{:?} is not a host name", crate::settings::shown(name)),
+                ));
+            }
+            s.tls.server_name = Some(name.clone());
+        }
+        if s.transport != Transport::Tls
+            && (self.tls_ca_file.is_some() || self.tls_server_name.is_some())
+        {
+            return Err(err(
+                if self.tls_ca_file.is_some() {
+                    "tls_ca_file"
+                } else {
+                    "tls_server_name"
+                },
+                "applies only with transport = \"tls\"".to_owned(),
+            ));
         }
         s.register = self.register.unwrap_or(true);
         s.register_interval = Duration::from_secs(in_range(
@@ -515,6 +588,33 @@ impl Args {
     }
 }
 
+/// The largest CA file read (a system bundle is about 200 KiB).
+const MAX_CA_FILE: u64 = 1 << 20;
+
+/// Reads a PEM file of certificate authorities: at most [`MAX_CA_FILE`], holding at
+/// least one certificate.
+fn read_ca_file(path: &str) -> Result<Vec<u8>, SettingError> {
+    let p = PathBuf::from(path);
+    let cannot = |e: std::io::Error| {
+        SettingError::new("tls_ca_file", format!("cannot read {}: {e}", p.display()))
+    };
+    let meta = std::fs::metadata(&p).map_err(cannot)?;
+    if meta.len() > MAX_CA_FILE {
+        return Err(SettingError::new(
+            "tls_ca_file",
+            format!("{} is larger than 1 MiB", p.display()),
+        ));
+    }
+    let pem = std::fs::read(&p).map_err(cannot)?;
+    if !pem.windows(27).any(|w| w == b"-----BEGIN CERTIFICATE-----") {
+        return Err(SettingError::new(
+            "tls_ca_file",
+            format!("{} holds no PEM certificate", p.display()),
+        ));
+    }
+    Ok(pem)
+}
+
 /// Reads a password file's first line.
 fn read_password(path: &str) -> Result<String, SettingError> {
     let p = PathBuf::from(path);
@@ -553,6 +653,22 @@ mod tests {
         assert_eq!(s.register_interval, Duration::from_secs(120));
         assert_eq!(s.keepalive, Some(Duration::from_secs(10)));
         assert_eq!(s.accept_invites_from, InviteSources::Proxy);
+    }
+
+    #[test]
+    fn tls_takes_port_5061_and_its_trust_settings() {
+        let a = Args {
+            account: Some("sip:1001@pbx.example.com".into()),
+            transport: Some("TLS".into()),
+            tls_server_name: Some("sbc.example.com".into()),
+            ..Args::default()
+        };
+        let s = a.resolve().expect("valid");
+        assert_eq!(s.transport, Transport::Tls);
+        assert_eq!(s.registrar, "pbx.example.com:5061");
+        assert_eq!(s.tls.server_name.as_deref(), Some("sbc.example.com"));
+        assert_eq!(s.tls.ca_pem, None);
+        assert_eq!(s.transport.uri_param(), ";transport=tls");
     }
 
     #[test]
@@ -602,10 +718,26 @@ mod tests {
             ),
             (
                 Args {
+                    tls_ca_file: Some("/nonexistent/ca.pem".into()),
                     transport: Some("tls".into()),
                     ..Args::default()
                 },
-                "transport",
+                "tls_ca_file",
+            ),
+            (
+                Args {
+                    tls_server_name: Some("pbx.example.com".into()),
+                    ..Args::default()
+                },
+                "tls_server_name",
+            ),
+            (
+                Args {
+                    tls_server_name: Some("pbx example".into()),
+                    transport: Some("tls".into()),
+                    ..Args::default()
+                },
+                "tls_server_name",
             ),
             (
                 Args {

@@ -90,6 +90,28 @@ pub fn printable(text: &str) -> String {
     crate::settings::shown(&clean)
 }
 
+/// A transport error as a user reads it: a refused TLS certificate says which check
+/// failed and which setting to look at; anything else as it is (made printable).
+pub fn in_users_words(error: &str) -> String {
+    let Some(at) = error.find("invalid peer certificate") else {
+        return printable(error);
+    };
+    let detail = error[at + "invalid peer certificate".len()..].trim_start_matches([':', ' ']);
+    let known = if detail.contains("UnknownIssuer") {
+        Some("UnknownIssuer: from an authority not trusted here; set tls_ca_file in [sip]")
+    } else if detail.contains("not valid for name") || detail.contains("NotValidForName") {
+        Some("NotValidForName: not for the expected name; set tls_server_name in [sip]")
+    } else if detail.contains("Expired") {
+        Some("Expired")
+    } else {
+        None
+    };
+    match known {
+        Some(why) => format!("TLS certificate refused ({why})"),
+        None => format!("TLS certificate refused ({})", printable(detail)),
+    }
+}
+
 /// Whether a peer's character must not be passed on: a control character, or one of
 /// Unicode's invisible formatting controls (bidirectional marks, overrides and isolates,
 /// zero-width characters, the byte-order mark).
@@ -292,6 +314,73 @@ pub async fn resolve(host_port: &str) -> Result<SocketAddr, String> {
         .ok_or_else(|| format!("{host_port}: no address"))
 }
 
+/// The most trusted roots taken from the system.
+const MAX_ROOTS: usize = 1000;
+
+/// What rsipstack's TLS checks the next hop's certificate against: the configured CA file
+/// or the system's trusted roots (as PEM), and the name the certificate must carry (the
+/// setting, else the host of the outbound proxy, else of the registrar, as configured).
+fn tls_config(s: &SipSettings) -> Result<rsipstack::transport::tls::TlsConfig, String> {
+    let ca = match &s.tls.ca_pem {
+        Some(pem) => pem.clone(),
+        None => {
+            let found = rustls_native_certs::load_native_certs();
+            if found.certs.is_empty() {
+                let why = found
+                    .errors
+                    .first()
+                    .map(|e| format!(" ({e})"))
+                    .unwrap_or_default();
+                return Err(format!(
+                    "SIP over TLS: no trusted certificate authorities found on this system{why}; set tls_ca_file in [sip]"
+                ));
+            }
+            let mut pem = Vec::new();
+            for cert in found.certs.iter().take(MAX_ROOTS) {
+                pem.extend_from_slice(&der_to_pem(cert.as_ref()));
+            }
+            pem
+        }
+    };
+    let hop = s.outbound_proxy.as_deref().unwrap_or(&s.registrar);
+    let name = s
+        .tls
+        .server_name
+        .clone()
+        .unwrap_or_else(|| host_of(hop).to_owned());
+    Ok(rsipstack::transport::tls::TlsConfig {
+        ca_certs: Some(ca),
+        sni_hostname: Some(name),
+        ..Default::default()
+    })
+}
+
+/// The host of `HOST:PORT` (`[v6]:PORT` gives the address without brackets).
+fn host_of(host_port: &str) -> &str {
+    let host = match host_port.rsplit_once(':') {
+        Some((h, p))
+            if p.bytes().all(|b| b.is_ascii_digit()) && (!h.contains(':') || h.ends_with(']')) =>
+        {
+            h
+        }
+        _ => host_port,
+    };
+    host.trim_start_matches('[').trim_end_matches(']')
+}
+
+/// One certificate as PEM text.
+fn der_to_pem(der: &[u8]) -> Vec<u8> {
+    use base64::Engine;
+    let text = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut pem = b"-----BEGIN CERTIFICATE-----\n".to_vec();
+    for line in text.as_bytes().chunks(64) {
+        pem.extend_from_slice(line);
+        pem.push(b'\n');
+    }
+    pem.extend_from_slice(b"-----END CERTIFICATE-----\n");
+    pem
+}
+
 /// The local IP address the system would use to reach `to` (no packet is sent).
 fn route_to(to: SocketAddr) -> Option<IpAddr> {
     let any: SocketAddr = if to.is_ipv4() {
@@ -319,7 +408,13 @@ pub async fn start(s: &SipSettings, next_hop: SocketAddr) -> Result<(Stack, Chan
         .parse::<SocketAddr>()
         .unwrap_or(s.listen);
     layer.add_transport(udp.into());
-    let keepalive = s.keepalive.filter(|_| s.transport == Transport::Tcp);
+    let keepalive = s.keepalive.filter(|_| s.transport.is_stream());
+    if s.transport == Transport::Tls {
+        layer.set_tls_config(tls_config(s)?);
+        if let Some(every) = keepalive {
+            layer.set_stream_idle_timeout(silence_limit(every));
+        }
+    }
     if s.transport == Transport::Tcp {
         let tcp = TcpListenerConnection::new(local, None)
             .await
@@ -544,8 +639,10 @@ pub struct Registrar {
     pub credential: Option<Credential>,
     /// The registration's lifetime asked for.
     pub interval: Duration,
-    /// Whether the transport is reliable (TCP).
+    /// Whether the transport is reliable (TCP or TLS).
     pub reliable: bool,
+    /// Whether it is TLS.
+    pub tls: bool,
     /// The losses of the TCP connection to the next hop ([`Stack::flow`]).
     pub flow: watch::Receiver<u64>,
 }
@@ -583,7 +680,11 @@ impl Registrar {
         let flow_target = if self.reliable {
             match self.proxy {
                 Some(p) => Some(SipAddr {
-                    r#type: Some(sip::Transport::Tcp),
+                    r#type: Some(if self.tls {
+                        sip::Transport::Tls
+                    } else {
+                        sip::Transport::Tcp
+                    }),
                     addr: p.into(),
                 }),
                 None => SipAddr::try_from(&self.server).ok(),
@@ -695,7 +796,7 @@ impl Registrar {
                             .unwrap_or(resp.status_code.text())
                     )
                 ),
-                (None, Some(e)) => format!("registration failed: {}", printable(&e)),
+                (None, Some(e)) => format!("registration failed: {}", in_users_words(&e)),
                 (None, None) => "registration failed: no answer from the registrar".to_owned(),
             };
             let code = resp.as_ref().map(|r| r.status_code.code());
@@ -752,6 +853,27 @@ impl Registrar {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_refused_certificate_is_told_in_users_words() {
+        let issuer = in_users_words("I/O error: invalid peer certificate: UnknownIssuer");
+        assert!(
+            issuer.starts_with("TLS certificate refused (UnknownIssuer"),
+            "{issuer}"
+        );
+        assert!(issuer.contains("tls_ca_file"), "{issuer}");
+        let name = in_users_words(
+            "I/O error: invalid peer certificate: certificate not valid for name \"x\"; certificate is only valid for DnsName(\"y\")",
+        );
+        assert!(
+            name.contains("NotValidForName") && name.contains("tls_server_name"),
+            "{name}"
+        );
+        assert_eq!(
+            in_users_words("connection refused\u{202E}"),
+            "connection refused"
+        );
+    }
 
     #[test]
     fn text_from_the_network_is_printable_and_bounded() {
