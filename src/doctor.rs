@@ -1,7 +1,8 @@
 //! `bapiws doctor`: checks this workstation's setup and prints each finding with its fix.
 //!
 //! It reads the same settings as `bapiws serve` (flags, `BAPIWS_*` variables, the file)
-//! and checks, without starting a server: the configuration; the port on each listen
+//! and checks, without starting a server: the configuration (with, for the built-in phone,
+//! where its password comes from and whether the credential store holds it); the port on each listen
 //! address (free, held by a running bapiws, which answers `GET /health` with name
 //! `bapiws`, or held by something else); the log folder (a folder of this user that
 //! others cannot write to, and writable; a missing one is created as `serve` would); the
@@ -22,6 +23,7 @@ use crate::config::{Config, DEFAULT_PORT, ServeArgs, default_config_path};
 use crate::logging;
 use crate::phone::BackendKind;
 use crate::phone::baresip::{BaresipSettings, Mode};
+use crate::phone::sip::{PasswordFrom, SipSettings};
 use crate::platform;
 
 /// How long the doctor waits for a program on a port to answer `GET /health`.
@@ -143,7 +145,9 @@ fn check_config(args: &ServeArgs) -> (Vec<Finding>, Basis) {
         (_, Some(p)) => findings.push(Finding::ok(format!("configuration file {} found", p.display()))),
         _ => {}
     }
-    match Config::load(args) {
+    // The credential store is asked below, by `sip_password`: whether an entry is there,
+    // in words, rather than as the error that stops `serve`.
+    match Config::load_without_store(args) {
         Ok(config) => {
             if let Some(key) = &config.registry {
                 findings.push(Finding::ok(format!(
@@ -161,6 +165,14 @@ fn check_config(args: &ServeArgs) -> (Vec<Finding>, Basis) {
             } else {
                 "the settings are valid (flags, BAPIWS_* variables and the file)"
             }));
+            if config
+                .backends
+                .instances
+                .values()
+                .any(|k| *k == BackendKind::Sip)
+            {
+                findings.push(sip_password(&config.backend_settings.sip));
+            }
             let baresip = config.backend_settings.baresip.clone();
             let used = config
                 .backends
@@ -209,6 +221,47 @@ fn check_config(args: &ServeArgs) -> (Vec<Finding>, Basis) {
                 baresip: None,
             };
             (findings, basis)
+        }
+    }
+}
+
+/// Where the built-in phone's password comes from and, for the credential store, whether
+/// an entry is there (never the password itself).
+fn sip_password(s: &SipSettings) -> Finding {
+    use crate::platform::credentials::{self, SERVICE};
+    let account = crate::client::for_terminal(&s.account);
+    match &s.password_from {
+        PasswordFrom::Unset => {
+            Finding::ok("sip: no password is set (the phone answers no authentication challenge)")
+        }
+        PasswordFrom::Setting => Finding::ok(
+            "sip: the password comes from the password setting (flag, variable or file key)",
+        ),
+        PasswordFrom::File(path) => Finding::ok(format!(
+            "sip: the password comes from password_file {}",
+            path.display()
+        )),
+        PasswordFrom::Keyring => {
+            let store = credentials::store_name();
+            let entry = format!("service {SERVICE}, user {account}");
+            match credentials::is_stored(&s.account) {
+                Ok(true) => Finding::ok(format!(
+                    "sip: the password comes from {store} (password_store = \"keyring\"): an entry is stored ({entry})"
+                )),
+                Ok(false) => Finding::fail(
+                    format!(
+                        "sip: the password comes from {store} (password_store = \"keyring\"), but no entry is stored ({entry})"
+                    ),
+                    "run `bapiws sip set-password` with the settings of bapiws serve",
+                ),
+                Err(e) => Finding::fail(
+                    format!(
+                        "sip: the password comes from {store} (password_store = \"keyring\"), which cannot be used: {}",
+                        crate::client::for_terminal(&e.to_string())
+                    ),
+                    credentials::store_fix(),
+                ),
+            }
         }
     }
 }
@@ -742,7 +795,7 @@ fn check_running(health: Option<&Value>, basis: &Basis) -> Vec<Finding> {
         } else if kind == "sip" {
             Finding::fail(
                 text,
-                "check the SIP account: account, auth_user, password (or password_file), registrar, outbound_proxy, transport in [sip], and that the registrar is reachable from this machine",
+                "check the SIP account: account, auth_user, password (or password_file, password_store), registrar, outbound_proxy, transport in [sip], and that the registrar is reachable from this machine",
             )
         } else {
             Finding::fail(
