@@ -7,7 +7,8 @@
 # (tests/sip_network.rs) also kamailio (the registrar) and sip-tester (SIPp, the far
 # ends), over TLS (tests/sip_tls.rs) kamailio-tls-modules; the browser tests need Debian's chromium, openssl and util-linux (unshare), and
 # the Python recipe test Debian's python3-websockets; the click-to-call test xdg-utils
-# (xdg-mime, xdg-open);
+# (xdg-mime, xdg-open); the SIP password in the Secret Service (tests/sip_keyring.rs)
+# dbus-daemon, dbus-bin (dbus-send) and gnome-keyring;
 # the JavaScript client's tests need Node 20 and npm; the package test
 # (scripts/package-test.sh) needs root, dpkg, cargo-deb, systemd-analyze and
 # desktop-file-validate; the Windows build and its tests under Wine
@@ -63,6 +64,11 @@ need_package unshare util-linux
 # tel: link with xdg-open.
 need_package xdg-mime xdg-utils
 need_package xdg-open xdg-utils
+# The SIP password kept in the Secret Service (tests/sip_keyring.rs): a private session
+# bus (dbus-daemon; dbus-send asks it who is on it) with GNOME Keyring's secrets on it.
+need_package dbus-daemon dbus-daemon
+need_package dbus-send dbus-bin
+need_package gnome-keyring-daemon gnome-keyring
 
 step "cargo fmt --check"
 cargo fmt --all -- --check

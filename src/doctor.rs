@@ -1,7 +1,8 @@
 //! `bapiws doctor`: checks this workstation's setup and prints each finding with its fix.
 //!
 //! It reads the same settings as `bapiws serve` (flags, `BAPIWS_*` variables, the file)
-//! and checks, without starting a server: the configuration; the port on each listen
+//! and checks, without starting a server: the configuration (with, for the built-in phone,
+//! where its password comes from and whether the credential store holds it); the port on each listen
 //! address (free, held by a running bapiws, which answers `GET /health` with name
 //! `bapiws`, or held by something else); the log folder (a folder of this user that
 //! others cannot write to, and writable; a missing one is created as `serve` would); the
@@ -22,7 +23,7 @@ use crate::config::{Config, DEFAULT_PORT, ServeArgs, default_config_path};
 use crate::logging;
 use crate::phone::BackendKind;
 use crate::phone::baresip::{BaresipSettings, Mode};
-use crate::phone::sip::SipSettings;
+use crate::phone::sip::{PasswordFrom, SipSettings};
 use crate::platform;
 
 /// How long the doctor waits for a program on a port to answer `GET /health`.
@@ -147,7 +148,9 @@ fn check_config(args: &ServeArgs) -> (Vec<Finding>, Basis) {
         (_, Some(p)) => findings.push(Finding::ok(format!("configuration file {} found", p.display()))),
         _ => {}
     }
-    match Config::load(args) {
+    // The credential store is asked below, by `sip_password`: whether an entry is there,
+    // in words, rather than as the error that stops `serve`.
+    match Config::load_without_store(args) {
         Ok(config) => {
             if let Some(key) = &config.registry {
                 findings.push(Finding::ok(format!(
@@ -165,6 +168,14 @@ fn check_config(args: &ServeArgs) -> (Vec<Finding>, Basis) {
             } else {
                 "the settings are valid (flags, BAPIWS_* variables and the file)"
             }));
+            if config
+                .backends
+                .instances
+                .values()
+                .any(|k| *k == BackendKind::Sip)
+            {
+                findings.push(sip_password(&config.backend_settings.sip));
+            }
             let baresip = config.backend_settings.baresip.clone();
             let used = config
                 .backends
@@ -222,6 +233,47 @@ fn check_config(args: &ServeArgs) -> (Vec<Finding>, Basis) {
                 sip: None,
             };
             (findings, basis)
+        }
+    }
+}
+
+/// Where the built-in phone's password comes from and, for the credential store, whether
+/// an entry is there (never the password itself).
+fn sip_password(s: &SipSettings) -> Finding {
+    use crate::platform::credentials::{self, SERVICE};
+    let account = crate::client::for_terminal(&s.account);
+    match &s.password_from {
+        PasswordFrom::Unset => {
+            Finding::ok("sip: no password is set (the phone answers no authentication challenge)")
+        }
+        PasswordFrom::Setting => Finding::ok(
+            "sip: the password comes from the password setting (flag, variable or file key)",
+        ),
+        PasswordFrom::File(path) => Finding::ok(format!(
+            "sip: the password comes from password_file {}",
+            path.display()
+        )),
+        PasswordFrom::Keyring => {
+            let store = credentials::store_name();
+            let entry = format!("service {SERVICE}, user {account}");
+            match credentials::is_stored(&s.account) {
+                Ok(true) => Finding::ok(format!(
+                    "sip: the password comes from {store} (password_store = \"keyring\"): an entry is stored ({entry})"
+                )),
+                Ok(false) => Finding::fail(
+                    format!(
+                        "sip: the password comes from {store} (password_store = \"keyring\"), but no entry is stored ({entry})"
+                    ),
+                    "run `bapiws sip set-password` with the settings of bapiws serve",
+                ),
+                Err(e) => Finding::fail(
+                    format!(
+                        "sip: the password comes from {store} (password_store = \"keyring\"), which cannot be used: {}",
+                        crate::client::for_terminal(&e.to_string())
+                    ),
+                    credentials::store_fix(),
+                ),
+            }
         }
     }
 }
@@ -621,6 +673,9 @@ fn check_sip(basis: &Basis) -> Vec<Finding> {
     ))];
     findings.push(match (&s.password, s.register) {
         (Some(_), _) => Finding::ok("a password is given (not shown)"),
+        (None, _) if s.password_from == PasswordFrom::Keyring => {
+            Finding::ok("the password is read from the credential store at start (see above)")
+        }
         (None, true) => Finding::warn(
             "no password is given: a registrar that asks for one will refuse the phone",
             "give password_file in [sip] (or the variable BAPIWS_SIP_PASSWORD): docs/sip-phone.md",
@@ -806,7 +861,7 @@ fn check_running(health: Option<&Value>, basis: &Basis) -> Vec<Finding> {
         } else if kind == "sip" {
             Finding::fail(
                 text,
-                "check the SIP account: account, auth_user, password (or password_file), registrar, outbound_proxy, transport in [sip], and that the registrar is reachable from this machine",
+                "check the SIP account: account, auth_user, password (or password_file, password_store), registrar, outbound_proxy, transport in [sip], and that the registrar is reachable from this machine",
             )
         } else {
             Finding::fail(
@@ -949,7 +1004,7 @@ mod tests {
         };
         let s = SipSettings {
             account: "sip:1001@pbx.example.com".into(),
-            password: Some("hunter2-secret".into()),
+            password: Some(String::from("hunter2-secret").into()),
             ..SipSettings::default()
         };
         let shown = text(Some((s.clone(), true)));

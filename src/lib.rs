@@ -43,7 +43,9 @@
 //!   configuration, the log folder, baresip, a running server's `/health`) with fixes.
 //! - [`platform`]: what differs between operating systems: the log file's safety checks,
 //!   the events that stop the server ([`platform::stop`]: signals, Windows console
-//!   events), and on Windows the registry ([`platform::windows`]).
+//!   events), the credential store of the SIP password ([`platform::credentials`]: the
+//!   Secret Service, the Credential Manager), and on Windows the registry
+//!   ([`platform::windows`]).
 //! - [`autostart`]: `bapiws autostart`, starting the server at login (the Run key on
 //!   Windows, an XDG autostart entry elsewhere).
 //! - [`linkdial`]: click-to-call: `bapiws dial` reads a `tel:`/`callto:`/`sip:` link

@@ -163,6 +163,16 @@ enum Cmd {
         #[command(subcommand)]
         action: HandlerAction,
     },
+    /// Keep the built-in SIP phone's password in the system's credential store (the
+    /// Secret Service on Linux, the Credential Manager on Windows) under service `bapiws`
+    /// and user the account, for `[sip] password_store = "keyring"`. Takes the settings of
+    /// `serve` (the account). Exit codes: 0 done, 1 the store cannot be reached or
+    /// refused, 2 usage or configuration error (no sip account, an empty or unusable
+    /// password).
+    Sip {
+        #[command(subcommand)]
+        action: SipAction,
+    },
     /// Drive the simulated phone.
     Sim {
         #[command(subcommand)]
@@ -198,6 +208,15 @@ enum HandlerAction {
     },
     /// Show which program handles each kind of phone link.
     Status,
+}
+
+#[derive(Subcommand)]
+enum SipAction {
+    /// Store the password of the [sip] account: typed without echo at a terminal, else
+    /// the first line of standard input (at most 4 KiB); replaces a stored one.
+    SetPassword(Box<ServeArgs>),
+    /// Remove the stored password of the [sip] account.
+    ForgetPassword(Box<ServeArgs>),
 }
 
 #[derive(Subcommand)]
@@ -270,6 +289,7 @@ pub(crate) fn main() -> ExitCode {
             settings,
         } => dial(&link, url, no_notify, &settings),
         Cmd::Handler { action } => handler(action),
+        Cmd::Sip { action } => sip(action),
         other => run_client(other),
     }
 }
@@ -355,7 +375,7 @@ fn dial(link: &str, url: Option<String>, no_notify: bool, settings: &ServeArgs) 
     } else {
         tell::Tell::Desktop
     };
-    let config = match Config::load(settings) {
+    let config = match Config::load_without_store(settings) {
         Ok(c) => c,
         Err(e) => {
             tell::say(how, &format!("not calling: {e}"), true);
@@ -407,6 +427,89 @@ fn handler(action: HandlerAction) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `bapiws sip set-password` and `forget-password`: 0 done, 1 the store failed, 2 a
+/// usage or configuration error. The password is never printed.
+fn sip(action: SipAction) -> ExitCode {
+    use bapiws::phone::BackendKind;
+    use bapiws::phone::sip::PasswordFrom;
+    use bapiws::platform::credentials::{self, StoreError};
+    let (args, setting) = match &action {
+        SipAction::SetPassword(a) => (a, true),
+        SipAction::ForgetPassword(a) => (a, false),
+    };
+    let config = match Config::load_without_store(args) {
+        Ok(c) => c,
+        Err(e) => {
+            say_error(&e.to_string());
+            return ExitCode::from(2);
+        }
+    };
+    if !config
+        .backends
+        .instances
+        .values()
+        .any(|k| *k == BackendKind::Sip)
+    {
+        say_error(
+            "nothing configures the built-in SIP phone: set its account ([sip] account in the configuration file, --sip-account or BAPIWS_SIP_ACCOUNT)",
+        );
+        return ExitCode::from(2);
+    }
+    let sip = &config.backend_settings.sip;
+    let account = client::for_terminal(&sip.account);
+    let store = credentials::store_name();
+    let failed = |e: StoreError| {
+        let why = match e {
+            StoreError::Unsupported => format!("{e}; use password_file instead"),
+            StoreError::NoEntry => e.to_string(),
+            e => format!("{e}; {}", credentials::store_fix()),
+        };
+        say_error(&format!("{store}: {}", client::for_terminal(&why)));
+        ExitCode::FAILURE
+    };
+    if setting {
+        let password = match credentials::read_secret_line(&format!("SIP password for {account}: "))
+        {
+            Ok(p) => p,
+            Err(why) => {
+                say_error(&format!("no password stored: {why}"));
+                return ExitCode::from(2);
+            }
+        };
+        if password.expose().is_empty() {
+            say_error("no password stored: the password is empty");
+            return ExitCode::from(2);
+        }
+        if !password.is_usable() {
+            say_error(
+                "no password stored: it is longer than 256 bytes or holds control characters, which the SIP phone cannot use",
+            );
+            return ExitCode::from(2);
+        }
+        if let Err(e) = credentials::write(&sip.account, &password) {
+            return failed(e);
+        }
+        println!(
+            "password stored for {account} in {store} (service {}, user {account})",
+            credentials::SERVICE
+        );
+    } else {
+        match credentials::remove(&sip.account) {
+            Ok(true) => println!("password for {account} removed from {store}"),
+            Ok(false) => {
+                println!("no password was stored for {account} in {store}; nothing to remove")
+            }
+            Err(e) => return failed(e),
+        }
+    }
+    if setting && sip.password_from != PasswordFrom::Keyring {
+        println!(
+            "note: bapiws serve uses it once [sip] password_store = \"keyring\" is set (or --sip-password-store keyring, BAPIWS_SIP_PASSWORD_STORE=keyring)"
+        );
+    }
+    ExitCode::SUCCESS
 }
 
 /// Exits for a usage error (code 2). A bad value that came from a `BAPIWS_*` variable,
@@ -654,7 +757,8 @@ async fn client_command(cmd: Cmd) -> Result<(), ClientError> {
         | Cmd::Stop
         | Cmd::Autostart { .. }
         | Cmd::Dial { .. }
-        | Cmd::Handler { .. } => return Ok(()),
+        | Cmd::Handler { .. }
+        | Cmd::Sip { .. } => return Ok(()),
     };
     let mut c = Client::connect(&args.url).await?;
     let result = run_on(&mut c, cmd, &args, default_backend).await;
@@ -805,7 +909,8 @@ async fn run_on(
         | Cmd::Stop
         | Cmd::Autostart { .. }
         | Cmd::Dial { .. }
-        | Cmd::Handler { .. } => {}
+        | Cmd::Handler { .. }
+        | Cmd::Sip { .. } => {}
     }
     Ok(())
 }

@@ -300,8 +300,19 @@ pub fn default_config_path() -> Option<PathBuf> {
 
 impl Config {
     /// Resolves the configuration from flags/environment, the registry (Windows), the
-    /// file and the defaults.
+    /// file and the defaults, with the passwords kept in the system's credential store
+    /// (`[sip] password_store`) read: what `bapiws serve` runs with.
     pub fn load(args: &ServeArgs) -> Result<Config, ConfigError> {
+        Config::load_from(args, true)
+    }
+
+    /// [`Config::load`] without reading the credential store: for the commands that only
+    /// need the settings (`bapiws doctor`, `bapiws dial`, `bapiws sip set-password`).
+    pub fn load_without_store(args: &ServeArgs) -> Result<Config, ConfigError> {
+        Config::load_from(args, false)
+    }
+
+    fn load_from(args: &ServeArgs, read_store: bool) -> Result<Config, ConfigError> {
         let registry = RegistryLayer::read()?;
         let path = match args.config.clone() {
             Some(p) => Some(p),
@@ -314,7 +325,7 @@ impl Config {
                 problem: e.to_string(),
             })?),
         };
-        Config::resolve_with(args, text.as_deref(), path, registry)
+        Config::resolve_with(args, text.as_deref(), path, registry, read_store)
     }
 
     /// Resolves the configuration from flags/environment and a file's text.
@@ -324,16 +335,17 @@ impl Config {
         file_text: Option<&str>,
         file: Option<PathBuf>,
     ) -> Result<Config, ConfigError> {
-        Config::resolve_with(args, file_text, file, None)
+        Config::resolve_with(args, file_text, file, None, false)
     }
 
     /// Resolves the configuration from flags/environment, the registry's layer and a
-    /// file's text.
+    /// file's text; with `read_store`, reads the passwords kept in the credential store.
     fn resolve_with(
         args: &ServeArgs,
         file_text: Option<&str>,
         file: Option<PathBuf>,
         registry: Option<RegistryLayer>,
+        read_store: bool,
     ) -> Result<Config, ConfigError> {
         let layers = Layers::new(args, registry, file_text, file.as_deref())?;
         let m = &layers.merged;
@@ -398,7 +410,13 @@ impl Config {
             &m.backends.configured_kinds(),
         )
         .map_err(err)?;
-        let backend_settings = m.backends.resolve().map_err(err)?;
+        let mut backend_settings = m.backends.resolve().map_err(err)?;
+        if read_store {
+            backend_settings
+                .sip
+                .read_stored_password()
+                .map_err(|e| err(e.within("sip")))?;
+        }
         let log_level = match &m.log_level {
             None => LevelFilter::INFO,
             Some(s) => s.parse::<LevelFilter>().map_err(|_| {

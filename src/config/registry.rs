@@ -295,8 +295,14 @@ mod tests {
 
     fn resolve(args: &ServeArgs, file: Option<&str>, reg: &RegistryKey) -> Config {
         let layer = RegistryLayer::from_key(reg).expect("registry layer");
-        Config::resolve_with(args, file, file.map(|_| "/x.toml".into()), Some(layer))
-            .expect("valid")
+        Config::resolve_with(
+            args,
+            file,
+            file.map(|_| "/x.toml".into()),
+            Some(layer),
+            false,
+        )
+        .expect("valid")
     }
 
     #[test]
@@ -416,8 +422,10 @@ mod tests {
             let reg = key(&[(name, value)]);
             let e = match RegistryLayer::from_key(&reg) {
                 Err(e) => e,
-                Ok(layer) => Config::resolve_with(&ServeArgs::default(), None, None, Some(layer))
-                    .expect_err("refused"),
+                Ok(layer) => {
+                    Config::resolve_with(&ServeArgs::default(), None, None, Some(layer), false)
+                        .expect_err("refused")
+                }
             };
             let m = e.to_string();
             assert!(m.contains(r"HKLM\Software\Benemen\BAPIWS"), "{m}");

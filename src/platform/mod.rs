@@ -1,7 +1,9 @@
 //! The few things that differ between operating systems, each with a portable fallback:
 //! the open-file limit, the safe handling of the log folder, the log file and stderr, the
-//! events that stop the server ([`stop`]), and on Windows the registry ([`windows`]).
+//! events that stop the server ([`stop`]), the credential store that can hold the SIP
+//! password ([`credentials`]), and on Windows the registry ([`windows`]).
 
+pub mod credentials;
 pub mod stop;
 #[cfg(windows)]
 pub mod windows;

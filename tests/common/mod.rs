@@ -175,6 +175,11 @@ impl Server {
     /// Starts `bapiws serve` on 127.0.0.1 with a free port, a private log folder, a fast
     /// simulated far end, and `extra` flags.
     pub fn start(extra: &[&str]) -> Server {
+        Server::start_with_env(extra, &[])
+    }
+
+    /// [`Server::start`] with variables `env` set for the server only.
+    pub fn start_with_env(extra: &[&str], env: &[(&str, &str)]) -> Server {
         let dir = TempDir::new("server");
         let log_dir = dir.path().join("logs");
         std::fs::create_dir_all(&log_dir).expect("log dir");
@@ -192,6 +197,7 @@ impl Server {
             cmd.arg("--log-dir").arg(&log_dir);
         }
         cmd.args(["--sim-answer-delay-ms", "200"]).args(extra);
+        cmd.envs(env.iter().copied());
         if windows_server() {
             cmd.arg("--exit-on-stdin-close").stdin(Stdio::piped());
         }

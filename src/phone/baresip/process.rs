@@ -68,7 +68,7 @@ pub fn account_line(s: &BaresipSettings) -> String {
         line.push_str(&format!(";auth_user={user}"));
     }
     if let Some(pass) = &s.auth_password {
-        line.push_str(&format!(";auth_pass={pass}"));
+        line.push_str(&format!(";auth_pass={}", pass.expose()));
     }
     if let Some(proxy) = &s.outbound_proxy {
         line.push_str(&format!(";outbound=\"{proxy}\""));
@@ -237,7 +237,7 @@ mod tests {
         let s = BaresipSettings {
             account: "sip:1001@pbx.example.com".into(),
             auth_user: Some("1001".into()),
-            auth_password: Some("secret".into()),
+            auth_password: Some(crate::settings::Secret::new("secret")),
             register: true,
             transport: "tcp".into(),
             audio_source: "ausine,440".into(),

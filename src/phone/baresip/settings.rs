@@ -10,7 +10,7 @@ use clap::Args as ClapArgs;
 use serde::{Deserialize, Serialize};
 
 use crate::phone::Availability;
-use crate::settings::{SettingError, in_range, one_of};
+use crate::settings::{Secret, SettingError, in_range, one_of};
 
 /// The `[baresip]` table and the `--baresip-…` flags; unset values are `None`.
 #[derive(ClapArgs, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
@@ -66,7 +66,7 @@ pub struct Args {
         value_name = "PASSWORD",
         hide_env_values = true
     )]
-    pub auth_password: Option<String>,
+    pub auth_password: Option<Secret>,
     /// Register with the account's registrar (managed). [default: false]
     #[arg(
         id = "baresip_register",
@@ -205,8 +205,8 @@ pub struct BaresipSettings {
     pub account: String,
     /// Authentication user (managed).
     pub auth_user: Option<String>,
-    /// Authentication password (managed).
-    pub auth_password: Option<String>,
+    /// Authentication password (managed; [`Secret`]'s `Debug` hides it).
+    pub auth_password: Option<Secret>,
     /// Whether to register with the account's registrar (managed).
     pub register: bool,
     /// Outbound proxy URI (managed).
@@ -310,25 +310,28 @@ fn address(key: &str, text: &str) -> Result<SocketAddr, SettingError> {
 
 impl Args {
     /// Every text value with its key, for the common checks.
-    fn texts(&self) -> [(&'static str, &Option<String>); 17] {
+    fn texts(&self) -> [(&'static str, Option<&str>); 17] {
         [
-            ("mode", &self.mode),
-            ("ctrl_address", &self.ctrl_address),
-            ("binary", &self.binary),
-            ("account", &self.account),
-            ("auth_user", &self.auth_user),
-            ("auth_password", &self.auth_password),
-            ("outbound_proxy", &self.outbound_proxy),
-            ("transport", &self.transport),
-            ("sip_listen", &self.sip_listen),
-            ("rtp_ports", &self.rtp_ports),
-            ("audio_source", &self.audio_source),
-            ("audio_player", &self.audio_player),
-            ("dial_uri", &self.dial_uri),
-            ("dns_server", &self.dns_server),
-            ("net_interface", &self.net_interface),
-            ("module_path", &self.module_path),
-            ("availability", &self.availability),
+            ("mode", self.mode.as_deref()),
+            ("ctrl_address", self.ctrl_address.as_deref()),
+            ("binary", self.binary.as_deref()),
+            ("account", self.account.as_deref()),
+            ("auth_user", self.auth_user.as_deref()),
+            (
+                "auth_password",
+                self.auth_password.as_ref().map(Secret::expose),
+            ),
+            ("outbound_proxy", self.outbound_proxy.as_deref()),
+            ("transport", self.transport.as_deref()),
+            ("sip_listen", self.sip_listen.as_deref()),
+            ("rtp_ports", self.rtp_ports.as_deref()),
+            ("audio_source", self.audio_source.as_deref()),
+            ("audio_player", self.audio_player.as_deref()),
+            ("dial_uri", self.dial_uri.as_deref()),
+            ("dns_server", self.dns_server.as_deref()),
+            ("net_interface", self.net_interface.as_deref()),
+            ("module_path", self.module_path.as_deref()),
+            ("availability", self.availability.as_deref()),
         ]
     }
 
@@ -475,4 +478,27 @@ fn check_ctrl_address(s: &BaresipSettings) -> Result<(), SettingError> {
         )));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_never_shows_the_password() {
+        let args = Args {
+            account: Some("sip:1001@pbx.example.com".into()),
+            auth_password: Some(Secret::new("Hunter2-baresip")),
+            ..Args::default()
+        };
+        let settings = args.resolve().expect("valid");
+        assert_eq!(
+            settings.auth_password.as_ref().map(Secret::expose),
+            Some("Hunter2-baresip")
+        );
+        for shown in [format!("{args:?}"), format!("{settings:?}")] {
+            assert!(!shown.contains("Hunter2-baresip"), "{shown}");
+            assert!(shown.contains("Secret(<hidden>)"), "{shown}");
+        }
+    }
 }

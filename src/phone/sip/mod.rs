@@ -18,7 +18,7 @@ pub mod sdp;
 mod settings;
 pub mod stack;
 
-pub use settings::{Args, InviteSources, SipSettings, Transport};
+pub use settings::{Args, InviteSources, PasswordFrom, SipSettings, Transport};
 /// This backend's resolved settings.
 pub type Settings = SipSettings;
 
@@ -283,9 +283,9 @@ async fn run(
                     server,
                     proxy: (registrar.to_string() != s.domain).then_some(next_hop),
                     contact: stack.contact.clone(),
-                    credential: s.password.clone().map(|password| Credential {
+                    credential: s.password.as_ref().map(|password| Credential {
                         username: s.user.clone(),
-                        password,
+                        password: password.expose().to_owned(),
                         realm: None,
                         auth_username: (s.auth_user != s.user).then(|| s.auth_user.clone()),
                     }),
@@ -667,9 +667,9 @@ impl Phone {
             callee,
             destination,
             contact: self.stack.contact.clone(),
-            credential: self.s.password.clone().map(|password| Credential {
+            credential: self.s.password.as_ref().map(|password| Credential {
                 username: self.s.user.clone(),
-                password,
+                password: password.expose().to_owned(),
                 realm: None,
                 auth_username: (self.s.auth_user != self.s.user).then(|| self.s.auth_user.clone()),
             }),

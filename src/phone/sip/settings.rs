@@ -13,7 +13,7 @@ use super::audio::{SinkSpec, SourceSpec};
 use super::media::g711::Law;
 use super::queue::{QueueArgs, QueueRule};
 use crate::phone::Availability;
-use crate::settings::{SettingError, in_range, one_of};
+use crate::settings::{Secret, SettingError, in_range, one_of};
 
 /// The `[sip]` table and the `--sip-…` flags; unset values are `None`.
 #[derive(ClapArgs, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
@@ -36,7 +36,7 @@ pub struct Args {
         value_name = "USER"
     )]
     pub auth_user: Option<String>,
-    /// The password; prefer `password_file` or the variable to the flag.
+    /// The password; prefer `password_store`, `password_file` or the variable to the flag.
     #[arg(
         id = "sip_password",
         long = "sip-password",
@@ -44,7 +44,7 @@ pub struct Args {
         value_name = "PASSWORD",
         hide_env_values = true
     )]
-    pub password: Option<String>,
+    pub password: Option<Secret>,
     /// A file whose first line is the password.
     #[arg(
         id = "sip_password_file",
@@ -53,6 +53,16 @@ pub struct Args {
         value_name = "PATH"
     )]
     pub password_file: Option<String>,
+    /// `keyring`: read the password at start from the system's credential store (the
+    /// Secret Service on Linux, the Credential Manager on Windows), service `bapiws`,
+    /// user the account; `bapiws sip set-password` puts it there. [default: none]
+    #[arg(
+        id = "sip_password_store",
+        long = "sip-password-store",
+        env = "BAPIWS_SIP_PASSWORD_STORE",
+        value_name = "STORE"
+    )]
+    pub password_store: Option<String>,
     /// The registrar, HOST:PORT or an IP address. [default: the account's domain, port 5060]
     #[arg(
         id = "sip_registrar",
@@ -254,6 +264,21 @@ pub struct TlsTrust {
     pub server_name: Option<String>,
 }
 
+/// Where the password comes from.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum PasswordFrom {
+    /// No password: the phone answers no challenge.
+    #[default]
+    Unset,
+    /// The `password` setting.
+    Setting,
+    /// The first line of `password_file`.
+    File(PathBuf),
+    /// The system's credential store (`password_store = "keyring"`), read at start by
+    /// [`SipSettings::read_stored_password`].
+    Keyring,
+}
+
 /// Who may ring the phone.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum InviteSources {
@@ -274,8 +299,10 @@ pub struct SipSettings {
     pub domain: String,
     /// The authentication user.
     pub auth_user: String,
-    /// The password (never shown).
-    pub password: Option<String>,
+    /// The password (never shown; [`Secret`]'s `Debug` hides it).
+    pub password: Option<Secret>,
+    /// Where the password comes from.
+    pub password_from: PasswordFrom,
     /// Where REGISTER goes, HOST:PORT.
     pub registrar: String,
     /// Where every request goes first, when set.
@@ -320,6 +347,7 @@ impl Default for SipSettings {
             domain: "127.0.0.1".into(),
             auth_user: "bapiws".into(),
             password: None,
+            password_from: PasswordFrom::Unset,
             registrar: "127.0.0.1:5060".into(),
             outbound_proxy: None,
             transport: Transport::Udp,
@@ -431,19 +459,36 @@ impl Args {
             }
             s.auth_user = t.clone();
         }
-        s.password = match (&self.password, &self.password_file) {
-            (Some(_), Some(_)) => {
+        let store = match &self.password_store {
+            None => false,
+            Some(t) => one_of(
+                "password_store",
+                t,
+                |v| v.eq_ignore_ascii_case("keyring").then_some(true),
+                &["keyring"],
+            )?,
+        };
+        (s.password, s.password_from) = match (&self.password, &self.password_file, store) {
+            (Some(_), _, true) | (_, Some(_), true) => {
+                return Err(err(
+                    "password_store",
+                    "give one of password, password_file and password_store, not several"
+                        .to_owned(),
+                ));
+            }
+            (Some(_), Some(_), false) => {
                 return Err(err(
                     "password_file",
                     "give the password or a file, not both".to_owned(),
                 ));
             }
-            (Some(p), None) => Some(p.clone()),
-            (None, Some(f)) => Some(read_password(f)?),
-            (None, None) => None,
+            (Some(p), None, false) => (Some(p.clone()), PasswordFrom::Setting),
+            (None, Some(f), false) => (Some(read_password(f)?), PasswordFrom::File(f.into())),
+            (None, None, true) => (None, PasswordFrom::Keyring),
+            (None, None, false) => (None, PasswordFrom::Unset),
         };
         if let Some(p) = &s.password
-            && (p.is_empty() || p.len() > 256 || p.chars().any(char::is_control))
+            && !p.is_usable()
         {
             return Err(err(
                 "password",
@@ -615,8 +660,51 @@ fn read_ca_file(path: &str) -> Result<Vec<u8>, SettingError> {
     Ok(pem)
 }
 
+impl SipSettings {
+    /// With `password_store = "keyring"`, reads the password from the system's credential
+    /// store (service [`SERVICE`](crate::platform::credentials::SERVICE), user the
+    /// account); otherwise does nothing. A missing entry or a store that cannot be
+    /// reached is an error of the key `password_store`, in words a user can act on.
+    pub fn read_stored_password(&mut self) -> Result<(), SettingError> {
+        use crate::platform::credentials::{self, StoreError};
+        if self.password_from != PasswordFrom::Keyring {
+            return Ok(());
+        }
+        let store = credentials::store_name();
+        let account = crate::settings::shown(&self.account);
+        let password = credentials::read(&self.account).map_err(|e| {
+            SettingError::new(
+                "password_store",
+                match e {
+                    StoreError::NoEntry => format!(
+                        "no password stored for {account} in {store}; run `bapiws sip set-password` (with the settings of `bapiws serve`)"
+                    ),
+                    StoreError::Unsupported => {
+                        "this system has no credential store bapiws can use; use password_file instead"
+                            .to_owned()
+                    }
+                    other => format!(
+                        "cannot read the password for {account} from {store}: {other}; {}",
+                        credentials::store_fix()
+                    ),
+                },
+            )
+        })?;
+        if !password.is_usable() {
+            return Err(SettingError::new(
+                "password_store",
+                format!(
+                    "the password stored for {account} in {store} is too long (over 256 bytes) or holds control characters; store it again with `bapiws sip set-password`"
+                ),
+            ));
+        }
+        self.password = Some(password);
+        Ok(())
+    }
+}
+
 /// Reads a password file's first line.
-fn read_password(path: &str) -> Result<String, SettingError> {
+fn read_password(path: &str) -> Result<Secret, SettingError> {
     let p = PathBuf::from(path);
     let meta = std::fs::metadata(&p).map_err(|e| {
         SettingError::new("password_file", format!("cannot read {}: {e}", p.display()))
@@ -630,7 +718,7 @@ fn read_password(path: &str) -> Result<String, SettingError> {
     let text = std::fs::read_to_string(&p).map_err(|e| {
         SettingError::new("password_file", format!("cannot read {}: {e}", p.display()))
     })?;
-    Ok(text.lines().next().unwrap_or("").to_owned())
+    Ok(Secret::new(text.lines().next().unwrap_or("")))
 }
 
 #[cfg(test)]
@@ -818,18 +906,41 @@ mod tests {
             ),
             (
                 Args {
-                    password: Some("pw\nx".into()),
+                    password: Some(Secret::new("pw\nx")),
                     ..Args::default()
                 },
                 "password",
             ),
             (
                 Args {
-                    password: Some("a".into()),
+                    password: Some(Secret::new("a")),
                     password_file: Some("/x".into()),
                     ..Args::default()
                 },
                 "password_file",
+            ),
+            (
+                Args {
+                    password: Some(Secret::new("pw\nx")),
+                    password_store: Some("keyring".into()),
+                    ..Args::default()
+                },
+                "password_store",
+            ),
+            (
+                Args {
+                    password_file: Some("/x".into()),
+                    password_store: Some("keyring".into()),
+                    ..Args::default()
+                },
+                "password_store",
+            ),
+            (
+                Args {
+                    password_store: Some("vault".into()),
+                    ..Args::default()
+                },
+                "password_store",
             ),
             (
                 Args {
@@ -862,5 +973,48 @@ mod tests {
         assert_eq!(s.rtp_ports, 20000..=20099);
         assert_eq!(s.registrar, "127.0.0.1:5999");
         assert_eq!(s.outbound_proxy.as_deref(), Some("10.0.0.1:5060"));
+    }
+
+    #[test]
+    fn the_store_is_chosen_alone_and_read_only_on_request() {
+        let s = Args {
+            account: Some("sip:1001@pbx.example.com".into()),
+            password_store: Some("Keyring".into()),
+            ..Args::default()
+        }
+        .resolve()
+        .expect("valid");
+        assert_eq!(s.password_from, PasswordFrom::Keyring);
+        assert_eq!(s.password, None, "resolving never reads the store");
+        let s = Args {
+            password: Some(Secret::new("pw")),
+            ..Args::default()
+        }
+        .resolve()
+        .expect("valid");
+        assert_eq!(s.password_from, PasswordFrom::Setting);
+        // Not from the store: nothing to read, nothing changes.
+        let mut read = s.clone();
+        read.read_stored_password().expect("nothing to read");
+        assert_eq!(read, s);
+    }
+
+    #[test]
+    fn debug_never_shows_the_password() {
+        let args = Args {
+            account: Some("sip:1001@pbx.example.com".into()),
+            password: Some(Secret::new("Hunter2-sip")),
+            ..Args::default()
+        };
+        let settings = args.resolve().expect("valid");
+        for shown in [
+            format!("{args:?}"),
+            format!("{settings:?}"),
+            format!("{settings:#?}"),
+        ] {
+            assert!(!shown.contains("Hunter2-sip"), "{shown}");
+            assert!(shown.contains("Secret(<hidden>)"), "{shown}");
+            assert!(shown.contains("sip:1001@pbx.example.com"), "{shown}");
+        }
     }
 }
