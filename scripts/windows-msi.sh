@@ -110,6 +110,50 @@ for scheme in Tel Callto Sip Sips; do
         exit 1
     fi
 done
+# The built-in SIP phone's values (see the .wxs header): only with SIP_ACCOUNT,
+# and each with its own property.
+set_condition() {
+    msibuild "$out" -q "UPDATE \`Component\` SET \`Condition\` = '$2' WHERE \`Component\` = '$1'"
+    local got
+    got=$(msiinfo export "$out" Component | awk -F'\t' -v c="$1" '$1 == c { print $5 }')
+    if [ "$got" != "$2" ]; then
+        echo "error: setting the condition of $1 in $out failed (got: $got)" >&2
+        rm -f -- "$out"
+        exit 1
+    fi
+}
+set_condition CmpSipAccount 'SIP_ACCOUNT'
+set_condition CmpSipRegistrar 'SIP_ACCOUNT AND SIP_REGISTRAR'
+set_condition CmpSipTransport 'SIP_ACCOUNT AND SIP_TRANSPORT'
+set_condition CmpSipAuthUser 'SIP_ACCOUNT AND SIP_AUTH_USER'
+set_condition CmpSipDefaultBackend 'SIP_ACCOUNT'
+# sip\account and sip\auth_user are REG_EXPAND_SZ: the Registry table's "#%"
+# prefix, which wixl 0.101 does not write (it ignores Type="expandable", and
+# escapes the "#" of a string value as "##").
+expandable() { # COMPONENT NAME PROPERTY
+    msibuild "$out" -q "UPDATE \`Registry\` SET \`Value\` = '#%[$3]' WHERE \`Component_\` = '$1' AND \`Name\` = '$2'"
+    local got
+    got=$(msiinfo export "$out" Registry | tr -d '\r' | awk -F'\t' -v c="$1" -v n="$2" '$6 == c && $4 == n { print $5 }')
+    if [ "$got" != "#%[$3]" ]; then
+        echo "error: making sip\\$2 REG_EXPAND_SZ in $out failed (got: $got)" >&2
+        rm -f -- "$out"
+        exit 1
+    fi
+}
+expandable CmpSipAccount account SIP_ACCOUNT
+expandable CmpSipAuthUser auth_user SIP_AUTH_USER
+# The properties an administrator passes, passed on to the installation's
+# server side in every case (wixl 0.101 ignores Secure="yes"), beside the
+# two of MajorUpgrade. msiinfo exports lines ending in CRLF.
+secure=$(msiinfo export "$out" Property | tr -d '\r' | awk -F'\t' '$1 == "SecureCustomProperties" { print $2 }')
+secure="${secure:+$secure;}SIP_ACCOUNT;SIP_REGISTRAR;SIP_TRANSPORT;SIP_AUTH_USER"
+msibuild "$out" -q "UPDATE \`Property\` SET \`Value\` = '$secure' WHERE \`Property\` = 'SecureCustomProperties'"
+got=$(msiinfo export "$out" Property | tr -d '\r' | awk -F'\t' '$1 == "SecureCustomProperties" { print $2 }')
+if [ "$got" != "$secure" ]; then
+    echo "error: setting SecureCustomProperties in $out failed (got: $got)" >&2
+    rm -f -- "$out"
+    exit 1
+fi
 conds=$(msiinfo export "$out" Component | awk -F'\t' '$1 ~ /^CmpDefault/ { print $1 "=" $5 }' | sort | tr '\n' ';')
 if [ "$conds" != "CmpDefaultOrigins=$origins_cond;CmpDefaultPort=$port_cond;" ]; then
     echo "error: setting the component conditions in $out failed (got: $conds)" >&2

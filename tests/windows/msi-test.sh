@@ -6,9 +6,10 @@
 #
 # Needs: a 64-bit Wine prefix in which Rust programs run (on Wine 8 that
 # means system32\bcryptprimitives.dll, see scripts/windows-test.sh) where
-# bapiws is not installed and HKLM\Software\Benemen\BAPIWS holds no Port or
-# AllowedOrigins in either registry view; wine, python3, and wixl and
-# msitools (msiinfo) to build the newer package of step (g). Optional:
+# bapiws is not installed and HKLM\Software\Benemen\BAPIWS holds no Port,
+# AllowedOrigins (in either registry view), DefaultBackend or sip subkey;
+# wine, python3, wixl and msitools (msiinfo) to build the newer package of
+# step (g), and kamailio, setsid and winepath (step (h)). Optional:
 # BAPIWS_EXE, the exe the MSI was built from (the installed copy must then
 # be identical); WINE (default wine). Anything missing is a failure, never
 # a skip.
@@ -23,7 +24,19 @@
 # and the 32-bit values stay; (g) major upgrade: build the same exe as the
 # next patch version with scripts/windows-msi.sh, install it over this
 # MSI, check one installation with its defaults, check this (older) MSI
-# cannot be installed over it, uninstall it and check nothing is left.
+# cannot be installed over it, uninstall it and check nothing is left;
+# (h) the built-in SIP phone for a fleet: installs with a bad SIP_ACCOUNT or
+# SIP_TRANSPORT, or SIP_REGISTRAR without SIP_ACCOUNT, are refused; with an
+# administrator's sip\keepalive_secs set, install with SIP_ACCOUNT (holding
+# %USERNAME%), SIP_REGISTRAR (a kamailio started here on loopback),
+# SIP_TRANSPORT and SIP_AUTH_USER, check the values and their types, run the
+# installed server (the password in BAPIWS_SIP_PASSWORD) and check /health
+# says the phone registered, and kamailio that it registered as the Wine
+# user; again with the password in a file named by an administrator's
+# sip\password_file = %APPDATA%\... (REG_EXPAND_SZ); a repair without the
+# properties writes the values again (a deleted one included), an upgrade
+# given only SIP_TRANSPORT changes that one and keeps the others; uninstall
+# removes them and DefaultBackend, and keeps keepalive_secs.
 #
 # On failure or interruption (INT, TERM, HUP) the cleanup uninstalls what
 # the test may have installed and deletes the registry values the test
@@ -49,11 +62,17 @@ command -v python3 >/dev/null || fail "python3 not found"
 command -v timeout >/dev/null || fail "timeout not found (coreutils)"
 command -v msiinfo >/dev/null || fail "msiinfo not found (install Debian's msitools package)"
 command -v wixl >/dev/null || fail "wixl not found (install Debian's wixl package)"
+command -v kamailio >/dev/null || fail "kamailio not found (install Debian's kamailio package)"
+command -v setsid >/dev/null || fail "setsid not found (util-linux)"
+command -v winepath >/dev/null || fail "winepath not found (install Debian's wine package)"
 if [ -n "${BAPIWS_EXE:-}" ]; then
     [ -f "$BAPIWS_EXE" ] || fail "BAPIWS_EXE=$BAPIWS_EXE: no such file"
 fi
 
 SETTINGS='HKLM\Software\Benemen\BAPIWS'
+SIP_SETTINGS="$SETTINGS\\sip"
+# Where the MSI keeps a copy of the SIP properties it wrote.
+SAVED='HKLM\Software\bapiws\MsiProperties'
 RUN='HKLM\Software\Microsoft\Windows\CurrentVersion\Run'
 WIN_DIR='C:\Program Files\bapiws'
 WIN_EXE="$WIN_DIR\\bapiws.exe"
@@ -68,14 +87,22 @@ OTHER_CALLTO='"C:\other\phone.exe" "%1"'
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/bapiws-msi-test.XXXXXX")
 server_pid=
+# kamailio of step (h): its process group (it runs in its own session).
+kamailio_pid=
 # What the cleanup undoes: packages this test may have left installed (each
 # added before its install starts, dropped after its uninstall succeeded),
-# and settings values this test added, as "VIEW NAME" (dropped once the
+# and settings values this test added, as "VIEW|KEY|NAME" (dropped once the
 # test deleted them itself).
 may_be_installed=()
 test_values=()
 # Keys this test added (another program's handler), deleted by the cleanup.
 test_keys=()
+# Set once step (h) installs with the SIP properties: the cleanup then also
+# deletes what the MSI writes for them, should an uninstall have left any.
+sip_installed=
+# The password file of step (h), and its folder if the test made it.
+password_file=
+password_dir_made=
 
 # Bounds for every Wine command this test waits for.
 MSIEXEC_TIMEOUT=120
@@ -97,6 +124,13 @@ cleanup() {
         echo "--- server output:" >&2
         cat "$work/server.log" >&2
     fi
+    if [ -n "$kamailio_pid" ]; then
+        if [ $rc -ne 0 ] && [ -f "$work/kamailio/log" ]; then
+            echo "--- kamailio's log:" >&2
+            cat "$work/kamailio/log" >&2
+        fi
+        stop_kamailio
+    fi
     local i pkg value
     # Newest first: a newer package installed over an older one is the one
     # registered.
@@ -105,16 +139,47 @@ cleanup() {
         echo "cleanup: wine msiexec /x $pkg /qn (errors ignored)" >&2
         timeout -k 5 "$MSIEXEC_TIMEOUT" "$WINE" msiexec /x "$pkg" /qn </dev/null >/dev/null 2>&1 || true
     done
+    local view key name
     for value in ${test_values[@]+"${test_values[@]}"}; do
-        echo "cleanup: wine reg delete $SETTINGS /v ${value#* } /f ${value%% *} (errors ignored)" >&2
-        timeout -k 5 "$REG_TIMEOUT" "$WINE" reg delete "$SETTINGS" /v "${value#* }" /f "${value%% *}" </dev/null >/dev/null 2>&1 || true
+        IFS='|' read -r view key name <<<"$value"
+        echo "cleanup: wine reg delete $key /v $name /f $view (errors ignored)" >&2
+        timeout -k 5 "$REG_TIMEOUT" "$WINE" reg delete "$key" /v "$name" /f "$view" </dev/null >/dev/null 2>&1 || true
     done
+    if [ -n "$sip_installed" ]; then
+        for name in account registrar transport auth_user; do
+            timeout -k 5 "$REG_TIMEOUT" "$WINE" reg delete "$SIP_SETTINGS" /v "$name" /f /reg:64 </dev/null >/dev/null 2>&1 || true
+        done
+        timeout -k 5 "$REG_TIMEOUT" "$WINE" reg delete "$SETTINGS" /v DefaultBackend /f /reg:64 </dev/null >/dev/null 2>&1 || true
+        timeout -k 5 "$REG_TIMEOUT" "$WINE" reg delete "$SAVED" /f </dev/null >/dev/null 2>&1 || true
+        # Its parent too, when nothing else is left in it.
+        if ! timeout -k 5 "$REG_TIMEOUT" "$WINE" reg query 'HKLM\Software\bapiws' /s </dev/null 2>/dev/null | grep -q REG_; then
+            timeout -k 5 "$REG_TIMEOUT" "$WINE" reg delete 'HKLM\Software\bapiws' /f </dev/null >/dev/null 2>&1 || true
+        fi
+        echo "cleanup: wine reg delete the SIP values, DefaultBackend and $SAVED (errors ignored)" >&2
+    fi
+    if [ -n "$password_file" ]; then
+        rm -f -- "$password_file"
+        [ -z "$password_dir_made" ] || rmdir -- "$(dirname -- "$password_file")" 2>/dev/null || true
+    fi
     for value in ${test_keys[@]+"${test_keys[@]}"}; do
         echo "cleanup: wine reg delete $value /f (errors ignored)" >&2
         timeout -k 5 "$REG_TIMEOUT" "$WINE" reg delete "$value" /f </dev/null >/dev/null 2>&1 || true
     done
     rm -rf -- "$work"
     exit $rc
+}
+# stop_kamailio: SIGTERM to kamailio's process group, SIGKILL if it lingers
+# (its workers with it); bounded.
+stop_kamailio() {
+    [ -n "$kamailio_pid" ] || return 0
+    kill -TERM -- "-$kamailio_pid" 2>/dev/null || true
+    for _ in $(seq 1 20); do   # 5 s
+        kill -0 "$kamailio_pid" 2>/dev/null || break
+        sleep 0.25
+    done
+    kill -KILL -- "-$kamailio_pid" 2>/dev/null || true
+    wait "$kamailio_pid" 2>/dev/null || true
+    kamailio_pid=
 }
 trap cleanup EXIT
 trap 'exit 130' INT
@@ -215,42 +280,49 @@ check_link_keys_removed() {
     expect_reg "$REGISTERED" bapiws "" "$1 (RegisteredApplications)"
 }
 
-# set_value VIEW NAME TYPE DATA / delete_value VIEW NAME: an administrator's
-# setting, added and deleted by this test (and by the cleanup if need be).
+# set_value VIEW NAME TYPE DATA [KEY] / delete_value VIEW NAME [KEY]: an
+# administrator's setting (in KEY, by default the settings key), added and
+# deleted by this test (and by the cleanup if need be).
 set_value() {
-    test_values+=("$1 $2")
-    wine_reg add "$SETTINGS" /v "$2" /t "$3" /d "$4" /f "$1" >/dev/null \
-        || fail "wine reg add $SETTINGS /v $2 $1 failed"
+    local key=${5:-$SETTINGS}
+    test_values+=("$1|$key|$2")
+    wine_reg add "$key" /v "$2" /t "$3" /d "$4" /f "$1" >/dev/null \
+        || fail "wine reg add $key /v $2 $1 failed"
 }
 delete_value() {
-    wine_reg delete "$SETTINGS" /v "$2" /f "$1" >/dev/null \
-        || fail "wine reg delete $SETTINGS /v $2 $1 failed"
+    local key=${3:-$SETTINGS}
+    wine_reg delete "$key" /v "$2" /f "$1" >/dev/null \
+        || fail "wine reg delete $key /v $2 $1 failed"
     local kept=() v
     for v in ${test_values[@]+"${test_values[@]}"}; do
-        [ "$v" = "$1 $2" ] || kept+=("$v")
+        [ "$v" = "$1|$key|$2" ] || kept+=("$v")
     done
     test_values=(${kept[@]+"${kept[@]}"})
 }
 
-# run_msiexec VERB PACKAGE: wine msiexec VERB PACKAGE /qn, bounded; sets rc
-# and leaves the output in $work/msiexec.log.
+# run_msiexec VERB PACKAGE [PROPERTY=VALUE...]: wine msiexec VERB PACKAGE
+# /qn PROPERTY=VALUE..., bounded; sets rc and leaves the output in
+# $work/msiexec.log.
 run_msiexec() {
+    local verb=$1 pkg=$2
+    shift 2
     rc=0
-    timeout -k 5 "$MSIEXEC_TIMEOUT" "$WINE" msiexec "$1" "$2" /qn </dev/null >"$work/msiexec.log" 2>&1 || rc=$?
-    [ $rc -ne 124 ] && [ $rc -ne 137 ] || fail "wine msiexec $1 $(basename "$2") /qn did not finish within $MSIEXEC_TIMEOUT s"
+    timeout -k 5 "$MSIEXEC_TIMEOUT" "$WINE" msiexec "$verb" "$pkg" /qn "$@" </dev/null >"$work/msiexec.log" 2>&1 || rc=$?
+    [ $rc -ne 124 ] && [ $rc -ne 137 ] || fail "wine msiexec $verb $(basename "$pkg") /qn $* did not finish within $MSIEXEC_TIMEOUT s"
 }
 
-# msiexec VERB [PACKAGE]: install (/i) or uninstall (/x), which must succeed.
-# PACKAGE defaults to the MSI under test.
+# msiexec VERB [PACKAGE [PROPERTY=VALUE...]]: install (/i) or uninstall (/x),
+# which must succeed. PACKAGE defaults to the MSI under test.
 msiexec() {
     local verb=$1 pkg=${2:-$msi}
+    shift $(($# < 2 ? $# : 2))
     if [ "$verb" = /i ]; then
         may_be_installed+=("$pkg")
     fi
-    run_msiexec "$verb" "$pkg"
+    run_msiexec "$verb" "$pkg" "$@"
     if [ $rc -ne 0 ]; then
         cat "$work/msiexec.log" >&2
-        fail "wine msiexec $verb $(basename "$pkg") /qn exited with $rc"
+        fail "wine msiexec $verb $(basename "$pkg") /qn $* exited with $rc"
     fi
     if [ "$verb" = /x ]; then
         forget_installed "$pkg"
@@ -296,6 +368,8 @@ for view in /reg:64 /reg:32; do
     expect_reg "$SETTINGS" AllowedOrigins "" "before the test" $view
 done
 expect_reg "$RUN" bapiws "" "before the test"
+expect_reg "$SETTINGS" DefaultBackend "" "before the test"
+! key_exists "$SIP_SETTINGS" || fail "$SIP_SETTINGS exists before the test; use a fresh prefix"
 check_link_keys_removed "before the test"
 
 # (a) ------------------------------------------------------------------
@@ -304,6 +378,10 @@ msiexec /i
 check_installed "install"
 expect_reg "$SETTINGS" Port "REG_SZ 9898" "install (default Port)"
 expect_reg "$SETTINGS" AllowedOrigins "REG_SZ *" "install (default AllowedOrigins)"
+# Without SIP_ACCOUNT, nothing of the built-in phone.
+expect_reg "$SETTINGS" DefaultBackend "" "install without SIP_ACCOUNT"
+! key_exists "$SIP_SETTINGS" || fail "install without SIP_ACCOUNT wrote $SIP_SETTINGS"
+! key_exists "$SAVED" || fail "install without SIP_ACCOUNT wrote $SAVED"
 echo "    $WIN_EXE, Port=9898, AllowedOrigins=*, Run=$RUN_DATA"
 echo "    $CLASSES\{tel,callto,sip,sips,bapiws.url}\shell\open\command=$LINK_DATA; Default apps capabilities"
 
@@ -516,5 +594,226 @@ expect_reg "$SETTINGS" AllowedOrigins "" "uninstall $newer_version (default Allo
 ! is_registered "$code" || fail "uninstall $newer_version: $code is registered"
 # The refused downgrade installed nothing.
 forget_installed "$msi"
+
+# (h) ------------------------------------------------------------------
+# free_udp_port: a UDP port of 127.0.0.1 nobody holds now.
+free_udp_port() {
+    python3 -c 'import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+# udp_port_taken PORT
+udp_port_taken() {
+    python3 - "$1" <<'PY'
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+try:
+    s.bind(("127.0.0.1", int(sys.argv[1])))
+except OSError:
+    sys.exit(0)
+sys.exit(1)
+PY
+}
+# refused WHAT PROPERTY=VALUE...: installing with these properties fails and
+# leaves nothing behind.
+refused() {
+    local what=$1
+    shift
+    may_be_installed+=("$msi")
+    run_msiexec /i "$msi" "$@"
+    [ $rc -ne 0 ] || fail "install with $what succeeded; it must be refused"
+    ! is_registered "$code" || fail "install with $what: $code got registered"
+    [ ! -e "$UNIX_DIR" ] || fail "install with $what left $UNIX_DIR"
+    ! key_exists "$SIP_SETTINGS" || fail "install with $what wrote $SIP_SETTINGS"
+    ! key_exists "$SAVED" || fail "install with $what wrote $SAVED"
+    expect_reg "$SETTINGS" DefaultBackend "" "install with $what"
+    expect_reg "$SETTINGS" Port "" "install with $what"
+    forget_installed "$msi"
+    echo "    $what: refused (wine msiexec exited with $rc)"
+}
+# check_sip_values WHAT: the values the install of this step wrote.
+check_sip_values() {
+    expect_reg "$SIP_SETTINGS" account "REG_EXPAND_SZ $sip_account" "$1 (sip account)"
+    expect_reg "$SIP_SETTINGS" registrar "REG_SZ 127.0.0.1:$kamailio_port" "$1 (sip registrar)"
+    expect_reg "$SIP_SETTINGS" transport "REG_SZ $sip_transport" "$1 (sip transport)"
+    expect_reg "$SIP_SETTINGS" auth_user "REG_EXPAND_SZ $sip_auth_user" "$1 (sip auth_user)"
+    expect_reg "$SETTINGS" DefaultBackend "REG_SZ sip" "$1 (DefaultBackend)"
+    expect_reg "$SIP_SETTINGS" keepalive_secs "REG_SZ 15" "$1 (administrator's sip keepalive_secs)"
+    expect_reg "$SAVED" SIP_ACCOUNT "REG_SZ $sip_account" "$1 (saved SIP_ACCOUNT)"
+    expect_reg "$SAVED" SIP_REGISTRAR "REG_SZ 127.0.0.1:$kamailio_port" "$1 (saved SIP_REGISTRAR)"
+    expect_reg "$SAVED" SIP_TRANSPORT "REG_SZ $sip_transport" "$1 (saved SIP_TRANSPORT)"
+    expect_reg "$SAVED" SIP_AUTH_USER "REG_SZ $sip_auth_user" "$1 (saved SIP_AUTH_USER)"
+}
+
+step "SIP properties: bad ones are refused before anything is written"
+refused "SIP_TRANSPORT=tls" 'SIP_ACCOUNT=sip:%USERNAME%@127.0.0.1' SIP_TRANSPORT=tls
+refused "SIP_ACCOUNT without sip:" 'SIP_ACCOUNT=%USERNAME%@127.0.0.1'
+refused "SIP_REGISTRAR without SIP_ACCOUNT" SIP_REGISTRAR=127.0.0.1:5060
+
+wine_user=$(timeout -k 5 30 "$WINE" cmd /c 'echo %USERNAME%' </dev/null 2>/dev/null | tr -d '\r\n') \
+    || fail "wine cmd /c echo %USERNAME% failed"
+[[ $wine_user =~ ^[A-Za-z0-9._-]+$ ]] || fail "the Wine user's name '$wine_user' is not one this test can register"
+kamailio_port=$(free_udp_port)
+far_port=$(free_udp_port)
+step "kamailio on udp:127.0.0.1:$kamailio_port (the Wine user is $wine_user)"
+mkdir -p "$work/kamailio"
+setsid kamailio -f "$repo/tests/sip/kamailio.cfg" -DD -E -m 32 -M 4 -w "$work/kamailio" \
+    -P "$work/kamailio/pid" -l "udp:127.0.0.1:$kamailio_port" \
+    -A "FAR_END=\"127.0.0.1:$far_port\"" -A MAX_EXPIRES=60 \
+    </dev/null >/dev/null 2>"$work/kamailio/log" &
+kamailio_pid=$!
+for _ in $(seq 1 40); do   # 10 s
+    udp_port_taken "$kamailio_port" && break
+    kill -0 "$kamailio_pid" 2>/dev/null || fail "kamailio exited at start: $(cat "$work/kamailio/log")"
+    sleep 0.25
+done
+udp_port_taken "$kamailio_port" || fail "kamailio does not listen on udp:127.0.0.1:$kamailio_port within 10 s"
+
+sip_account='sip:%USERNAME%@127.0.0.1'
+sip_auth_user='auth-%USERNAME%'
+sip_transport=udp
+step "install with SIP_ACCOUNT=$sip_account SIP_REGISTRAR=127.0.0.1:$kamailio_port SIP_TRANSPORT=udp SIP_AUTH_USER=$sip_auth_user"
+test_keys+=("$SIP_SETTINGS")
+set_value /reg:64 keepalive_secs REG_SZ 15 "$SIP_SETTINGS"
+sip_installed=1
+msiexec /i "$msi" "SIP_ACCOUNT=$sip_account" "SIP_REGISTRAR=127.0.0.1:$kamailio_port" \
+    "SIP_TRANSPORT=$sip_transport" "SIP_AUTH_USER=$sip_auth_user"
+check_installed "install with the SIP properties"
+check_sip_values "install with the SIP properties"
+expect_reg "$SETTINGS" Port "REG_SZ 9898" "install with the SIP properties (default Port)"
+echo "    $SIP_SETTINGS: account, auth_user REG_EXPAND_SZ, registrar, transport REG_SZ; DefaultBackend=sip"
+
+# start_sip_server [VARIABLE=VALUE...]: the installed server with the phone's
+# local addresses and audio as flags (the account from the registry), in the
+# environment given; stopped by closing its standard input (fd 7).
+start_sip_server() {
+    port=$(free_port)
+    local sip_port rtp_base
+    sip_port=$(free_udp_port)
+    rtp_base=$(free_udp_port)
+    rtp_base=$((rtp_base - rtp_base % 2))
+    [ "$rtp_base" -le 65500 ] || rtp_base=40000
+    rm -f -- "$work/server.stdin"
+    mkfifo "$work/server.stdin"
+    env "$@" "$WINE" "$WIN_EXE" serve --exit-on-stdin-close --port "$port" \
+        --sip-listen "127.0.0.1:$sip_port" --sip-rtp-ports "$rtp_base-$((rtp_base + 9))" \
+        --sip-audio-source silence --sip-audio-sink discard \
+        <"$work/server.stdin" >"$work/server.log" 2>&1 &
+    server_pid=$!
+    # The write end, held until the server is to stop (its open returns once
+    # the server's side is open, which the shell starting it does first).
+    exec 7>"$work/server.stdin"
+}
+
+# wait_sip_registered: /health says the sip backend is the default, running,
+# registered and Available (within 30 s); prints /health.
+wait_sip_registered() {
+    local health=
+    for _ in $(seq 1 120); do   # 30 s
+        kill -0 "$server_pid" 2>/dev/null \
+            || fail "the installed server exited (a sip setting refused? its output follows)"
+        health=$(python3 - "$port" <<'PY' 2>/dev/null || true
+import json, sys, urllib.request
+with urllib.request.urlopen("http://127.0.0.1:%s/health" % sys.argv[1], timeout=5) as r:
+    h = json.loads(r.read().decode())
+sip = [b for b in h["backends"] if b["name"] == "sip"]
+if h["default_backend"] == "sip" and sip and sip[0]["running"] and sip[0]["link"] == "registered" and sip[0]["state"] == "Available":
+    print(json.dumps(h))
+PY
+)
+        [ -n "$health" ] && break
+        sleep 0.25
+    done
+    if [ -z "$health" ]; then
+        health=$(python3 -c 'import sys, urllib.request; print(urllib.request.urlopen("http://127.0.0.1:%s/health" % sys.argv[1], timeout=5).read().decode())' "$port" 2>&1 || true)
+        fail "/health does not show the sip backend registered and Available (and the default) within 30 s: $health"
+    fi
+    echo "    $health"
+}
+
+# stop_sip_server: close its standard input; it must exit 0 within 20 s.
+stop_sip_server() {
+    exec 7>&-
+    for _ in $(seq 1 80); do   # 20 s
+        kill -0 "$server_pid" 2>/dev/null || break
+        sleep 0.25
+    done
+    kill -0 "$server_pid" 2>/dev/null && fail "the server did not exit within 20 s of its standard input closing"
+    rc=0
+    wait "$server_pid" || rc=$?
+    server_pid=
+    [ $rc -eq 0 ] || fail "the server exited with $rc after its standard input closed, expected 0"
+    rm -f -- "$work/server.log" "$work/server.stdin"
+}
+
+# kamailio.cfg's TEST_PASSWORD.
+sip_password='s3cret@#=&!'
+step "run the installed server, the password in BAPIWS_SIP_PASSWORD: the phone registers with the registry's settings"
+start_sip_server "BAPIWS_SIP_PASSWORD=$sip_password"
+wait_sip_registered
+# kamailio logs it just after its 200 OK.
+saved="REGISTER-SAVED sip:$wine_user@127.0.0.1 auth-$wine_user"
+for _ in $(seq 1 20); do   # 5 s
+    grep -q -- "$saved\$" "$work/kamailio/log" && break
+    sleep 0.25
+done
+grep -q -- "$saved\$" "$work/kamailio/log" \
+    || fail "kamailio's log has no '$saved' (%USERNAME% did not become the Wine user's name?): $(grep REGISTER-SAVED "$work/kamailio/log" || true)"
+echo "    kamailio: $saved"
+step "stop the server by closing its standard input"
+stop_sip_server
+
+step "again, the password in a per-user file: sip\\password_file = %APPDATA%\\bapiws\\sip-password (REG_EXPAND_SZ)"
+appdata=$(timeout -k 5 30 "$WINE" cmd /c 'echo %APPDATA%' </dev/null 2>/dev/null | tr -d '\r\n') \
+    || fail "wine cmd /c echo %APPDATA% failed"
+unix_appdata=$(timeout -k 5 30 winepath -u "$appdata" 2>/dev/null) || fail "winepath -u $appdata failed"
+[ -d "$unix_appdata" ] || fail "the Wine user's %APPDATA% ($appdata, $unix_appdata) is not a folder"
+password_dir="$unix_appdata/bapiws"
+[ ! -e "$password_dir/sip-password" ] || fail "$password_dir/sip-password exists before the test"
+if [ ! -d "$password_dir" ]; then
+    mkdir -- "$password_dir"
+    password_dir_made=1
+fi
+password_file=$password_dir/sip-password
+# As Notepad writes it: CRLF.
+printf '%s\r\n' "$sip_password" >"$password_file"
+set_value /reg:64 password_file REG_EXPAND_SZ '%APPDATA%\bapiws\sip-password' "$SIP_SETTINGS"
+start_sip_server
+wait_sip_registered
+stop_sip_server
+delete_value /reg:64 password_file "$SIP_SETTINGS"
+rm -f -- "$password_file"
+password_file=
+[ -z "$password_dir_made" ] || rmdir -- "$password_dir"
+password_dir_made=
+stop_kamailio
+
+step "repair without the properties: the SIP values are written again, not emptied"
+wine_reg delete "$SIP_SETTINGS" /v registrar /f /reg:64 >/dev/null \
+    || fail "wine reg delete $SIP_SETTINGS /v registrar failed"
+msiexec /i "$msi" REINSTALL=ALL REINSTALLMODE=omus
+check_sip_values "repair"
+
+step "upgrade to $newer_version with SIP_TRANSPORT=tcp alone: transport changes, the other SIP values stay"
+msiexec /i "$newer" SIP_TRANSPORT=tcp
+sip_transport=tcp
+check_installed "upgrade to $newer_version with the SIP values"
+check_sip_values "upgrade to $newer_version"
+is_registered "$newer_code" || fail "upgrade to $newer_version: $newer_code is not registered"
+! is_registered "$code" || fail "upgrade to $newer_version: the older $code is still registered"
+
+step "uninstall $newer_version: the SIP values and DefaultBackend go, the administrator's keepalive_secs stays"
+msiexec /x "$newer"
+forget_installed "$msi"
+check_removed "uninstall with the SIP values"
+for name in account registrar transport auth_user; do
+    expect_reg "$SIP_SETTINGS" "$name" "" "uninstall (sip $name)"
+done
+expect_reg "$SETTINGS" DefaultBackend "" "uninstall (DefaultBackend)"
+expect_reg "$SIP_SETTINGS" keepalive_secs "REG_SZ 15" "uninstall (administrator's sip keepalive_secs)"
+expect_reg "$SETTINGS" Port "" "uninstall (default Port)"
+! key_exists "$SAVED" || fail "uninstall left $SAVED"
+delete_value /reg:64 keepalive_secs "$SIP_SETTINGS"
+wine_reg delete "$SIP_SETTINGS" /f >/dev/null || fail "wine reg delete $SIP_SETTINGS failed"
+test_keys=()
+sip_installed=
 
 step "MSI test passed"
