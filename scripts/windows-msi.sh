@@ -71,6 +71,10 @@ fi
 stage=$(mktemp -d "${TMPDIR:-/tmp}/bapiws-msi.XXXXXX")
 trap 'rm -rf -- "$stage"' EXIT
 cp -- "$exe" "$stage/bapiws.exe"
+# The windowless build (src/bin/bapiwsw.rs), built beside it, starts at login.
+windowless="$(dirname -- "$exe")/bapiwsw.exe"
+[ -f "$windowless" ] || { echo "error: $windowless is missing (cargo build --bins builds it beside bapiws.exe)" >&2; exit 1; }
+cp -- "$windowless" "$stage/bapiwsw.exe"
 for f in README.md LICENSE; do
     [ -f "$f" ] || { echo "error: $root/$f is missing" >&2; exit 1; }
     cp -- "$f" "$stage/"

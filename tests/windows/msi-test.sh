@@ -77,7 +77,7 @@ RUN='HKLM\Software\Microsoft\Windows\CurrentVersion\Run'
 WIN_DIR='C:\Program Files\bapiws'
 WIN_EXE="$WIN_DIR\\bapiws.exe"
 UNIX_DIR="$WINEPREFIX/drive_c/Program Files/bapiws"
-RUN_DATA="\"$WIN_EXE\" serve"
+RUN_DATA="\"$WIN_DIR\\bapiwsw.exe\" serve"
 CLASSES='HKLM\Software\Classes'
 CAPABILITIES='HKLM\Software\bapiws\Capabilities'
 REGISTERED='HKLM\Software\RegisteredApplications'
@@ -340,6 +340,7 @@ forget_installed() {
 
 check_installed() {
     [ -f "$UNIX_DIR/bapiws.exe" ] || fail "$1: $UNIX_DIR/bapiws.exe is missing after install"
+    [ -f "$UNIX_DIR/bapiwsw.exe" ] || fail "$1: $UNIX_DIR/bapiwsw.exe (the windowless build) is missing after install"
     for f in README.md LICENSE.txt; do
         [ -f "$UNIX_DIR/$f" ] || fail "$1: $UNIX_DIR/$f is missing after install"
     done
@@ -402,6 +403,7 @@ esac
 expect_reg 'HKCU\Software\Microsoft\Windows\CurrentVersion\Run' bapiws "" "autostart enable beside the MSI"
 # The exe for the newer package of (g).
 cp -- "$UNIX_DIR/bapiws.exe" "$work/bapiws.exe"
+cp -- "$UNIX_DIR/bapiwsw.exe" "$work/bapiwsw.exe"
 
 # (b) ------------------------------------------------------------------
 port=$(free_port)
