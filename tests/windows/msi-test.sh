@@ -33,7 +33,9 @@
 # installed server (the password in BAPIWS_SIP_PASSWORD) and check /health
 # says the phone registered, and kamailio that it registered as the Wine
 # user; again with the password in a file named by an administrator's
-# sip\password_file = %APPDATA%\... (REG_EXPAND_SZ); a repair without the
+# sip\password_file = %APPDATA%\... (REG_EXPAND_SZ), and once more with the password
+# in the Credential Manager (sip set-password, password_store = keyring; the password in
+# clear in no file of the prefix; forget-password, then serve refuses); a repair without the
 # properties writes the values again (a deleted one included), an upgrade
 # given only SIP_TRANSPORT changes that one and keeps the others; uninstall
 # removes them and DefaultBackend, and keeps keepalive_secs.
@@ -786,6 +788,28 @@ rm -f -- "$password_file"
 password_file=
 [ -z "$password_dir_made" ] || rmdir -- "$password_dir"
 password_dir_made=
+
+step "again, the password in the Windows Credential Manager: sip set-password, then sip\\password_store = keyring"
+printf '%s\n' "$sip_password" | timeout -k 5 60 "$WINE" "$WIN_EXE" sip set-password >"$work/set-password.log" 2>&1 \
+    || fail "bapiws sip set-password failed: $(cat "$work/set-password.log")"
+set_value /reg:64 password_store REG_SZ keyring "$SIP_SETTINGS"
+start_sip_server
+wait_sip_registered
+stop_sip_server
+# Nowhere under the prefix (the registry's files, the log in %TEMP%, the profile) is the
+# password in clear; Wine keeps the credential encrypted.
+leaks=$(grep -rlF -- "$sip_password" "$WINEPREFIX" 2>/dev/null || true)
+[ -z "$leaks" ] || fail "the password is in clear in: $leaks"
+grep -qF -- "$sip_password" "$work/set-password.log" && fail "set-password printed the password"
+timeout -k 5 60 "$WINE" "$WIN_EXE" sip forget-password </dev/null >"$work/forget.log" 2>&1 \
+    || fail "bapiws sip forget-password failed: $(cat "$work/forget.log")"
+# Without the entry the server refuses to start, saying what to do.
+rc=0
+timeout -k 5 60 "$WINE" "$WIN_EXE" serve --port "$port" </dev/null >"$work/no-entry.log" 2>&1 || rc=$?
+[ "$rc" -eq 2 ] && grep -q "no password stored" "$work/no-entry.log" \
+    || fail "without a stored password, serve should exit 2 saying so; got $rc: $(cat "$work/no-entry.log")"
+delete_value /reg:64 password_store "$SIP_SETTINGS"
+rm -f -- "$work/set-password.log" "$work/forget.log" "$work/no-entry.log"
 stop_kamailio
 
 step "repair without the properties: the SIP values are written again, not emptied"
