@@ -1039,3 +1039,33 @@ async fn sip_attended_transfer_refers_with_replaces() {
     );
     c.expect_silence(Duration::from_millis(300)).await;
 }
+
+/// Over TCP, a call from a caller on UDP (SIPp through kamailio) is answered and hung up
+/// by the phone: its BYE reaches the caller. The phone sends it to the caller's Contact as
+/// the INVITE gave it, through the record-routed proxy; the SIP stack alone would have
+/// given that Contact the TCP transport of the hop the INVITE came over, and kamailio then
+/// could not reach the caller (477).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sip_over_tcp_a_call_from_a_udp_caller_is_hung_up_by_the_phone() {
+    let ports = SipPorts::next();
+    let _kamailio = Kamailio::start_tcp(&ports, 60);
+    let server = start_server_on(Phone::Sip, &ports, PASSWORD, "tcp", &[]);
+    let mut c = connect_when(&server, "Available").await;
+    let caller = Sipp::start(&ports, Role::Caller, "uac_call.xml", &[]);
+    let coming = c.expect_notification("CallComing").await;
+    assert_eq!(coming[1], "2001");
+    assert_eq!(c.expect_notification("StateChanged").await, ["Busy"]);
+    assert_eq!(c.call("Answer", json!([])).await, json!(0));
+    assert_eq!(
+        c.expect_notification("CallConnected").await,
+        [coming[0].as_str()]
+    );
+    assert_eq!(c.call("HangUp", json!([])).await, json!(0));
+    assert_eq!(
+        c.expect_notification("CallDisconnected").await[0],
+        coming[0]
+    );
+    let wire = passed(caller).await;
+    // SIPp's scenario passes only with the BYE; its request line is the caller's Contact.
+    assert!(wire.contains("BYE sip:2001@127.0.0.1"), "{wire}");
+}
