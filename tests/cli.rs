@@ -638,11 +638,23 @@ fn autostart_enable_status_disable() {
     let said = autostart("enable");
     assert!(said.starts_with("autostart enabled"), "{said}");
     let command_line = entry().expect("an entry after enable");
-    let exe_name = std::path::Path::new(common::bin())
+    // On Windows the windowless build beside the program starts at login, when it is
+    // there (src/autostart.rs, login_program).
+    let program =
+        bapiws::autostart::login_program(std::path::Path::new(common::bin()), cfg!(windows), |p| {
+            p.is_file()
+        });
+    let exe_name = program
         .file_name()
         .and_then(|n| n.to_str())
         .expect("file name")
         .to_owned();
+    if cfg!(windows) {
+        assert_eq!(
+            exe_name, "bapiwsw.exe",
+            "cargo builds the windowless program beside"
+        );
+    }
     assert!(
         command_line.starts_with('"') && command_line.ends_with(&format!("{exe_name}\" serve")),
         "{command_line}"
