@@ -85,12 +85,6 @@ async fn connect_when(server: &Server, state: &str) -> Ws {
     common::baresip::connect_when(server, state, SIP_WAIT).await
 }
 
-async fn passed(sipp: Sipp) -> String {
-    tokio::task::spawn_blocking(move || sipp.passed(SIP_WAIT))
-        .await
-        .expect("join")
-}
-
 /// Asserts that the phone is registered and Available (GET /health).
 fn assert_registered(server: &Server) {
     let h = health(server.port);
@@ -480,7 +474,7 @@ async fn ten_thousand_hostile_datagrams_leave_the_phone_registered_and_able_to_c
         c.expect_notification("CallDisconnected").await,
         [id.as_str(), "Connection reset by user"]
     );
-    passed(far).await;
+    harness::passed(far, SIP_WAIT).await;
     assert_no_panic(net.server);
 }
 
@@ -717,7 +711,7 @@ async fn garbage_on_the_rtp_port_of_a_connected_call_does_not_end_or_silence_it(
         c.expect_notification("CallDisconnected").await,
         [id.as_str(), "Connection reset by user"]
     );
-    passed(far).await;
+    harness::passed(far, SIP_WAIT).await;
     let out = media_sent(&net.server);
     // The recording, 8 kHz 16-bit mono after a 44-byte header; the file is complete
     // once the call's stream has ended (its writer is dropped).

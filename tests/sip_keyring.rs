@@ -293,15 +293,6 @@ fn files_containing(root: &Path, needle: &str, except: &Path) -> Vec<PathBuf> {
     found
 }
 
-/// The phone's entry in /health.
-fn phone_health(port: u16) -> serde_json::Value {
-    let h = harness::health(port);
-    h["backends"]
-        .as_array()
-        .and_then(|b| b.iter().find(|b| b["kind"] == "sip").cloned())
-        .unwrap_or_else(|| panic!("no sip backend in /health: {h}"))
-}
-
 /// `bapiws serve` with `config` on the keyring's bus, expected to refuse to start: its
 /// exit code and stderr.
 fn serve_refused(dir: &Path, keyring_env: &[(&'static str, String)], config: &Path) -> String {
@@ -384,7 +375,7 @@ fn a_password_in_the_secret_service_registers_and_stays_off_disk() {
     let server = Server::start_with_env(&["--config", &config_arg], &env);
     let deadline = Instant::now() + WAIT;
     let h = loop {
-        let h = phone_health(server.port);
+        let h = harness::phone_health(server.port);
         if h["state"] == "Available" {
             break h;
         }
@@ -540,7 +531,7 @@ fn a_missing_wrong_or_unreachable_entry_is_a_clear_error() {
     let server = Server::start_with_env(&["--config", &config_arg], &env);
     let deadline = Instant::now() + WAIT;
     let h = loop {
-        let h = phone_health(server.port);
+        let h = harness::phone_health(server.port);
         if h["link"] == "not registered" {
             break h;
         }

@@ -15,7 +15,7 @@ mod harness;
 use std::time::Duration;
 
 use common::{Server, Ws};
-use harness::{Kamailio, PASSWORD, Phone, Role, SipPorts, Sipp, TestCerts, health};
+use harness::{Kamailio, PASSWORD, Phone, Role, SipPorts, Sipp, TestCerts};
 use serde_json::json;
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -29,15 +29,6 @@ fn start(ports: &SipPorts, ca: &std::path::Path, extra: &[&str]) -> Server {
     Server::start(&flags)
 }
 
-/// The phone's entry in /health.
-fn phone_health(port: u16) -> serde_json::Value {
-    let h = health(port);
-    h["backends"]
-        .as_array()
-        .and_then(|b| b.iter().find(|b| b["kind"] == "sip").cloned())
-        .unwrap_or_else(|| panic!("no sip backend in /health: {h}"))
-}
-
 /// Waits until the phone's /health entry satisfies `ok`; returns it.
 async fn health_until(
     server: &Server,
@@ -46,19 +37,13 @@ async fn health_until(
 ) -> serde_json::Value {
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
-        let h = phone_health(server.port);
+        let h = harness::phone_health(server.port);
         if ok(&h) {
             return h;
         }
         assert!(tokio::time::Instant::now() < deadline, "{what}: {h}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-}
-
-async fn passed(sipp: Sipp) -> String {
-    tokio::task::spawn_blocking(move || sipp.passed(WAIT))
-        .await
-        .expect("join")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -68,7 +53,7 @@ async fn registers_calls_out_and_rings_over_tls() {
     let kamailio = Kamailio::start_tls(&ports, 60, &certs);
     let server = start(&ports, &certs.ca, &[]);
     let mut c = common::baresip::connect_when(&server, "Available", WAIT).await;
-    let h = phone_health(server.port);
+    let h = harness::phone_health(server.port);
     assert_eq!(h["link"], "registered", "{h}");
     let log = kamailio.log();
     assert!(
@@ -91,7 +76,7 @@ async fn registers_calls_out_and_rings_over_tls() {
     let ended = c.expect_notification("CallDisconnected").await;
     assert_eq!(ended, [id.as_str(), "Connection reset by peer"]);
     assert_eq!(c.expect_notification("StateChanged").await, ["Available"]);
-    let wire = passed(far).await;
+    let wire = harness::passed(far, WAIT).await;
     assert!(wire.contains("Proxy-Authorization: Digest"), "{wire}");
 
     // In: SIPp calls 1001 through kamailio, which reaches the phone over its connection.
@@ -110,7 +95,7 @@ async fn registers_calls_out_and_rings_over_tls() {
         coming[0]
     );
     assert_eq!(c.expect_notification("StateChanged").await, ["Available"]);
-    passed(caller).await;
+    harness::passed(caller, WAIT).await;
     let log = kamailio.log();
     assert!(
         !log.contains("ERROR") || !log.contains("tls_"),

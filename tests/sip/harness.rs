@@ -612,6 +612,23 @@ impl Drop for Sipp {
 }
 
 /// `GET /health` from the server on `port`; the parsed JSON body.
+/// The phone's entry in `/health`: the backend that is not the simulator.
+pub fn phone_health(port: u16) -> serde_json::Value {
+    let h = health(port);
+    h["backends"]
+        .as_array()
+        .and_then(|b| b.iter().find(|b| b["kind"] != "sim").cloned())
+        .unwrap_or_else(|| panic!("no phone backend in /health: {h}"))
+}
+
+/// Waits (at most `limit`, off the async threads) for SIPp to pass its scenario; returns
+/// its messages (see [`Sipp::passed`]).
+pub async fn passed(sipp: Sipp, limit: Duration) -> String {
+    tokio::task::spawn_blocking(move || sipp.passed(limit))
+        .await
+        .expect("join")
+}
+
 pub fn health(port: u16) -> serde_json::Value {
     let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
     s.set_read_timeout(Some(Duration::from_secs(5)))
