@@ -8,7 +8,8 @@
 # ends), over TLS (tests/sip_tls.rs) kamailio-tls-modules; the browser tests need Debian's chromium, openssl and util-linux (unshare), and
 # the Python recipe test Debian's python3-websockets; the click-to-call test xdg-utils
 # (xdg-mime, xdg-open); the SIP password in the Secret Service (tests/sip_keyring.rs)
-# dbus-daemon, dbus-bin (dbus-send) and gnome-keyring;
+# dbus-daemon, dbus-bin (dbus-send) and gnome-keyring; encrypted media (tests/sip_srtp.rs)
+# tcpdump;
 # the JavaScript client's tests need Node 20 and npm; the package test
 # (scripts/package-test.sh) needs root, dpkg, cargo-deb, systemd-analyze and
 # desktop-file-validate; the Windows build and its tests under Wine
@@ -42,6 +43,8 @@ need_package kamailio kamailio
 [ -f /usr/lib/x86_64-linux-gnu/kamailio/modules/tls.so ] || [ -f /usr/lib/kamailio/modules/tls.so ] \
   || install_package "kamailio's TLS module" kamailio-tls-modules
 need_package sipp sip-tester
+# Encrypted media (tests/sip_srtp.rs): captures of the RTP ports on loopback.
+need_package tcpdump tcpdump
 # The tests run their own kamailio on loopback ports of their own; the package's system
 # service is not used: make sure it does not run (it would hold port 5060).
 if [ "$(id -u)" = 0 ]; then

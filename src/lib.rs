@@ -20,8 +20,8 @@
 //!   [`phone::sim`] is the built-in simulated phone, [`phone::baresip`] drives the baresip
 //!   SIP softphone over its ctrl_tcp protocol (managed or attached), and [`phone::sip`] is
 //!   bapiws's own SIP phone: `stack.rs` (the SIP stack, registration, the filter in front
-//!   of the phone), `sdp.rs` (offer/answer), `queue.rs` (which INVITEs are queue calls,
-//!   `[sip.queue]`), `media/` (RTP, G.711, the jitter buffer,
+//!   of the phone), `sdp.rs` (offer/answer, SDES keys), `queue.rs` (which INVITEs are queue calls,
+//!   `[sip.queue]`), `media/` (RTP, SRTP, G.711, the jitter buffer,
 //!   DTMF), `audio/` (devices through cpal, tone, WAV, silence) and the backend task in
 //!   `mod.rs`. A backend knows nothing of WebSockets or JSON-RPC.
 //! - [`server`]: the WebSocket server. [`server::Server`] binds and runs the accept loop

@@ -13,19 +13,10 @@ use std::time::Duration;
 
 use bapiws::phone::sip::audio::{WavReader, peak_frequency, tone_share};
 use common::{Server, TempDir, Ws};
-use harness::{Kamailio, PASSWORD, Phone, Role, SipPorts, Sipp};
+use harness::{Kamailio, PASSWORD, Phone, Role, SipPorts, Sipp, with};
 use serde_json::json;
 
 const WAIT: Duration = Duration::from_secs(20);
-
-/// `flags` with the value of `key` replaced.
-fn with(mut flags: Vec<String>, key: &str, value: &str) -> Vec<String> {
-    match flags.iter().position(|f| f == key) {
-        Some(i) => flags[i + 1] = value.to_owned(),
-        None => flags.extend([key.to_owned(), value.to_owned()]),
-    }
-    flags
-}
 
 fn start(flags: &[String]) -> Server {
     let flags: Vec<&str> = flags.iter().map(String::as_str).collect();

@@ -2,12 +2,15 @@
 //! rsipstack's message parser, then the typed header accessors the stack and the phone
 //! use (Via, From, To and its tag, Call-ID, CSeq, Contact, Refer-To), the transaction
 //! and dialog keys, our Via mending, and the body as SDP (parse and agree). On the RTP
-//! port: the RTP parser and the RFC 4733 event parser. Nothing may panic.
+//! port: SRTP's check (with a fixed key: a forged tag fails before decryption; the
+//! lengths and the replay window are what meet the datagram), the RTP parser and the
+//! RFC 4733 event parser. Nothing may panic.
 #![no_main]
 
 use std::net::{IpAddr, Ipv4Addr};
 
 use bapiws::phone::sip::media::g711::Law;
+use bapiws::phone::sip::media::srtp::{MasterKey, Receiver, Sender, Suite};
 use bapiws::phone::sip::media::{dtmf, rtp};
 use bapiws::phone::sip::{sdp, stack};
 use libfuzzer_sys::fuzz_target;
@@ -54,8 +57,17 @@ fn headers(m: &impl HeadersExt) {
 
 fn body(b: &[u8]) {
     if let Ok(session) = sdp::Session::parse(b) {
-        let _ = sdp::agree(&session, &[Law::Pcmu, Law::Pcma]);
-        let _ = sdp::agree(&session, &[Law::Pcma]);
+        for e in [
+            sdp::Encryption::Off,
+            sdp::Encryption::Optional,
+            sdp::Encryption::Mandatory,
+        ] {
+            if let Ok(a) = sdp::agree(&session, &[Law::Pcmu, Law::Pcma], e) {
+                let key = MasterKey([3; 30]);
+                let _ = sdp::Local::answer(a.remote, 1, &a, sdp::Direction::SendRecv, key).write();
+            }
+        }
+        let _ = sdp::agree(&session, &[Law::Pcma], sdp::Encryption::Off);
     }
 }
 
@@ -91,4 +103,16 @@ fuzz_target!(|data: &[u8]| {
     }
     let _ = rtp::is_rtcp(data);
     let _ = dtmf::Event::parse(data);
+    // SRTP: the datagram as it comes, and (so that the fuzzer reaches past the tag) the
+    // datagram protected with the key first.
+    for suite in [Suite::AesCm128HmacSha1_80, Suite::AesCm128HmacSha1_32] {
+        let key = MasterKey([5; 30]);
+        let mut rx = Receiver::new(suite, &key);
+        let mut copy = data.to_vec();
+        let _ = rx.unprotect(&mut copy);
+        let mut protected = data.to_vec();
+        if Sender::new(suite, &key).protect(&mut protected) {
+            let _ = rx.unprotect(&mut protected);
+        }
+    }
 });

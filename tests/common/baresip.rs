@@ -135,6 +135,18 @@ impl Remote {
     /// As [`Remote::start`]; with `sip_log`, the remote writes every SIP message it sends
     /// and receives (baresip's `-s`, SIP trace) to that file.
     pub fn start_traced(ports: &Ports, sip_log: Option<&std::path::Path>) -> Remote {
+        Remote::start_with(ports, sip_log, &[], "")
+    }
+
+    /// As [`Remote::start_traced`], with `config` lines added to the remote's config
+    /// (modules and their settings) and `account_params` to its account line (e.g.
+    /// `;mediaenc=srtp-mand`).
+    pub fn start_with(
+        ports: &Ports,
+        sip_log: Option<&std::path::Path>,
+        config: &[String],
+        account_params: &str,
+    ) -> Remote {
         require_baresip();
         let dir = TempDir::new("remote");
         let settings = BaresipSettings {
@@ -152,10 +164,15 @@ impl Remote {
             ..BaresipSettings::default()
         };
         process::write_config(dir.path(), &settings).expect("remote config");
+        if !config.is_empty() {
+            let file = dir.path().join("config");
+            let text = std::fs::read_to_string(&file).expect("remote config") + &config.join("\n");
+            std::fs::write(&file, text + "\n").expect("remote config");
+        }
         // The remote's account goes in its file (bapiws gives its own with `uanew`).
         std::fs::write(
             dir.path().join("accounts"),
-            process::account_line(&settings) + "\n",
+            process::account_line(&settings) + account_params + "\n",
         )
         .expect("remote accounts");
         let stdout = match sip_log {

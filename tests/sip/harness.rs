@@ -653,3 +653,115 @@ pub fn kill(pid: u32, sig: &str) {
         .success();
     assert!(ok, "kill -{sig} {pid}");
 }
+
+/// `flags` with the value of `key` replaced (or added).
+pub fn with(mut flags: Vec<String>, key: &str, value: &str) -> Vec<String> {
+    match flags.iter().position(|f| f == key) {
+        Some(i) => flags[i + 1] = value.to_owned(),
+        None => flags.extend([key.to_owned(), value.to_owned()]),
+    }
+    flags
+}
+
+/// A capture of UDP datagrams on loopback with tcpdump (run as the tests' root): what a
+/// listener on the wire sees.
+pub struct Capture {
+    child: Child,
+    file: PathBuf,
+    _dir: TempDir,
+}
+
+/// One captured UDP datagram.
+#[derive(Clone, Debug)]
+pub struct Datagram {
+    pub from_port: u16,
+    pub to_port: u16,
+    pub payload: Vec<u8>,
+}
+
+impl Capture {
+    /// Starts capturing UDP on `lo` to or from the ports `first..=last`; ready when it
+    /// returns.
+    pub fn start(first: u16, last: u16) -> Capture {
+        require("tcpdump", "--version", "tcpdump");
+        let dir = TempDir::new("capture");
+        let file = dir.path().join("capture.pcap");
+        let log = dir.path().join("tcpdump.log");
+        let child = Command::new("tcpdump")
+            .args(["-i", "lo", "-n", "-U", "-s", "2048", "-w"])
+            .arg(&file)
+            .arg(format!("udp and portrange {first}-{last}"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("tcpdump log"))
+            .spawn()
+            .expect("start tcpdump");
+        wait_until(Duration::from_secs(10), "tcpdump listening", || {
+            std::fs::read_to_string(&log).is_ok_and(|l| l.contains("listening on"))
+        });
+        Capture {
+            child,
+            file,
+            _dir: dir,
+        }
+    }
+
+    /// Stops the capture and returns its UDP datagrams, in order.
+    pub fn stop(mut self) -> Vec<Datagram> {
+        let _ = Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .status();
+        if crate::common::wait_exit(&mut self.child, Duration::from_secs(5)).is_none() {
+            let _ = self.child.kill();
+        }
+        let _ = self.child.wait();
+        let bytes = std::fs::read(&self.file).expect("the capture file");
+        parse_pcap(&bytes)
+    }
+}
+
+impl Drop for Capture {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The UDP-over-IPv4 datagrams of a pcap file (little-endian, Ethernet or Linux cooked
+/// link layer, as tcpdump writes on `lo`).
+fn parse_pcap(b: &[u8]) -> Vec<Datagram> {
+    let u32_at = |at: usize| u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]]);
+    assert!(b.len() >= 24, "a pcap file");
+    assert!(
+        matches!(u32_at(0), 0xa1b2_c3d4 | 0xa1b2_3c4d),
+        "a little-endian pcap file"
+    );
+    let link = match u32_at(20) {
+        1 => 14,
+        113 => 16,
+        other => panic!("link type {other}"),
+    };
+    let mut out = Vec::new();
+    let mut at = 24;
+    while at + 16 <= b.len() {
+        let len = u32_at(at + 8) as usize;
+        let frame = &b[at + 16..(at + 16 + len).min(b.len())];
+        at += 16 + len;
+        let Some(ip) = frame.get(link..) else {
+            continue;
+        };
+        if ip.len() < 20 || ip[0] >> 4 != 4 || ip[9] != 17 {
+            continue;
+        }
+        let udp = &ip[usize::from(ip[0] & 0x0F) * 4..];
+        if udp.len() < 8 {
+            continue;
+        }
+        out.push(Datagram {
+            from_port: u16::from_be_bytes([udp[0], udp[1]]),
+            to_port: u16::from_be_bytes([udp[2], udp[3]]),
+            payload: udp[8..].to_vec(),
+        });
+    }
+    out
+}

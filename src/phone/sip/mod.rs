@@ -40,8 +40,9 @@ use super::{
     Events, PhoneError, PhoneEvent, PhoneHandle, PhoneNumber, PhoneState, Reply, Snapshot,
     pick_call,
 };
+use media::srtp::MasterKey;
 use media::{Control, MediaEvent, Stream};
-use sdp::{Agreed, Local, Session};
+use sdp::{Agreed, Encryption, Local, SdpError, Session};
 use stack::{Registrar, RegistrationEvent, Stack};
 
 /// The reason a call we ended carries.
@@ -131,6 +132,8 @@ struct Entry {
     far_held: bool,
     /// The transfer target we sent a REFER for.
     transfer: Option<String>,
+    /// Our SRTP master key for the call (offered or answered when media is encrypted).
+    key: MasterKey,
 }
 
 impl Entry {
@@ -608,6 +611,38 @@ impl Phone {
         (uuid::Uuid::new_v4().as_u128() as u64) >> 12
     }
 
+    /// A call's SRTP master key, from the system's random source.
+    fn new_key() -> Result<MasterKey, PhoneError> {
+        MasterKey::random()
+            .map_err(|e| PhoneError::Refused(format!("no random source for the call's keys: {e}")))
+    }
+
+    /// A failed call's reason, with what a 488 likely means when SRTP is mandatory.
+    fn explained(&self, mut reason: String) -> String {
+        if self.s.srtp == Encryption::Mandatory && reason.starts_with("488") {
+            reason.push_str(" (the far end may not support encrypted media, which [sip] srtp = \"mandatory\" requires)");
+        }
+        reason
+    }
+
+    /// Agrees on a far end's description under the `srtp` setting.
+    fn agree(&self, body: &[u8]) -> Result<Agreed, SdpError> {
+        Session::parse(body).and_then(|s| sdp::agree(&s, &self.s.codecs, self.s.srtp))
+    }
+
+    /// Ends a call whose far end answered without the encryption the setting requires:
+    /// BYE on the wire, the reason to the clients and the log.
+    fn end_unencrypted(&mut self, i: usize, e: &SdpError, events: &mut Vec<PhoneEvent>) {
+        let entry = &self.calls[i];
+        tracing::warn!(call = %entry.call.id, "the call was ended: {e}");
+        if let Some(dialog) = entry.dialog.clone() {
+            tokio::spawn(async move {
+                let _ = tokio::time::timeout(END_LIMIT, dialog.bye()).await;
+            });
+        }
+        self.remove(i, e.to_string(), events);
+    }
+
     /// Places a call (from CallOut, or because the far end of `referred_by` asked).
     async fn call_out(
         &mut self,
@@ -626,6 +661,10 @@ impl Phone {
                 vec![],
             );
         }
+        let srtp_key = match Self::new_key() {
+            Ok(k) => k,
+            Err(e) => return (Err(e), vec![]),
+        };
         let (sockets, media_addr) = match self.bind_media().await {
             Ok(v) => v,
             Err(e) => return (Err(e), vec![]),
@@ -635,6 +674,8 @@ impl Phone {
             Self::session_id(),
             &self.s.codecs,
             sdp::Direction::SendRecv,
+            self.s.srtp,
+            srtp_key,
         );
         let target = with_transport(
             &self.s.dial_uri.replace("{number}", number.as_str()),
@@ -730,6 +771,7 @@ impl Phone {
                 held: false,
                 far_held: false,
                 transfer: None,
+                key: srtp_key,
             });
             ev.push(PhoneEvent::CallingOut {
                 id: id.clone(),
@@ -774,6 +816,9 @@ impl Phone {
         } else {
             sdp::Direction::SendRecv
         };
+        if let Some(c) = agreed.srtp {
+            tracing::info!(call = %call_id, suite = c.suite.name(), "the call's media is encrypted (SRTP)");
+        }
         let stream = Stream::start(
             sockets,
             agreed,
@@ -782,6 +827,7 @@ impl Phone {
             sink,
             tx,
             format!("bapiws@{}", self.stack.public_ip),
+            entry.key,
         );
         if self.muted {
             stream.control(Control::Mute(true));
@@ -810,14 +856,16 @@ impl Phone {
             );
         };
         let offer = entry.offer.take();
+        let key = entry.key;
         let (body, agreed) = match offer.as_deref().map(Session::parse) {
-            Some(Ok(session)) => match sdp::agree(&session, &self.s.codecs) {
+            Some(Ok(session)) => match sdp::agree(&session, &self.s.codecs, self.s.srtp) {
                 Ok(agreed) => {
                     let local = Local::answer(
                         media_addr,
                         Self::session_id(),
                         &agreed,
                         sdp::Direction::SendRecv,
+                        key,
                     );
                     let body = local.write();
                     entry.local = local;
@@ -845,6 +893,8 @@ impl Phone {
                     Self::session_id(),
                     &self.s.codecs,
                     sdp::Direction::SendRecv,
+                    self.s.srtp,
+                    key,
                 );
                 let body = local.write();
                 entry.local = local;
@@ -909,7 +959,8 @@ impl Phone {
         let entry = self.calls.remove(i);
         if let Some(stream) = &entry.stream {
             let (sent, received) = stream.counts();
-            tracing::info!(call = %entry.call.id, sent, received, "call media ended");
+            let refused = stream.refused();
+            tracing::info!(call = %entry.call.id, sent, received, refused, "call media ended");
         }
         // The stack drops the dialog when it terminates (a BYE's answer, a CANCEL's 487);
         // one that never does (a far end that stops answering) is dropped after SIP's
@@ -1109,6 +1160,34 @@ impl Phone {
             refuse(tx, sip::StatusCode::BadRequest);
             return vec![];
         }
+        // An offer without the encryption the setting requires (or with one it does not
+        // allow) never rings: 488 with a Warning that says which.
+        if !request.body.is_empty()
+            && let Err(e @ (SdpError::NotEncrypted | SdpError::EncryptionRequired(_))) =
+                self.agree(&request.body)
+        {
+            tracing::warn!(%from, "an INVITE was refused: {e}");
+            let text = match e {
+                SdpError::NotEncrypted => "Encrypted media (SRTP) required",
+                _ => "Encrypted media (SRTP) not enabled",
+            };
+            let warning = sip::Header::Warning(format!("399 bapiws \"{text}\"").into());
+            tokio::spawn(async move {
+                let mut tx = tx;
+                let _ = tx
+                    .reply_with(sip::StatusCode::NotAcceptableHere, vec![warning], None)
+                    .await;
+            });
+            return vec![];
+        }
+        let srtp_key = match Self::new_key() {
+            Ok(k) => k,
+            Err(e) => {
+                tracing::warn!("an INVITE was refused: {e}");
+                refuse(tx, sip::StatusCode::ServerInternalError);
+                return vec![];
+            }
+        };
         let dialog = match self.stack.dialogs.get_or_create_server_invite(
             &tx,
             self.stack.states.clone(),
@@ -1180,11 +1259,14 @@ impl Phone {
                     0,
                     &p.s.codecs,
                     sdp::Direction::SendRecv,
+                    p.s.srtp,
+                    srtp_key,
                 ),
                 agreed: None,
                 held: false,
                 far_held: false,
                 transfer: None,
+                key: srtp_key,
             });
             if let Some(q) = queue {
                 tracing::info!(
@@ -1216,9 +1298,14 @@ impl Phone {
                 if entry.call.direction == Direction::Outbound
                     && entry.call.state == CallState::Calling
                 {
-                    let agreed = Session::parse(resp.body())
-                        .ok()
-                        .and_then(|s| sdp::agree(&s, &self.s.codecs).ok());
+                    let agreed = match self.agree(resp.body()) {
+                        Ok(a) => Some(a),
+                        Err(e @ (SdpError::NotEncrypted | SdpError::EncryptionRequired(_))) => {
+                            return self.tracking(|p, ev| p.end_unencrypted(i, &e, ev)).1;
+                        }
+                        Err(_) => None,
+                    };
+                    let entry = &self.calls[i];
                     let cid = entry.call.id.clone();
                     self.calls[i].call.state = CallState::Connected;
                     if let Some(a) = agreed {
@@ -1231,12 +1318,14 @@ impl Phone {
                 if entry.call.direction == Direction::Inbound && entry.agreed.is_none() {
                     // Our offer went in the 200: the answer is in the ACK.
                     let ack = entry.dialog.as_ref().and_then(|d| d.last_remote_ack());
-                    if let Some(ack) = ack
-                        && let Some(a) = Session::parse(ack.body())
-                            .ok()
-                            .and_then(|s| sdp::agree(&s, &self.s.codecs).ok())
-                    {
-                        self.start_media(i, a);
+                    if let Some(ack) = ack {
+                        match self.agree(ack.body()) {
+                            Ok(a) => self.start_media(i, a),
+                            Err(e @ (SdpError::NotEncrypted | SdpError::EncryptionRequired(_))) => {
+                                return self.tracking(|p, ev| p.end_unencrypted(i, &e, ev)).1;
+                            }
+                            Err(_) => {}
+                        }
                     }
                 }
                 vec![]
@@ -1265,14 +1354,16 @@ impl Phone {
                     entry.local.direction = ours;
                     entry.local.write()
                 } else {
-                    match Session::parse(&request.body).and_then(|s| sdp::agree(&s, &self.s.codecs))
-                    {
+                    let parsed = Session::parse(&request.body)
+                        .and_then(|s| sdp::agree(&s, &self.s.codecs, self.s.srtp));
+                    match parsed {
                         Ok(agreed) => {
                             let mut local = Local::answer(
                                 entry.media_addr,
                                 entry.local.session_id,
                                 &agreed,
                                 ours,
+                                entry.key,
                             );
                             local.version = entry.local.version + 1;
                             entry.local = local;
@@ -1371,7 +1462,7 @@ impl Phone {
                 let Some(i) = self.by_sip_id(&id.call_id) else {
                     return vec![];
                 };
-                let text = reason_text(&reason);
+                let text = self.explained(reason_text(&reason));
                 self.tracking(|p, ev| p.remove(i, text, ev)).1
             }
             DialogState::Calling(_)
@@ -1396,7 +1487,7 @@ impl Phone {
                     Ok(Some(code)) if code.kind() == sip::StatusCodeKind::Successful => {
                         return vec![];
                     }
-                    Ok(Some(code)) => stack::printable(&code.to_string()),
+                    Ok(Some(code)) => self.explained(stack::printable(&code.to_string())),
                     Ok(None) => "no answer".to_owned(),
                     Err(e) => e,
                 };
@@ -1430,10 +1521,7 @@ impl Phone {
                     tracing::warn!(call = %self.calls[i].call.id, "the far end did not accept the hold/resume re-INVITE");
                     return vec![];
                 }
-                if let Some(a) = body
-                    .and_then(|b| Session::parse(&b).ok())
-                    .and_then(|s| sdp::agree(&s, &self.s.codecs).ok())
-                {
+                if let Some(a) = body.and_then(|b| self.agree(&b).ok()) {
                     self.start_media(i, a);
                 }
                 vec![]

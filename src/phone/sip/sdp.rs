@@ -1,11 +1,16 @@
 //! SDP (RFC 4566) as far as a G.711 phone needs it, and the offer/answer rules of RFC 3264:
 //! write an offer or answer for one audio stream, read a far end's description (bounded:
 //! every count and length is capped, unknown lines are ignored), and agree on a codec, the
-//! telephone-event payload type, the far end's address and the stream's direction (hold).
+//! telephone-event payload type, the far end's address and the stream's direction (hold);
+//! and SDES (RFC 4568): `a=crypto` keys for SRTP, offered and answered as
+//! [`Encryption`] says.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
+use base64::Engine as _;
+
 use super::media::g711::Law;
+use super::media::srtp::{MASTER_LEN, MasterKey, Suite};
 
 /// The largest description read.
 pub const MAX_LEN: usize = 16 * 1024;
@@ -17,6 +22,87 @@ const MAX_MEDIA: usize = 8;
 const MAX_FORMATS: usize = 32;
 /// The telephone-event payload type we offer.
 pub const DTMF_PAYLOAD_TYPE: u8 = 101;
+/// Most `a=crypto` lines kept per media section.
+const MAX_CRYPTO: usize = 8;
+
+/// Whether calls encrypt their media (SRTP keyed by SDES).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Encryption {
+    /// Plain RTP; an offer that requires SRTP (`RTP/SAVP`) is refused.
+    #[default]
+    Off,
+    /// Offer SRTP keys on `RTP/AVP` and use SRTP when the far end agrees; plain otherwise.
+    Optional,
+    /// Offer `RTP/SAVP` only; a far end without SRTP gets no call.
+    Mandatory,
+}
+
+impl Encryption {
+    /// The setting's value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Encryption::Off => "off",
+            Encryption::Optional => "optional",
+            Encryption::Mandatory => "mandatory",
+        }
+    }
+}
+
+/// One usable `a=crypto` line: its tag, suite and master key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Crypto {
+    /// The tag that an answer repeats.
+    pub tag: u32,
+    /// The suite.
+    pub suite: Suite,
+    /// The master key and salt.
+    pub key: MasterKey,
+}
+
+impl Crypto {
+    /// Reads the value of an `a=crypto:` attribute; `None` for what we cannot use (another
+    /// suite, a key of the wrong size, an MKI, session parameters such as
+    /// `UNENCRYPTED_SRTP`, more than one key).
+    fn parse(arg: &str) -> Option<Crypto> {
+        let mut parts = arg.split_ascii_whitespace();
+        let tag = parts
+            .next()?
+            .parse::<u32>()
+            .ok()
+            .filter(|&t| t < 1_000_000_000)?;
+        let suite = Suite::parse(parts.next()?)?;
+        let params = parts.next()?;
+        if parts.next().is_some() || params.contains(';') {
+            return None;
+        }
+        let inline = params.strip_prefix("inline:")?;
+        let mut fields = inline.split('|');
+        let key = fields.next()?;
+        // A lifetime may follow; an MKI (`n:len`) may not: we send no MKI.
+        if fields.any(|f| f.contains(':')) {
+            return None;
+        }
+        if key.len() > 64 {
+            return None;
+        }
+        let bytes = base64::engine::general_purpose::STANDARD.decode(key).ok()?;
+        let key: [u8; MASTER_LEN] = bytes.try_into().ok()?;
+        Some(Crypto {
+            tag,
+            suite,
+            key: MasterKey(key),
+        })
+    }
+
+    fn write(&self) -> String {
+        format!(
+            "a=crypto:{} {} inline:{}\r\n",
+            self.tag,
+            self.suite.name(),
+            base64::engine::general_purpose::STANDARD.encode(self.key.0)
+        )
+    }
+}
 
 /// Which way media flows, from the describing side's point of view.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -111,6 +197,8 @@ pub struct Media {
     pub direction: Option<Direction>,
     /// `a=ptime`, in milliseconds.
     pub ptime: Option<u32>,
+    /// The `a=crypto` lines we can use, in the order given.
+    pub crypto: Vec<Crypto>,
 }
 
 /// A far end's session description.
@@ -136,6 +224,14 @@ pub enum SdpError {
     /// No audio stream we can use.
     #[error("no common audio codec (we offer PCMU and PCMA)")]
     NoCodec,
+    /// SRTP is mandatory here, and the far end offers or answers no key we can use.
+    #[error(
+        "the far end did not agree to encrypted media (SRTP with AES_CM_128_HMAC_SHA1_80 or _32, keyed in the SDP), which [sip] srtp = \"mandatory\" requires"
+    )]
+    NotEncrypted,
+    /// The far end requires SRTP, and we have it off or support none of its suites.
+    #[error("{0}")]
+    EncryptionRequired(&'static str),
 }
 
 impl Session {
@@ -243,6 +339,7 @@ fn parse_media(value: &str) -> Result<Media, SdpError> {
         connection: None,
         direction: None,
         ptime: None,
+        crypto: Vec::new(),
     })
 }
 
@@ -290,6 +387,13 @@ fn parse_media_attribute(m: &mut Media, name: &str, arg: &str) {
             });
         }
         "ptime" => m.ptime = arg.trim().parse().ok().filter(|&p| (10..=200).contains(&p)),
+        "crypto" => {
+            if m.crypto.len() < MAX_CRYPTO
+                && let Some(c) = Crypto::parse(arg)
+            {
+                m.crypto.push(c);
+            }
+        }
         _ => {}
     }
 }
@@ -307,6 +411,10 @@ pub struct Agreed {
     pub dtmf: Option<u8>,
     /// The far end's direction.
     pub remote_direction: Direction,
+    /// The far end's SRTP key, when the media is encrypted.
+    pub srtp: Option<Crypto>,
+    /// Whether the far end's section is `RTP/SAVP` (an answer repeats the offer's).
+    pub savp: bool,
 }
 
 impl Agreed {
@@ -338,9 +446,28 @@ fn telephone_event(m: &Media) -> Option<u8> {
 
 /// Agrees on the audio stream of a far end's `offer` (we answer; the offer's order
 /// decides among the codecs we allow in `ours`), or reads the far end's `answer` to our
-/// offer (the answer's first codec that we offered).
-pub fn agree(remote: &Session, ours: &[Law]) -> Result<Agreed, SdpError> {
+/// offer (the answer's first codec that we offered); and on its encryption, as
+/// `encryption` allows: the first `a=crypto` line we can use.
+pub fn agree(remote: &Session, ours: &[Law], encryption: Encryption) -> Result<Agreed, SdpError> {
     let (m, direction, address) = remote.audio().ok_or(SdpError::NoCodec)?;
+    let savp = m.proto.contains("SAVP");
+    let crypto = m.crypto.first().copied();
+    let srtp = match (encryption, crypto) {
+        (Encryption::Off, _) if savp => {
+            return Err(SdpError::EncryptionRequired(
+                "the far end requires encrypted media (RTP/SAVP); set [sip] srtp = \"optional\" or \"mandatory\"",
+            ));
+        }
+        (Encryption::Off, _) => None,
+        (_, Some(c)) => Some(c),
+        (Encryption::Mandatory, None) => return Err(SdpError::NotEncrypted),
+        (Encryption::Optional, None) if savp => {
+            return Err(SdpError::EncryptionRequired(
+                "the far end requires encrypted media (RTP/SAVP) with a key we cannot use (we have AES_CM_128_HMAC_SHA1_80 and _32, SDES keys without MKI)",
+            ));
+        }
+        (Encryption::Optional, None) => None,
+    };
     let (law, payload_type) = m
         .formats
         .iter()
@@ -357,6 +484,8 @@ pub fn agree(remote: &Session, ours: &[Law]) -> Result<Agreed, SdpError> {
         payload_type,
         dtmf: telephone_event(m),
         remote_direction: direction,
+        srtp,
+        savp,
     })
 }
 
@@ -376,15 +505,23 @@ pub struct Local {
     pub dtmf: Option<u8>,
     /// Our direction.
     pub direction: Direction,
+    /// Our SRTP key line, when we offer or answer one.
+    pub crypto: Option<Crypto>,
+    /// Whether the section is `RTP/SAVP` rather than `RTP/AVP`.
+    pub savp: bool,
 }
 
 impl Local {
-    /// An offer of PCMU and PCMA (in `laws` order) with telephone-event.
+    /// An offer of PCMU and PCMA (in `laws` order) with telephone-event, and with `key`
+    /// as SRTP's (`AES_CM_128_HMAC_SHA1_80`) unless `encryption` is off: on `RTP/SAVP`
+    /// when it is mandatory.
     pub fn offer(
         address: SocketAddr,
         session_id: u64,
         laws: &[Law],
         direction: Direction,
+        encryption: Encryption,
+        key: MasterKey,
     ) -> Local {
         Local {
             address,
@@ -393,12 +530,25 @@ impl Local {
             codecs: laws.iter().map(|&l| (l, l.payload_type())).collect(),
             dtmf: Some(DTMF_PAYLOAD_TYPE),
             direction,
+            crypto: (encryption != Encryption::Off).then_some(Crypto {
+                tag: 1,
+                suite: Suite::AesCm128HmacSha1_80,
+                key,
+            }),
+            savp: encryption == Encryption::Mandatory,
         }
     }
 
     /// The answer to an agreed offer: the agreed codec alone, the offer's
-    /// telephone-event type, and the direction `ours` narrowed by the offer.
-    pub fn answer(address: SocketAddr, session_id: u64, agreed: &Agreed, ours: Direction) -> Local {
+    /// telephone-event type, the direction `ours` narrowed by the offer, and when the
+    /// media is encrypted our `key` on the offer's tag, suite and protocol.
+    pub fn answer(
+        address: SocketAddr,
+        session_id: u64,
+        agreed: &Agreed,
+        ours: Direction,
+        key: MasterKey,
+    ) -> Local {
         Local {
             address,
             session_id,
@@ -406,6 +556,8 @@ impl Local {
             codecs: vec![(agreed.law, agreed.payload_type)],
             dtmf: agreed.dtmf,
             direction: agreed.remote_direction.answer(ours),
+            crypto: agreed.srtp.map(|c| Crypto { key, ..c }),
+            savp: agreed.savp,
         }
     }
 
@@ -418,7 +570,8 @@ impl Local {
             formats.push(pt.to_string());
         }
         let mut s = format!(
-            "v=0\r\no=bapiws {id} {v} IN {family} {ip}\r\ns=bapiws\r\nc=IN {family} {ip}\r\nt=0 0\r\nm=audio {port} RTP/AVP {formats}\r\n",
+            "v=0\r\no=bapiws {id} {v} IN {family} {ip}\r\ns=bapiws\r\nc=IN {family} {ip}\r\nt=0 0\r\nm=audio {port} {proto} {formats}\r\n",
+            proto = if self.savp { "RTP/SAVP" } else { "RTP/AVP" },
             id = self.session_id,
             v = self.version,
             port = self.address.port(),
@@ -434,6 +587,9 @@ impl Local {
         }
         s.push_str("a=ptime:20\r\n");
         s.push_str(&format!("a={}\r\n", self.direction.as_str()));
+        if let Some(c) = &self.crypto {
+            s.push_str(&c.write());
+        }
         s
     }
 }
@@ -447,6 +603,10 @@ mod tests {
 
     const SIPP_OFFER: &str = "v=0\r\no=user1 53655765 2353687637 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 6000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n";
 
+    fn key() -> MasterKey {
+        MasterKey([7; MASTER_LEN])
+    }
+
     fn addr() -> SocketAddr {
         "127.0.0.1:20000".parse().expect("addr")
     }
@@ -454,35 +614,45 @@ mod tests {
     #[test]
     fn a_sipp_offer_is_agreed_and_answered() {
         let s = Session::parse(SIPP_OFFER.as_bytes()).expect("parses");
-        let a = agree(&s, &[Law::Pcmu, Law::Pcma]).expect("agrees");
+        let a = agree(&s, &[Law::Pcmu, Law::Pcma], Encryption::Off).expect("agrees");
         assert_eq!(a.law, Law::Pcmu);
         assert_eq!(a.remote, "127.0.0.1:6000".parse().expect("addr"));
         assert_eq!(a.dtmf, None);
         assert!(!a.held_by_far_end());
-        let answer = Local::answer(addr(), 9, &a, Direction::SendRecv).write();
+        let answer = Local::answer(addr(), 9, &a, Direction::SendRecv, key()).write();
         assert!(answer.contains("m=audio 20000 RTP/AVP 0\r\n"), "{answer}");
         assert!(answer.contains("a=sendrecv"));
         assert!(!answer.contains("telephone-event"));
         // Our own output parses back.
         let back = Session::parse(answer.as_bytes()).expect("parses");
-        assert_eq!(agree(&back, &[Law::Pcmu]).expect("agrees").remote, addr());
+        assert_eq!(
+            agree(&back, &[Law::Pcmu], Encryption::Off)
+                .expect("agrees")
+                .remote,
+            addr()
+        );
     }
 
     #[test]
     fn the_offers_order_wins_and_dynamic_types_are_read_by_name() {
         let offer = "v=0\r\nc=IN IP4 10.0.0.1\r\nm=audio 4000 RTP/AVP 96 8 0 97\r\na=rtpmap:96 opus/48000/2\r\na=rtpmap:97 telephone-event/8000\r\na=sendonly\r\n";
         let s = Session::parse(offer.as_bytes()).expect("parses");
-        let a = agree(&s, &[Law::Pcmu, Law::Pcma]).expect("agrees");
+        let a = agree(&s, &[Law::Pcmu, Law::Pcma], Encryption::Off).expect("agrees");
         assert_eq!((a.law, a.payload_type, a.dtmf), (Law::Pcma, 8, Some(97)));
         assert!(a.held_by_far_end());
-        let answer = Local::answer(addr(), 1, &a, Direction::SendRecv);
+        let answer = Local::answer(addr(), 1, &a, Direction::SendRecv, key());
         assert_eq!(answer.direction, Direction::RecvOnly);
         // A PCMA rtpmap on a dynamic number counts as PCMA.
         let s = Session::parse(
             b"v=0\r\nc=IN IP4 1.2.3.4\r\nm=audio 1 RTP/AVP 110\r\na=rtpmap:110 pcma/8000\r\n",
         )
         .expect("parses");
-        assert_eq!(agree(&s, &[Law::Pcma]).expect("agrees").payload_type, 110);
+        assert_eq!(
+            agree(&s, &[Law::Pcma], Encryption::Off)
+                .expect("agrees")
+                .payload_type,
+            110
+        );
     }
 
     #[test]
@@ -508,7 +678,9 @@ mod tests {
         ] {
             let s = Session::parse(sdp.as_bytes()).expect("parses");
             assert_eq!(
-                agree(&s, &[Law::Pcmu]).expect("agrees").held_by_far_end(),
+                agree(&s, &[Law::Pcmu], Encryption::Off)
+                    .expect("agrees")
+                    .held_by_far_end(),
                 held,
                 "{sdp}"
             );
@@ -557,13 +729,13 @@ mod tests {
         ] {
             let s = Session::parse(sdp.as_bytes()).expect("parses");
             assert_eq!(
-                agree(&s, &[Law::Pcmu, Law::Pcma]),
+                agree(&s, &[Law::Pcmu, Law::Pcma], Encryption::Off),
                 Err(SdpError::NoCodec),
                 "{sdp:?}"
             );
         }
         let s = Session::parse(b"v=0\r\nm=audio 5 RTP/AVP 0\r\n").expect("parses");
-        assert!(agree(&s, &[Law::Pcmu]).is_err());
+        assert!(agree(&s, &[Law::Pcmu], Encryption::Off).is_err());
     }
 
     #[test]
@@ -575,5 +747,93 @@ mod tests {
         let s = Session::parse(sdp.as_bytes()).expect("parses");
         assert_eq!(s.media.len(), MAX_MEDIA);
         assert!(s.media.iter().all(|m| m.formats.len() <= MAX_FORMATS));
+    }
+
+    /// baresip 1.0's offer with `mediaenc=srtp-mand` (RTP/SAVP, two suites).
+    const SAVP_OFFER: &str = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 10000 RTP/SAVP 0 8 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\na=sendrecv\r\na=crypto:1 AES_CM_128_HMAC_SHA1_32 inline:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwd\r\na=crypto:2 AES_CM_128_HMAC_SHA1_80 inline:HR0dHR0dHR0dHR0dHR0dHR0dHR0dHR0dHR0dHR0d|2^31\r\n";
+
+    #[test]
+    fn an_srtp_offer_is_answered_with_our_key_on_its_tag_and_protocol() {
+        let s = Session::parse(SAVP_OFFER.as_bytes()).expect("parses");
+        let a = agree(&s, &[Law::Pcmu], Encryption::Optional).expect("agrees");
+        let c = a.srtp.expect("encrypted");
+        assert_eq!((c.tag, c.suite), (1, Suite::AesCm128HmacSha1_32));
+        assert_eq!(c.key.0[..4], [0, 1, 2, 3]);
+        assert!(a.savp);
+        let answer = Local::answer(addr(), 3, &a, Direction::SendRecv, key()).write();
+        assert!(
+            answer.contains("m=audio 20000 RTP/SAVP 0 101\r\n"),
+            "{answer}"
+        );
+        assert!(
+            answer.contains("a=crypto:1 AES_CM_128_HMAC_SHA1_32 inline:BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcH\r\n"),
+            "{answer}"
+        );
+        // The same under mandatory; and off refuses it, saying why.
+        assert_eq!(agree(&s, &[Law::Pcmu], Encryption::Mandatory), Ok(a));
+        let e = agree(&s, &[Law::Pcmu], Encryption::Off).expect_err("refused");
+        assert!(e.to_string().contains("srtp = \"optional\""), "{e}");
+    }
+
+    #[test]
+    fn a_plain_offer_is_refused_only_when_srtp_is_mandatory() {
+        let s = Session::parse(SIPP_OFFER.as_bytes()).expect("parses");
+        assert_eq!(
+            agree(&s, &[Law::Pcmu], Encryption::Mandatory),
+            Err(SdpError::NotEncrypted)
+        );
+        assert!(SdpError::NotEncrypted.to_string().contains("mandatory"));
+        let a = agree(&s, &[Law::Pcmu], Encryption::Optional).expect("agrees");
+        assert_eq!(a.srtp, None);
+        let answer = Local::answer(addr(), 3, &a, Direction::SendRecv, key()).write();
+        assert!(
+            answer.contains("RTP/AVP 0") && !answer.contains("crypto"),
+            "{answer}"
+        );
+    }
+
+    #[test]
+    fn our_offers_carry_the_key_as_the_setting_says() {
+        let offer =
+            |e| Local::offer(addr(), 1, &[Law::Pcmu], Direction::SendRecv, e, key()).write();
+        let off = offer(Encryption::Off);
+        assert!(off.contains("RTP/AVP") && !off.contains("crypto"), "{off}");
+        let optional = offer(Encryption::Optional);
+        assert!(optional.contains("RTP/AVP 0 101"), "{optional}");
+        assert!(
+            optional.contains("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:"),
+            "{optional}"
+        );
+        let mandatory = offer(Encryption::Mandatory);
+        assert!(mandatory.contains("RTP/SAVP 0 101"), "{mandatory}");
+        // Our offer parses back with its key.
+        let back = Session::parse(mandatory.as_bytes()).expect("parses");
+        let a = agree(&back, &[Law::Pcmu], Encryption::Mandatory).expect("agrees");
+        assert_eq!(a.srtp.map(|c| c.key), Some(key()));
+    }
+
+    #[test]
+    fn crypto_lines_we_cannot_use_are_skipped() {
+        for line in [
+            "1 AES_256_CM_HMAC_SHA1_80 inline:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwd",
+            "1 AES_CM_128_HMAC_SHA1_80 inline:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwd|2^20|1:4",
+            "1 AES_CM_128_HMAC_SHA1_80 inline:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwd UNENCRYPTED_SRTP",
+            "1 AES_CM_128_HMAC_SHA1_80 inline:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBka",
+            "1 AES_CM_128_HMAC_SHA1_80 inline:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwd;inline:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwd",
+            "1 AES_CM_128_HMAC_SHA1_80 inline:not base64 at all!!!!!!!!!!!!!!!!!!!!!",
+            "x AES_CM_128_HMAC_SHA1_80 inline:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwd",
+            "1 AES_CM_128_HMAC_SHA1_80",
+            "",
+        ] {
+            assert_eq!(Crypto::parse(line), None, "{line:?}");
+        }
+        let mut sdp = String::from("v=0\r\nc=IN IP4 1.1.1.1\r\nm=audio 5 RTP/SAVP 0\r\n");
+        for _ in 0..100 {
+            sdp.push_str("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwd\r\n");
+        }
+        let s = Session::parse(sdp.as_bytes()).expect("parses");
+        assert_eq!(s.media[0].crypto.len(), MAX_CRYPTO);
+        let e = agree(&s, &[Law::Pcmu], Encryption::Off).expect_err("off");
+        assert!(matches!(e, SdpError::EncryptionRequired(_)));
     }
 }

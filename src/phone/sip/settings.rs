@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::audio::{SinkSpec, SourceSpec};
 use super::media::g711::Law;
 use super::queue::{QueueArgs, QueueRule};
+use super::sdp::Encryption;
 use crate::phone::Availability;
 use crate::settings::{Secret, SettingError, in_range, one_of};
 
@@ -154,6 +155,16 @@ pub struct Args {
         value_name = "LIST"
     )]
     pub codecs: Option<String>,
+    /// Encrypted media (SRTP, SDES keys): `off`, `optional` (offered; plain RTP with a far
+    /// end without it) or `mandatory` (a call that cannot be encrypted fails).
+    /// [default: off]
+    #[arg(
+        id = "sip_srtp",
+        long = "sip-srtp",
+        env = "BAPIWS_SIP_SRTP",
+        value_name = "MODE"
+    )]
+    pub srtp: Option<String>,
     /// Outgoing audio: device, device:NAME, tone:HZ, wav:PATH or silence. [default: device]
     #[arg(
         id = "sip_audio_source",
@@ -323,6 +334,8 @@ pub struct SipSettings {
     pub rtp_ports: RangeInclusive<u16>,
     /// Codecs in order of preference.
     pub codecs: Vec<Law>,
+    /// Whether media is encrypted.
+    pub srtp: Encryption,
     /// Outgoing audio.
     pub audio_source: SourceSpec,
     /// Incoming audio.
@@ -358,6 +371,7 @@ impl Default for SipSettings {
             listen: SocketAddr::from(([0, 0, 0, 0], 0)),
             rtp_ports: 16384..=32767,
             codecs: vec![Law::Pcmu, Law::Pcma],
+            srtp: Encryption::Off,
             audio_source: SourceSpec::Device(None),
             audio_sink: SinkSpec::Device(None),
             dial_uri: "sip:{number}@127.0.0.1".into(),
@@ -586,6 +600,19 @@ impl Args {
                 }
             }
             s.codecs = codecs;
+        }
+        if let Some(t) = &self.srtp {
+            s.srtp = one_of(
+                "srtp",
+                t,
+                |v| match v.to_ascii_lowercase().as_str() {
+                    "off" => Some(Encryption::Off),
+                    "optional" => Some(Encryption::Optional),
+                    "mandatory" => Some(Encryption::Mandatory),
+                    _ => None,
+                },
+                &["off", "optional", "mandatory"],
+            )?;
         }
         if let Some(t) = &self.audio_source {
             s.audio_source = SourceSpec::parse(t).map_err(|e| err("audio_source", e))?;

@@ -8,11 +8,15 @@
 //!   silent for 200 ms), only the agreed payload types, at most
 //!   [`MAX_DATAGRAMS_PER_TICK`] datagrams per tick; everything else is dropped uncounted.
 //!   Mute sends silence (the far end keeps hearing a stream, NAT bindings stay open).
+//! - [`srtp`]: when the call is encrypted, every RTP and RTCP packet is protected as it
+//!   leaves and every RTP packet checked and decrypted as it comes, before anything else
+//!   reads it; one that does not check is dropped and counted.
 
 pub mod dtmf;
 pub mod g711;
 pub mod jitter;
 pub mod rtp;
+pub mod srtp;
 
 use std::net::{IpAddr, SocketAddr};
 use std::ops::RangeInclusive;
@@ -25,9 +29,10 @@ use tokio::sync::mpsc;
 use tokio::time::{Instant, MissedTickBehavior};
 
 use super::audio::{FRAME, Sink, Source};
-use super::sdp::{Agreed, Direction};
+use super::sdp::{Agreed, Crypto, Direction};
 use g711::Law;
 use jitter::{JitterBuffer, Pop};
+use srtp::MasterKey;
 
 /// The media clock's tick.
 pub const TICK: Duration = Duration::from_millis(20);
@@ -62,6 +67,9 @@ pub struct Counters {
     pub received: AtomicU64,
     /// DTMF events sent.
     pub dtmf_sent: AtomicU64,
+    /// SRTP packets from the far end's address that did not check (forged, replayed, of
+    /// another key).
+    pub refused: AtomicU64,
 }
 
 /// A running stream.
@@ -106,7 +114,9 @@ pub async fn bind_pair(
 }
 
 impl Stream {
-    /// Starts a stream on bound sockets with an agreed far end, a source and a sink.
+    /// Starts a stream on bound sockets with an agreed far end, a source and a sink;
+    /// `key` is our SRTP master key, used when `agreed` says the media is encrypted.
+    #[allow(clippy::too_many_arguments)]
     pub fn start(
         (rtp, rtcp): (UdpSocket, UdpSocket),
         agreed: Agreed,
@@ -115,6 +125,7 @@ impl Stream {
         sink: Box<dyn Sink>,
         events: mpsc::Sender<MediaEvent>,
         cname: String,
+        key: MasterKey,
     ) -> Stream {
         let local = rtp
             .local_addr()
@@ -122,7 +133,11 @@ impl Stream {
         let (control, commands) = mpsc::channel(16);
         let counters = Arc::new(Counters::default());
         let ssrc = uuid::Uuid::new_v4().as_u128() as u32;
+        let (srtp_out, srtp_in) = srtp_pair(agreed.srtp, &key);
         let runner = Runner {
+            key,
+            srtp_out,
+            srtp_in,
             rtp,
             rtcp,
             agreed,
@@ -163,6 +178,11 @@ impl Stream {
         self.control.try_send(c).is_ok()
     }
 
+    /// SRTP packets refused so far.
+    pub fn refused(&self) -> u64 {
+        self.counters.refused.load(Ordering::Relaxed)
+    }
+
     /// Packets sent and received so far.
     pub fn counts(&self) -> (u64, u64) {
         (
@@ -178,7 +198,26 @@ impl Drop for Stream {
     }
 }
 
+/// The SRTP contexts of an encrypted call: ours with our key, the far end's with its key,
+/// on the suite it chose.
+fn srtp_pair(
+    far: Option<Crypto>,
+    ours: &MasterKey,
+) -> (Option<srtp::Sender>, Option<srtp::Receiver>) {
+    match far {
+        Some(c) => (
+            Some(srtp::Sender::new(c.suite, ours)),
+            Some(srtp::Receiver::new(c.suite, &c.key)),
+        ),
+        None => (None, None),
+    }
+}
+
 struct Runner {
+    /// Our SRTP master key.
+    key: MasterKey,
+    srtp_out: Option<srtp::Sender>,
+    srtp_in: Option<srtp::Receiver>,
     rtp: UdpSocket,
     rtcp: UdpSocket,
     agreed: Agreed,
@@ -236,7 +275,7 @@ impl Runner {
                     read_this_tick += 1;
                     if let Ok((n, from)) = r {
                         let arrival = (origin.elapsed().as_micros() / 125) as u64;
-                        self.receive(&buf[..n], from, arrival);
+                        self.receive(&mut buf[..n], from, arrival);
                     }
                 }
                 r = self.rtcp.recv_from(&mut rtcp_buf), if read_this_tick < MAX_DATAGRAMS_PER_TICK => {
@@ -253,6 +292,10 @@ impl Runner {
             Control::Agreed(a) => {
                 if a.remote != self.agreed.remote {
                     self.remote_ssrc = None;
+                }
+                // New keys (or none) start new SRTP contexts; the same keep their state.
+                if a.srtp != self.agreed.srtp {
+                    (self.srtp_out, self.srtp_in) = srtp_pair(a.srtp, &self.key);
                 }
                 self.agreed = a;
             }
@@ -305,7 +348,9 @@ impl Runner {
             if out.marker {
                 self.counters.dtmf_sent.fetch_add(1, Ordering::Relaxed);
             }
-            let _ = self.rtp.try_send_to(packet, self.agreed.remote);
+            if self.protect(packet) {
+                let _ = self.rtp.try_send_to(packet, self.agreed.remote);
+            }
             return;
         }
         if self.muted {
@@ -322,16 +367,34 @@ impl Runner {
         };
         p.write(packet);
         self.sequence = self.sequence.wrapping_add(1);
-        if self.rtp.try_send_to(packet, self.agreed.remote).is_ok() {
+        if self.protect(packet) && self.rtp.try_send_to(packet, self.agreed.remote).is_ok() {
             self.counters.sent.fetch_add(1, Ordering::Relaxed);
             self.octets = self.octets.wrapping_add(encoded.len() as u32);
         }
     }
 
-    fn receive(&mut self, data: &[u8], from: SocketAddr, arrival: u64) {
+    /// Encrypts an RTP packet when the call is encrypted; false if it must not be sent.
+    fn protect(&mut self, packet: &mut Vec<u8>) -> bool {
+        match &mut self.srtp_out {
+            Some(s) => s.protect(packet),
+            None => true,
+        }
+    }
+
+    fn receive(&mut self, data: &mut [u8], from: SocketAddr, arrival: u64) {
         if from.ip() != self.agreed.remote.ip() {
             return;
         }
+        let data = match &mut self.srtp_in {
+            Some(s) => match s.unprotect(data) {
+                Ok(n) => &data[..n],
+                Err(_) => {
+                    self.counters.refused.fetch_add(1, Ordering::Relaxed);
+                    return;
+                }
+            },
+            None => &data[..],
+        };
         let Ok(p) = rtp::Packet::parse(data) else {
             return;
         };
@@ -398,6 +461,11 @@ impl Runner {
             ..rtp::ReceptionStats::default()
         });
         rtp::write_rtcp_report(self.ssrc, Some(sender), block, &self.cname, out);
+        if let Some(s) = &mut self.srtp_out
+            && !s.protect_rtcp(out)
+        {
+            return;
+        }
         let to = SocketAddr::new(
             self.agreed.remote.ip(),
             self.agreed.remote.port().wrapping_add(1),
