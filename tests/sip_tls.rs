@@ -148,3 +148,50 @@ async fn a_certificate_for_another_name_is_refused_with_the_reason() {
     let server = start(&ports, &certs.ca, &["--sip-tls-server-name", "pbx.test"]);
     common::baresip::connect_when(&server, "Available", WAIT).await;
 }
+
+/// A `sips:` account: REGISTER, Contact and the dialled number are `sips:` URIs, over TLS
+/// (the transport the scheme implies, with no flag for it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sips_account_registers_and_calls_with_sips_uris() {
+    let certs = TestCerts::make();
+    let ports = SipPorts::next();
+    let kamailio = Kamailio::start_tls(&ports, 60, &certs);
+    let mut flags = ports.flags_for(Phone::Sip, PASSWORD, 60, "tls");
+    let at = flags
+        .iter()
+        .position(|f| f == "--sip-transport")
+        .expect("a transport flag");
+    flags.drain(at..at + 2);
+    let at = flags
+        .iter()
+        .position(|f| f == "--sip-account")
+        .expect("an account flag");
+    flags[at + 1] = flags[at + 1].replacen("sip:", "sips:", 1);
+    flags.extend([
+        "--sip-tls-ca-file".to_owned(),
+        certs.ca.display().to_string(),
+    ]);
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let server = Server::start(&flags);
+    let mut c = common::baresip::connect_when(&server, "Available", WAIT).await;
+    let log = kamailio.log();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("REGISTER-SEEN") && l.contains(" tls ")),
+        "kamailio took the REGISTER over TLS:\n{log}"
+    );
+    let far = Sipp::start(&ports, Role::Far, "uas_answer_then_bye.xml", &["-d", "500"]);
+    assert_eq!(c.call("CallOut", json!(["2001"])).await, json!(0));
+    let id = c.expect_notification("CallingOut").await[0].clone();
+    assert_eq!(c.expect_notification("StateChanged").await, ["Busy"]);
+    assert_eq!(c.expect_notification("CallConnected").await, [id.as_str()]);
+    c.expect_notification("CallDisconnected").await;
+    let wire = harness::passed(far, WAIT).await;
+    let invite = wire
+        .split("-----")
+        .find(|m| m.contains("INVITE sips:"))
+        .unwrap_or_else(|| panic!("a sips: INVITE reached the far end:\n{wire}"));
+    assert!(invite.contains("INVITE sips:2001@"), "{invite}");
+    assert!(invite.contains("From: <sips:1001@"), "{invite}");
+    assert!(invite.contains("Contact: <sips:1001@"), "{invite}");
+}

@@ -279,7 +279,7 @@ async fn run(
     let (reg_tx, mut reg_rx) = mpsc::channel(8);
     let (stop_tx, stop_rx) = oneshot::channel();
     if s.register {
-        let server = stack::uri(&format!("sip:{}{}", s.domain, s.transport.uri_param()));
+        let server = stack::uri(&format!("{}:{}{}", s.scheme(), s.domain, s.uri_param()));
         match server {
             Ok(server) => {
                 let r = Registrar {
@@ -347,12 +347,14 @@ async fn run(
     phone.shutdown(stop.take()).await;
 }
 
-/// A request URI sent over `t`: the transport parameter added unless it names one.
-fn with_transport(uri: &str, t: Transport) -> String {
-    if uri.to_ascii_lowercase().contains(";transport=") {
+/// A request URI with the transport parameter `param` added unless it names one (or is
+/// a `sips:` URI, whose scheme says TLS).
+fn with_transport(uri: &str, param: &str) -> String {
+    let lower = uri.to_ascii_lowercase();
+    if lower.contains(";transport=") || lower.starts_with("sips:") {
         uri.to_owned()
     } else {
-        format!("{uri}{}", t.uri_param())
+        format!("{uri}{param}")
     }
 }
 
@@ -679,7 +681,7 @@ impl Phone {
         );
         let target = with_transport(
             &self.s.dial_uri.replace("{number}", number.as_str()),
-            self.s.transport,
+            self.s.uri_param(),
         );
         let callee = match stack::uri(&target) {
             Ok(u) => u,
@@ -1034,7 +1036,7 @@ impl Phone {
     fn transfer(&mut self, id: &CallId, number: &PhoneNumber) -> Result<Reply, PhoneError> {
         let target = stack::uri(&with_transport(
             &self.s.dial_uri.replace("{number}", number.as_str()),
-            self.s.transport,
+            self.s.uri_param(),
         ))
         .map_err(PhoneError::Refused)?;
         self.refer(id, target.into(), number.as_str())
@@ -1063,7 +1065,7 @@ impl Phone {
         })?;
         let uri = with_transport(
             &self.s.dial_uri.replace("{number}", user.as_str()),
-            self.s.transport,
+            self.s.uri_param(),
         );
         // The far end of the target call checks the tags against its own dialog: its
         // local tag is our remote one (RFC 3891 §3).

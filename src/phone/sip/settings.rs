@@ -320,6 +320,9 @@ pub struct SipSettings {
     pub outbound_proxy: Option<String>,
     /// The transport.
     pub transport: Transport,
+    /// A `sips:` account: its URIs (request, Contact, dialled numbers) are `sips:`, and it
+    /// is reached over TLS only.
+    pub sips: bool,
     /// Over TLS, what the server's certificate is checked against.
     pub tls: TlsTrust,
     /// Whether to register.
@@ -364,6 +367,7 @@ impl Default for SipSettings {
             registrar: "127.0.0.1:5060".into(),
             outbound_proxy: None,
             transport: Transport::Udp,
+            sips: false,
             tls: TlsTrust::default(),
             register: true,
             register_interval: Duration::from_secs(120),
@@ -436,9 +440,26 @@ impl Args {
                 }
             };
         }
+        s.sips = self
+            .account
+            .as_deref()
+            .is_some_and(|a| a.get(..5).is_some_and(|p| p.eq_ignore_ascii_case("sips:")));
+        if s.sips {
+            if self.transport.is_some() && s.transport != Transport::Tls {
+                return Err(err(
+                    "transport",
+                    "a sips: account is reached over TLS only: set transport = \"tls\" or leave it out"
+                        .to_owned(),
+                ));
+            }
+            s.transport = Transport::Tls;
+        }
         let port = s.transport.default_port();
         if let Some(t) = &self.account {
-            let rest = t.strip_prefix("sip:").ok_or_else(|| {
+            let rest = t
+                .get(s.scheme().len() + 1..)
+                .filter(|_| t.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("sip:")) || s.sips);
+            let rest = rest.ok_or_else(|| {
                 err(
                     "account",
                     format!("{:?} is not sip:user@domain", crate::settings::shown(t)),
@@ -459,7 +480,7 @@ impl Args {
             s.domain = domain.to_owned();
             s.auth_user = user.to_owned();
             s.registrar = host_port("account", domain, port)?;
-            s.dial_uri = format!("sip:{{number}}@{domain}");
+            s.dial_uri = format!("{}:{{number}}@{domain}", s.scheme());
         }
         if let Some(t) = &self.auth_user {
             if !header_safe(t) {
@@ -621,7 +642,14 @@ impl Args {
             s.audio_sink = SinkSpec::parse(t).map_err(|e| err("audio_sink", e))?;
         }
         if let Some(t) = &self.dial_uri {
-            if !t.contains("{number}") || !t.starts_with("sip:") || !header_safe(t) {
+            let sips_uri = t.starts_with("sips:");
+            if sips_uri && s.transport != Transport::Tls {
+                return Err(err(
+                    "dial_uri",
+                    "a sips: URI is reached over TLS only: set transport = \"tls\"".to_owned(),
+                ));
+            }
+            if !t.contains("{number}") || !(t.starts_with("sip:") || sips_uri) || !header_safe(t) {
                 return Err(err(
                     "dial_uri",
                     format!(
@@ -688,6 +716,21 @@ fn read_ca_file(path: &str) -> Result<Vec<u8>, SettingError> {
 }
 
 impl SipSettings {
+    /// The URI scheme of the account's requests: `sips` for a `sips:` account.
+    pub fn scheme(&self) -> &'static str {
+        if self.sips { "sips" } else { "sip" }
+    }
+
+    /// The parameter that selects the transport in our URIs: none for `sips:` (the
+    /// scheme says TLS) or UDP.
+    pub fn uri_param(&self) -> &'static str {
+        if self.sips {
+            ""
+        } else {
+            self.transport.uri_param()
+        }
+    }
+
     /// With `password_store = "keyring"`, reads the password from the system's credential
     /// store (service [`SERVICE`](crate::platform::credentials::SERVICE), user the
     /// account); otherwise does nothing. A missing entry or a store that cannot be
@@ -751,6 +794,53 @@ fn read_password(path: &str) -> Result<Secret, SettingError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_sips_account_is_reached_over_tls_with_sips_uris() {
+        let a = Args {
+            account: Some("sips:1001@pbx.example.com".into()),
+            ..Args::default()
+        };
+        let s = a.resolve().expect("valid");
+        assert!(s.sips);
+        assert_eq!(s.transport, Transport::Tls);
+        assert_eq!(s.registrar, "pbx.example.com:5061");
+        assert_eq!(s.dial_uri, "sips:{number}@pbx.example.com");
+        assert_eq!((s.scheme(), s.uri_param()), ("sips", ""));
+        assert_eq!(s.user, "1001");
+        let e = Args {
+            account: Some("sips:1001@pbx.example.com".into()),
+            transport: Some("udp".into()),
+            ..Args::default()
+        }
+        .resolve()
+        .expect_err("sips over UDP");
+        assert!(e.problem.contains("TLS only"), "{e:?}");
+        let e = Args {
+            dial_uri: Some("sips:{number}@pbx".into()),
+            ..Args::default()
+        }
+        .resolve()
+        .expect_err("a sips: dial URI over UDP");
+        assert!(e.problem.contains("TLS only"), "{e:?}");
+        let plain = Args {
+            account: Some("sip:1001@pbx.example.com".into()),
+            srtp: Some("Mandatory".into()),
+            ..Args::default()
+        }
+        .resolve()
+        .expect("valid");
+        assert!(!plain.sips);
+        assert_eq!(plain.srtp, Encryption::Mandatory);
+        assert_eq!((plain.scheme(), plain.uri_param()), ("sip", ""));
+        let e = Args {
+            srtp: Some("sometimes".into()),
+            ..Args::default()
+        }
+        .resolve()
+        .expect_err("not a mode");
+        assert!(e.problem.contains("mandatory"), "{e:?}");
+    }
 
     #[test]
     fn defaults_follow_the_account() {

@@ -456,9 +456,10 @@ pub async fn start(s: &SipSettings, next_hop: SocketAddr) -> Result<(Stack, Chan
         IpAddr::V6(v6) => format!("[{v6}]"),
         IpAddr::V4(v4) => v4.to_string(),
     };
-    let transport = s.transport.uri_param();
+    let transport = s.uri_param();
     let contact = uri(&format!(
-        "sip:{}@{host}:{}{transport}",
+        "{}:{}@{host}:{}{transport}",
+        s.scheme(),
         s.user,
         local.port()
     ))?;
