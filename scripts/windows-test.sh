@@ -101,7 +101,8 @@ step "the built-in SIP phone of bapiws.exe against kamailio and SIPp (Linux's te
 # (tests/common: BAPIWS_TEST_WINE_EXE). kamailio and SIPp run natively on loopback. The
 # set: every built-in-phone test of tests/sip_network.rs (the scenario table's `sip::`
 # half and the `sip_` tests of its own faults), the tone and DTMF tests of
-# tests/sip_audio.rs, and all of tests/sip_queue.rs, sip_hostile.rs, sip_recovery.rs and sip_tls.rs.
+# tests/sip_audio.rs, and all of tests/sip_queue.rs, sip_hostile.rs, sip_recovery.rs, sip_tls.rs
+# and sip_srtp.rs (its far ends, baresip and SIPp, and tcpdump native too).
 # Left out: sip_audio's sound-device test (it compares with the Linux machine's devices)
 # and everything of baresip (not offered on Windows).
 wine reg delete 'HKLM\Software\Benemen\BAPIWS' /f >/dev/null 2>&1 || true
@@ -118,7 +119,7 @@ native_cargo test --locked --no-fail-fast --test sip_network --test sip_audio --
   a_1khz_tone_comes_back_through_an_rtp_echo_pcmu a_1khz_tone_comes_back_through_an_rtp_echo_pcma \
   dtmf_arrives_as_telephone_events_at_a_second_bapiws
 native_cargo test --locked --no-fail-fast --test sip_queue --test sip_hostile --test sip_recovery --test sip_tls \
-  -- --test-threads 2
+  --test sip_srtp -- --test-threads 2
 
 step "the .exe driven from Linux (tests/windows/smoke_test.py)"
 BAPIWS_EXE="$EXE" /usr/bin/python3 tests/windows/smoke_test.py
