@@ -165,9 +165,10 @@ struct Call {
 }
 
 /// The phone (with `srtp`) calls the remote, which answers; three seconds of media (and
-/// with `dtmf` the digit 5, which the remote must report), then the phone hangs up. The
-/// capture covers the phone's RTP ports.
-async fn call_the_remote(p: &SipPorts, srtp: &str, far: &mut Remote, dtmf: bool) -> Call {
+/// with `more` the digit 5, which the remote must report, then a hold and a resume, each a
+/// re-INVITE with our key, and two more seconds), then the phone hangs up. The capture
+/// covers the phone's RTP ports.
+async fn call_the_remote(p: &SipPorts, srtp: &str, far: &mut Remote, more: bool) -> Call {
     let dir = TempDir::new("srtp-call");
     let recording = dir.path().join("call.wav");
     let capture = Capture::start(p.ports.phone_rtp, p.ports.phone_rtp + 9);
@@ -182,10 +183,14 @@ async fn call_the_remote(p: &SipPorts, srtp: &str, far: &mut Remote, dtmf: bool)
     let (connected, _) = until(&mut c, "CallConnected").await;
     assert_eq!(connected, [id.as_str()]);
     tokio::time::sleep(Duration::from_secs(3)).await;
-    if dtmf {
+    if more {
         assert_eq!(c.call("Call.SendDtmf", json!(["5"])).await, json!(0));
         let digit = tokio::task::block_in_place(|| far.wait_event("CALL_DTMF_START", WAIT).param);
         assert_eq!(digit, "5", "the remote decrypted our telephone-event");
+        assert_eq!(c.call("Call.Hold", json!([id])).await, json!(0));
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        assert_eq!(c.call("Call.Resume", json!([id])).await, json!(0));
+        tokio::time::sleep(Duration::from_secs(2)).await;
     }
     c.call("HangUp", json!([])).await;
     until(&mut c, "CallDisconnected").await;
@@ -237,11 +242,19 @@ async fn media_with_a_baresip_that_requires_srtp_is_encrypted_both_ways() {
     );
     assert_eq!(media_field(&call.log, "refused="), 0, "{}", call.log);
 
-    // What each side decrypted is the other's tone.
+    // What each side decrypted is the other's tone, also after the hold and resume.
     let (peak, share) = recorded(&call.recording, 880.0);
     assert!(
         (862.0..=898.0).contains(&peak) && share > 0.5,
         "we heard {peak} Hz ({share:.2} at 880 Hz)"
+    );
+    let bytes = std::fs::read(&call.recording).expect("the recording");
+    let samples = WavReader::decode(&bytes).expect("a WAV file");
+    let last = &samples[samples.len().saturating_sub(9000)..samples.len().saturating_sub(1000)];
+    let share = tone_share(last, 880.0);
+    assert!(
+        share > 0.5,
+        "after the resume, 880 Hz is {share:.2} of what we heard"
     );
     let (peak, share) = recorded(&decoded_dump(&dumps), 1000.0);
     assert!(

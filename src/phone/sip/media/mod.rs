@@ -29,7 +29,7 @@ use tokio::sync::mpsc;
 use tokio::time::{Instant, MissedTickBehavior};
 
 use super::audio::{FRAME, Sink, Source};
-use super::sdp::{Agreed, Crypto, Direction};
+use super::sdp::{Agreed, Direction};
 use g711::Law;
 use jitter::{JitterBuffer, Pop};
 use srtp::MasterKey;
@@ -133,11 +133,10 @@ impl Stream {
         let (control, commands) = mpsc::channel(16);
         let counters = Arc::new(Counters::default());
         let ssrc = uuid::Uuid::new_v4().as_u128() as u32;
-        let (srtp_out, srtp_in) = srtp_pair(agreed.srtp, &key);
         let runner = Runner {
+            srtp_out: agreed.srtp.map(|c| srtp::Sender::new(c.suite, &key)),
+            srtp_in: agreed.srtp.map(|c| srtp::Receiver::new(c.suite, &c.key)),
             key,
-            srtp_out,
-            srtp_in,
             rtp,
             rtcp,
             agreed,
@@ -198,25 +197,14 @@ impl Drop for Stream {
     }
 }
 
-/// The SRTP contexts of an encrypted call: ours with our key, the far end's with its key,
-/// on the suite it chose.
-fn srtp_pair(
-    far: Option<Crypto>,
-    ours: &MasterKey,
-) -> (Option<srtp::Sender>, Option<srtp::Receiver>) {
-    match far {
-        Some(c) => (
-            Some(srtp::Sender::new(c.suite, ours)),
-            Some(srtp::Receiver::new(c.suite, &c.key)),
-        ),
-        None => (None, None),
-    }
-}
-
 struct Runner {
-    /// Our SRTP master key.
+    /// Our SRTP master key (the same for the whole call).
     key: MasterKey,
+    /// What protects our packets, once the call was first encrypted: kept for the rest
+    /// of the call (its rollover counter with it), so that no packet index is ever
+    /// encrypted twice with our key, whatever later offers and answers say.
     srtp_out: Option<srtp::Sender>,
+    /// What checks the far end's packets, with its key (a new key starts a new one).
     srtp_in: Option<srtp::Receiver>,
     rtp: UdpSocket,
     rtcp: UdpSocket,
@@ -293,9 +281,16 @@ impl Runner {
                 if a.remote != self.agreed.remote {
                     self.remote_ssrc = None;
                 }
-                // New keys (or none) start new SRTP contexts; the same keep their state.
+                // The far end's new key (or none) starts a new receiving context; ours
+                // keeps its state and follows the suite.
                 if a.srtp != self.agreed.srtp {
-                    (self.srtp_out, self.srtp_in) = srtp_pair(a.srtp, &self.key);
+                    self.srtp_in = a.srtp.map(|c| srtp::Receiver::new(c.suite, &c.key));
+                }
+                if let Some(c) = a.srtp {
+                    match &mut self.srtp_out {
+                        Some(s) => s.set_suite(c.suite),
+                        None => self.srtp_out = Some(srtp::Sender::new(c.suite, &self.key)),
+                    }
                 }
                 self.agreed = a;
             }
@@ -375,9 +370,9 @@ impl Runner {
 
     /// Encrypts an RTP packet when the call is encrypted; false if it must not be sent.
     fn protect(&mut self, packet: &mut Vec<u8>) -> bool {
-        match &mut self.srtp_out {
-            Some(s) => s.protect(packet),
-            None => true,
+        match (&mut self.srtp_out, self.agreed.srtp) {
+            (Some(s), Some(_)) => s.protect(packet),
+            _ => true,
         }
     }
 
@@ -461,7 +456,7 @@ impl Runner {
             ..rtp::ReceptionStats::default()
         });
         rtp::write_rtcp_report(self.ssrc, Some(sender), block, &self.cname, out);
-        if let Some(s) = &mut self.srtp_out
+        if let (Some(s), Some(_)) = (&mut self.srtp_out, self.agreed.srtp)
             && !s.protect_rtcp(out)
         {
             return;

@@ -216,6 +216,12 @@ impl Sender {
         }
     }
 
+    /// Takes the suite the far end chose anew (a later offer or answer): only the tag's
+    /// length changes; the keys and the rollover counter stay.
+    pub fn set_suite(&mut self, suite: Suite) {
+        self.suite = suite;
+    }
+
     /// Encrypts an RTP packet in place and appends its tag. A buffer that is not RTP is
     /// left as it is and false returned (it must then not be sent).
     pub fn protect(&mut self, packet: &mut Vec<u8>) -> bool {
