@@ -111,7 +111,7 @@ fuzz_target!(|data: &[u8]| {
         let mut copy = data.to_vec();
         let _ = rx.unprotect(&mut copy);
         let mut protected = data.to_vec();
-        if Sender::new(suite, &key).protect(&mut protected) {
+        if Sender::new(suite, &key).protect(&mut protected, 0) {
             let _ = rx.unprotect(&mut protected);
         }
     }

@@ -627,9 +627,15 @@ impl Phone {
         reason
     }
 
-    /// Agrees on a far end's description under the `srtp` setting.
+    /// Agrees on a far end's offer under the `srtp` setting.
     fn agree(&self, body: &[u8]) -> Result<Agreed, SdpError> {
         Session::parse(body).and_then(|s| sdp::agree(&s, &self.s.codecs, self.s.srtp))
+    }
+
+    /// Agrees on the far end's answer to call `i`'s last offer of ours.
+    fn agree_answer(&self, i: usize, body: &[u8]) -> Result<Agreed, SdpError> {
+        Session::parse(body)
+            .and_then(|s| sdp::agree_answer(&s, &self.s.codecs, self.s.srtp, &self.calls[i].local))
     }
 
     /// Ends a call whose far end answered without the encryption the setting requires:
@@ -787,8 +793,12 @@ impl Phone {
     fn start_media(&mut self, i: usize, agreed: Agreed) {
         let call_id = self.calls[i].call.id.to_string();
         let entry = &mut self.calls[i];
+        let was_encrypted = entry.agreed.is_some_and(|a| a.srtp.is_some());
         entry.agreed = Some(agreed);
         if let Some(stream) = &entry.stream {
+            if was_encrypted && agreed.srtp.is_none() {
+                tracing::warn!(call = %call_id, "the far end's new description has no SRTP key: the call's media is plain RTP from now on");
+            }
             stream.control(Control::Agreed(agreed));
             return;
         }
@@ -1169,9 +1179,10 @@ impl Phone {
                 self.agree(&request.body)
         {
             tracing::warn!(%from, "an INVITE was refused: {e}");
-            let text = match e {
-                SdpError::NotEncrypted => "Encrypted media (SRTP) required",
-                _ => "Encrypted media (SRTP) not enabled",
+            let text = match (e, self.s.srtp) {
+                (SdpError::NotEncrypted, _) => "Encrypted media (SRTP) required",
+                (_, Encryption::Off) => "Encrypted media (SRTP) not enabled",
+                _ => "SRTP suite or key parameters not supported",
             };
             let warning = sip::Header::Warning(format!("399 bapiws \"{text}\"").into());
             tokio::spawn(async move {
@@ -1300,7 +1311,7 @@ impl Phone {
                 if entry.call.direction == Direction::Outbound
                     && entry.call.state == CallState::Calling
                 {
-                    let agreed = match self.agree(resp.body()) {
+                    let agreed = match self.agree_answer(i, resp.body()) {
                         Ok(a) => Some(a),
                         Err(e @ (SdpError::NotEncrypted | SdpError::EncryptionRequired(_))) => {
                             return self.tracking(|p, ev| p.end_unencrypted(i, &e, ev)).1;
@@ -1321,7 +1332,7 @@ impl Phone {
                     // Our offer went in the 200: the answer is in the ACK.
                     let ack = entry.dialog.as_ref().and_then(|d| d.last_remote_ack());
                     if let Some(ack) = ack {
-                        match self.agree(ack.body()) {
+                        match self.agree_answer(i, ack.body()) {
                             Ok(a) => self.start_media(i, a),
                             Err(e @ (SdpError::NotEncrypted | SdpError::EncryptionRequired(_))) => {
                                 return self.tracking(|p, ev| p.end_unencrypted(i, &e, ev)).1;
@@ -1523,8 +1534,12 @@ impl Phone {
                     tracing::warn!(call = %self.calls[i].call.id, "the far end did not accept the hold/resume re-INVITE");
                     return vec![];
                 }
-                if let Some(a) = body.and_then(|b| self.agree(&b).ok()) {
-                    self.start_media(i, a);
+                match body.map(|b| self.agree_answer(i, &b)) {
+                    Some(Ok(a)) => self.start_media(i, a),
+                    Some(Err(e @ (SdpError::NotEncrypted | SdpError::EncryptionRequired(_)))) => {
+                        return self.tracking(|p, ev| p.end_unencrypted(i, &e, ev)).1;
+                    }
+                    _ => {}
                 }
                 vec![]
             }

@@ -449,9 +449,34 @@ fn telephone_event(m: &Media) -> Option<u8> {
 /// offer (the answer's first codec that we offered); and on its encryption, as
 /// `encryption` allows: the first `a=crypto` line we can use.
 pub fn agree(remote: &Session, ours: &[Law], encryption: Encryption) -> Result<Agreed, SdpError> {
+    agree_with(remote, ours, encryption, |_| true)
+}
+
+/// [`agree`] for the far end's answer to `offer`: its key must be on the tag and suite we
+/// offered (RFC 4568 §5.1.2), and not be ours (our own packets reflected would check).
+pub fn agree_answer(
+    remote: &Session,
+    ours: &[Law],
+    encryption: Encryption,
+    offer: &Local,
+) -> Result<Agreed, SdpError> {
+    agree_with(remote, ours, encryption, |c| {
+        offer
+            .crypto
+            .is_some_and(|o| c.tag == o.tag && c.suite == o.suite && c.key != o.key)
+    })
+}
+
+fn agree_with(
+    remote: &Session,
+    ours: &[Law],
+    encryption: Encryption,
+    usable: impl Fn(&Crypto) -> bool,
+) -> Result<Agreed, SdpError> {
     let (m, direction, address) = remote.audio().ok_or(SdpError::NoCodec)?;
-    let savp = m.proto.contains("SAVP");
-    let crypto = m.crypto.first().copied();
+    let savp =
+        m.proto.eq_ignore_ascii_case("RTP/SAVP") || m.proto.eq_ignore_ascii_case("RTP/SAVPF");
+    let crypto = m.crypto.iter().find(|c| usable(c)).copied();
     let srtp = match (encryption, crypto) {
         (Encryption::Off, _) if savp => {
             return Err(SdpError::EncryptionRequired(
@@ -835,5 +860,34 @@ mod tests {
         assert_eq!(s.media[0].crypto.len(), MAX_CRYPTO);
         let e = agree(&s, &[Law::Pcmu], Encryption::Off).expect_err("off");
         assert!(matches!(e, SdpError::EncryptionRequired(_)));
+    }
+
+    #[test]
+    fn an_answer_must_repeat_our_tag_and_suite_with_a_key_of_its_own() {
+        let offer = Local::offer(
+            addr(),
+            1,
+            &[Law::Pcmu],
+            Direction::SendRecv,
+            Encryption::Mandatory,
+            key(),
+        );
+        let answer = |line: &str| {
+            let sdp =
+                format!("v=0\r\nc=IN IP4 1.1.1.1\r\nm=audio 5 RTP/SAVP 0\r\na=crypto:{line}\r\n");
+            let s = Session::parse(sdp.as_bytes()).expect("parses");
+            agree_answer(&s, &[Law::Pcmu], Encryption::Mandatory, &offer)
+        };
+        let theirs = "inline:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwd";
+        let ok = answer(&format!("1 AES_CM_128_HMAC_SHA1_80 {theirs}")).expect("agrees");
+        assert_eq!(ok.srtp.map(|c| c.key.0[1]), Some(1));
+        for bad in [
+            format!("2 AES_CM_128_HMAC_SHA1_80 {theirs}"),
+            format!("1 AES_CM_128_HMAC_SHA1_32 {theirs}"),
+            // Our own key, reflected.
+            "1 AES_CM_128_HMAC_SHA1_80 inline:BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcH".to_owned(),
+        ] {
+            assert_eq!(answer(&bad), Err(SdpError::NotEncrypted), "{bad}");
+        }
     }
 }

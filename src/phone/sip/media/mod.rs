@@ -148,7 +148,10 @@ impl Stream {
             counters: Arc::clone(&counters),
             muted: false,
             ssrc,
-            sequence: (ssrc >> 16) as u16,
+            // Below 0x8000: a far end that misses the first packets cannot take the
+            // first it gets for one after a rollover (RFC 3711 §3.3.1).
+            sequence: (ssrc >> 16) as u16 & 0x7FFF,
+            rollovers: 0,
             timestamp: ssrc.rotate_left(7),
             jitter: JitterBuffer::new(FRAME as u32),
             dtmf: dtmf::Sender::default(),
@@ -218,6 +221,8 @@ struct Runner {
     muted: bool,
     ssrc: u32,
     sequence: u16,
+    /// How often `sequence` wrapped (SRTP's rollover counter, kept for plain packets too).
+    rollovers: u32,
     timestamp: u32,
     jitter: JitterBuffer,
     dtmf: dtmf::Sender,
@@ -281,10 +286,13 @@ impl Runner {
                 if a.remote != self.agreed.remote {
                     self.remote_ssrc = None;
                 }
-                // The far end's new key (or none) starts a new receiving context; ours
-                // keeps its state and follows the suite.
-                if a.srtp != self.agreed.srtp {
-                    self.srtp_in = a.srtp.map(|c| srtp::Receiver::new(c.suite, &c.key));
+                // The far end's new key (or none) starts a new receiving context; the same
+                // key keeps its state and follows the suite, as ours does.
+                match (&mut self.srtp_in, a.srtp) {
+                    (Some(r), Some(c)) if self.agreed.srtp.map(|o| o.key) == Some(c.key) => {
+                        r.set_suite(c.suite);
+                    }
+                    _ => self.srtp_in = a.srtp.map(|c| srtp::Receiver::new(c.suite, &c.key)),
                 }
                 if let Some(c) = a.srtp {
                     match &mut self.srtp_out {
@@ -339,11 +347,11 @@ impl Runner {
                 payload: &payload,
             };
             p.write(packet);
-            self.sequence = self.sequence.wrapping_add(1);
+            let roc = self.next_sequence();
             if out.marker {
                 self.counters.dtmf_sent.fetch_add(1, Ordering::Relaxed);
             }
-            if self.protect(packet) {
+            if self.protect(packet, roc) {
                 let _ = self.rtp.try_send_to(packet, self.agreed.remote);
             }
             return;
@@ -361,17 +369,29 @@ impl Runner {
             payload: encoded,
         };
         p.write(packet);
-        self.sequence = self.sequence.wrapping_add(1);
-        if self.protect(packet) && self.rtp.try_send_to(packet, self.agreed.remote).is_ok() {
+        let roc = self.next_sequence();
+        if self.protect(packet, roc) && self.rtp.try_send_to(packet, self.agreed.remote).is_ok() {
             self.counters.sent.fetch_add(1, Ordering::Relaxed);
             self.octets = self.octets.wrapping_add(encoded.len() as u32);
         }
     }
 
-    /// Encrypts an RTP packet when the call is encrypted; false if it must not be sent.
-    fn protect(&mut self, packet: &mut Vec<u8>) -> bool {
+    /// Moves on to the next sequence number; the rollover count of the packet that had
+    /// the current one.
+    fn next_sequence(&mut self) -> u32 {
+        let roc = self.rollovers;
+        self.sequence = self.sequence.wrapping_add(1);
+        if self.sequence == 0 {
+            self.rollovers = self.rollovers.wrapping_add(1);
+        }
+        roc
+    }
+
+    /// Encrypts an RTP packet (of rollover count `roc`) when the call is encrypted; false
+    /// if it must not be sent.
+    fn protect(&mut self, packet: &mut Vec<u8>, roc: u32) -> bool {
         match (&mut self.srtp_out, self.agreed.srtp) {
-            (Some(s), Some(_)) => s.protect(packet),
+            (Some(s), Some(_)) => s.protect(packet, roc),
             _ => true,
         }
     }

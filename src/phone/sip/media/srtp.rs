@@ -18,6 +18,8 @@ const SALT_LEN: usize = 14;
 const AUTH_KEY_LEN: usize = 20;
 /// The replay window, in packets.
 const WINDOW: u64 = 64;
+/// Most of the far end's sources (SSRCs) whose state a receiver keeps.
+const MAX_SOURCES: usize = 4;
 /// SRTCP's authentication tag: 80 bits for both suites (RFC 4568 §6.2).
 const RTCP_TAG_LEN: usize = 10;
 
@@ -98,20 +100,7 @@ struct SessionKeys {
 impl SessionKeys {
     /// Derives the keys with the labels from `first` (0 for RTP, 3 for RTCP).
     fn derive(master: &MasterKey, first: u8) -> SessionKeys {
-        let (key, salt) = master.0.split_at(KEY_LEN);
-        let master_cipher = Aes128::new(&Array::from(array::<KEY_LEN>(key)));
-        let prf = |label: u8, out: &mut [u8]| {
-            let mut iv = [0u8; 16];
-            iv[..SALT_LEN].copy_from_slice(salt);
-            iv[7] ^= label;
-            keystream(&master_cipher, iv, out);
-        };
-        let mut k = [0u8; KEY_LEN];
-        let mut a = [0u8; AUTH_KEY_LEN];
-        let mut s = [0u8; SALT_LEN];
-        prf(first, &mut k);
-        prf(first + 1, &mut a);
-        prf(first + 2, &mut s);
+        let (k, a, s) = derive_keys(master, first);
         let mac = <Hmac<Sha1> as KeyInit>::new_from_slice(&a)
             .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
         SessionKeys {
@@ -163,6 +152,29 @@ impl SessionKeys {
     }
 }
 
+/// RFC 3711 §4.3 with a key derivation rate of 0: the session's cipher key, auth key and
+/// salt from the master key, with the labels from `first` (0 for RTP, 3 for RTCP).
+fn derive_keys(
+    master: &MasterKey,
+    first: u8,
+) -> ([u8; KEY_LEN], [u8; AUTH_KEY_LEN], [u8; SALT_LEN]) {
+    let (key, salt) = master.0.split_at(KEY_LEN);
+    let master_cipher = Aes128::new(&Array::from(array::<KEY_LEN>(key)));
+    let prf = |label: u8, out: &mut [u8]| {
+        let mut iv = [0u8; 16];
+        iv[..SALT_LEN].copy_from_slice(salt);
+        iv[7] ^= label;
+        keystream(&master_cipher, iv, out);
+    };
+    let mut k = [0u8; KEY_LEN];
+    let mut a = [0u8; AUTH_KEY_LEN];
+    let mut s = [0u8; SALT_LEN];
+    prf(first, &mut k);
+    prf(first + 1, &mut a);
+    prf(first + 2, &mut s);
+    (k, a, s)
+}
+
 fn array<const N: usize>(s: &[u8]) -> [u8; N] {
     let mut a = [0u8; N];
     a.copy_from_slice(&s[..N]);
@@ -192,14 +204,13 @@ fn rtp_header_len(p: &[u8]) -> Option<usize> {
     (len <= p.len()).then_some(len)
 }
 
-/// Protects what we send.
+/// Protects what we send. The caller keeps the rollover counter (it counts every packet
+/// of the stream, encrypted or not, so that no index is ever encrypted twice).
 #[derive(Clone)]
 pub struct Sender {
     suite: Suite,
     rtp: SessionKeys,
     rtcp: SessionKeys,
-    roc: u32,
-    last_sequence: Option<u16>,
     rtcp_index: u32,
 }
 
@@ -210,8 +221,6 @@ impl Sender {
             suite,
             rtp: SessionKeys::derive(key, 0),
             rtcp: SessionKeys::derive(key, 3),
-            roc: 0,
-            last_sequence: None,
             rtcp_index: 0,
         }
     }
@@ -222,24 +231,18 @@ impl Sender {
         self.suite = suite;
     }
 
-    /// Encrypts an RTP packet in place and appends its tag. A buffer that is not RTP is
-    /// left as it is and false returned (it must then not be sent).
-    pub fn protect(&mut self, packet: &mut Vec<u8>) -> bool {
+    /// Encrypts an RTP packet whose sequence number has rolled over `roc` times in place
+    /// and appends its tag. A buffer that is not RTP is left as it is and false returned
+    /// (it must then not be sent).
+    pub fn protect(&mut self, packet: &mut Vec<u8>, roc: u32) -> bool {
         let Some(header) = rtp_header_len(packet) else {
             return false;
         };
         let sequence = u16::from_be_bytes([packet[2], packet[3]]);
         let ssrc = u32::from_be_bytes([packet[8], packet[9], packet[10], packet[11]]);
-        if let Some(last) = self.last_sequence
-            && sequence < last
-            && last - sequence > 0x8000
-        {
-            self.roc = self.roc.wrapping_add(1);
-        }
-        self.last_sequence = Some(sequence);
-        let index = (u64::from(self.roc) << 16) | u64::from(sequence);
+        let index = (u64::from(roc) << 16) | u64::from(sequence);
         self.rtp.crypt(ssrc, index, &mut packet[header..]);
-        let tag = self.rtp.tag(&[packet, &self.roc.to_be_bytes()]);
+        let tag = self.rtp.tag(&[packet, &roc.to_be_bytes()]);
         packet.extend_from_slice(&tag[..self.suite.tag_len()]);
         true
     }
@@ -271,14 +274,17 @@ struct Received {
     window: u64,
 }
 
-/// Checks and decrypts what the far end sends.
+/// Checks and decrypts what the far end sends: the state of each of its latest
+/// [`MAX_SOURCES`] sources (an old packet of a source it used before is checked against
+/// that source's window, not taken for a new stream).
 #[derive(Clone)]
 pub struct Receiver {
     suite: Suite,
     rtp: SessionKeys,
     #[cfg_attr(not(test), allow(dead_code))]
     rtcp: SessionKeys,
-    state: Option<Received>,
+    /// The sources, the one heard last at the end.
+    sources: Vec<Received>,
 }
 
 impl Receiver {
@@ -288,13 +294,19 @@ impl Receiver {
             suite,
             rtp: SessionKeys::derive(key, 0),
             rtcp: SessionKeys::derive(key, 3),
-            state: None,
+            sources: Vec::with_capacity(MAX_SOURCES),
         }
     }
 
+    /// Takes the suite of a later offer or answer with the same key: the sources' state
+    /// stays.
+    pub fn set_suite(&mut self, suite: Suite) {
+        self.suite = suite;
+    }
+
     /// Checks an SRTP packet and decrypts it in place; the plain packet's length (without
-    /// the tag) on success. A packet of another SSRC that checks starts a new stream (the
-    /// far end changed its source: only the key's holder can make one that checks).
+    /// the tag) on success. A packet of a new SSRC that checks starts a new source (only
+    /// the key's holder can make one that checks).
     pub fn unprotect(&mut self, data: &mut [u8]) -> Result<usize, SrtpError> {
         let tag_len = self.suite.tag_len();
         let end = data
@@ -304,7 +316,8 @@ impl Receiver {
         let header = rtp_header_len(&data[..end]).ok_or(SrtpError::Truncated)?;
         let sequence = u16::from_be_bytes([data[2], data[3]]);
         let ssrc = u32::from_be_bytes([data[8], data[9], data[10], data[11]]);
-        let known = self.state.filter(|s| s.ssrc == ssrc);
+        let at = self.sources.iter().position(|s| s.ssrc == ssrc);
+        let known = at.map(|i| self.sources[i]);
         let (roc, index) = match known {
             Some(s) => {
                 let roc = estimate_roc(s.roc, s.highest, sequence);
@@ -323,7 +336,7 @@ impl Receiver {
         let (signed, tag) = data.split_at(end);
         self.rtp.check(&[signed, &roc.to_be_bytes()], tag)?;
         self.rtp.crypt(ssrc, index, &mut data[header..end]);
-        self.state = Some(match known {
+        let state = match known {
             None => Received {
                 ssrc,
                 roc,
@@ -352,7 +365,13 @@ impl Receiver {
                     }
                 }
             }
-        });
+        };
+        if let Some(i) = at {
+            self.sources.remove(i);
+        } else if self.sources.len() >= MAX_SOURCES {
+            self.sources.remove(0);
+        }
+        self.sources.push(state);
         Ok(end)
     }
 
@@ -437,22 +456,13 @@ mod tests {
             "E1F97A0D3E018BE0D64FA32C06DE4139",
             "0EC675AD498AFEEBB6960B3AABE6",
         );
-        let (key, salt) = m.0.split_at(KEY_LEN);
-        let c = Aes128::new(&Array::from(array::<16>(key)));
-        let derive = |label: u8, len: usize| {
-            let mut iv = [0u8; 16];
-            iv[..SALT_LEN].copy_from_slice(salt);
-            iv[7] ^= label;
-            let mut out = vec![0u8; len];
-            keystream(&c, iv, &mut out);
-            out
-        };
-        assert_eq!(derive(0, 16), hex("C61E7A93744F39EE10734AFE3FF7A087"));
-        assert_eq!(derive(2, 14), hex("30CBBC08863D8C85D49DB34A9AE1"));
-        assert_eq!(
-            derive(1, 20),
-            hex("CEBE321F6FF7716B6FD4AB49AF256A156D38BAA4")
-        );
+        let (k, a, s) = derive_keys(&m, 0);
+        assert_eq!(k.to_vec(), hex("C61E7A93744F39EE10734AFE3FF7A087"));
+        assert_eq!(a.to_vec(), hex("CEBE321F6FF7716B6FD4AB49AF256A156D38BAA4"));
+        assert_eq!(s.to_vec(), hex("30CBBC08863D8C85D49DB34A9AE1"));
+        // RTCP's labels (3, 4, 5) give other keys.
+        let (k3, a3, s3) = derive_keys(&m, 3);
+        assert!(k3 != k && a3 != a && s3 != s);
     }
 
     fn packet(sequence: u16, payload: &[u8]) -> Vec<u8> {
@@ -474,7 +484,7 @@ mod tests {
             let (mut tx, mut rx) = pair(suite);
             let plain = packet(7, &[0xAB; 160]);
             let mut p = plain.clone();
-            assert!(tx.protect(&mut p));
+            assert!(tx.protect(&mut p, 0));
             assert_eq!(p.len(), plain.len() + suite.tag_len());
             assert_eq!(p[..12], plain[..12], "the header stays in clear");
             assert!(p[12..172].iter().filter(|&&b| b == 0xAB).count() < 8);
@@ -487,7 +497,7 @@ mod tests {
     fn tampered_replayed_and_foreign_packets_are_refused() {
         let (mut tx, mut rx) = pair(Suite::AesCm128HmacSha1_80);
         let mut p = packet(100, &[1; 160]);
-        tx.protect(&mut p);
+        tx.protect(&mut p, 0);
         let mut bad = p.clone();
         bad[20] ^= 1;
         assert_eq!(rx.unprotect(&mut bad), Err(SrtpError::Authentication));
@@ -497,7 +507,7 @@ mod tests {
         // Another key's packet, and what is too short to hold a tag.
         let (mut other, _) = pair(Suite::AesCm128HmacSha1_80);
         let mut q = packet(101, &[1; 160]);
-        other.protect(&mut q);
+        other.protect(&mut q, 0);
         assert_eq!(rx.unprotect(&mut q), Err(SrtpError::Authentication));
         for n in 0..22 {
             let mut short = vec![0x80; n];
@@ -511,7 +521,7 @@ mod tests {
         let mut sent: Vec<Vec<u8>> = (0..100u16)
             .map(|s| {
                 let mut p = packet(s, &[s as u8; 20]);
-                tx.protect(&mut p);
+                tx.protect(&mut p, 0);
                 p
             })
             .collect();
@@ -530,9 +540,12 @@ mod tests {
     #[test]
     fn the_rollover_counter_follows_a_sequence_wrap() {
         let (mut tx, mut rx) = pair(Suite::AesCm128HmacSha1_32);
-        for s in (65500u16..=65535).chain(0..100) {
+        for (roc, s) in (65500u16..=65535)
+            .map(|s| (0, s))
+            .chain((0..100).map(|s| (1, s)))
+        {
             let mut p = packet(s, &[9; 40]);
-            tx.protect(&mut p);
+            tx.protect(&mut p, roc);
             let n = rx
                 .unprotect(&mut p)
                 .unwrap_or_else(|e| panic!("{s}: {e:?}"));
@@ -563,5 +576,40 @@ mod tests {
             let n = rx.unprotect_rtcp(&mut p).expect("checks");
             assert_eq!(&p[..n], &plain[..]);
         }
+    }
+
+    fn packet_of(ssrc: u32, sequence: u16) -> Vec<u8> {
+        let mut p = packet(sequence, &[4; 20]);
+        p[8..12].copy_from_slice(&ssrc.to_be_bytes());
+        p
+    }
+
+    #[test]
+    fn each_source_keeps_its_own_window() {
+        let (mut tx, mut rx) = pair(Suite::AesCm128HmacSha1_80);
+        let mut sealed = |ssrc, seq, roc| {
+            let mut p = packet_of(ssrc, seq);
+            tx.protect(&mut p, roc);
+            p
+        };
+        let old = sealed(1, 10, 0);
+        rx.unprotect(&mut old.clone()).expect("source 1");
+        // The far end moves to source 2, past a rollover of its sequence numbers.
+        for seq in [65530u16, 65535] {
+            rx.unprotect(&mut sealed(2, seq, 0)).expect("source 2");
+        }
+        rx.unprotect(&mut sealed(2, 3, 1))
+            .expect("source 2 after its rollover");
+        // A replay of source 1's old packet is still a replay, and source 2 goes on.
+        assert_eq!(rx.unprotect(&mut old.clone()), Err(SrtpError::Replay));
+        rx.unprotect(&mut sealed(2, 4, 1))
+            .expect("source 2 keeps its rollover counter");
+        // Sources beyond the most kept push the oldest out; the latest stay known.
+        for ssrc in 3..=6 {
+            rx.unprotect(&mut sealed(ssrc, 100, 0))
+                .expect("a new source");
+        }
+        assert_eq!(rx.sources.len(), MAX_SOURCES);
+        assert_eq!(rx.unprotect(&mut sealed(6, 100, 0)), Err(SrtpError::Replay));
     }
 }
