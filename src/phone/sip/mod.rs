@@ -132,6 +132,8 @@ struct Entry {
     far_held: bool,
     /// The transfer target we sent a REFER for.
     transfer: Option<String>,
+    /// Whether `CallTransferred` was raised for it.
+    transfer_told: bool,
     /// Our SRTP master key for the call (offered or answered when media is encrypted).
     key: MasterKey,
 }
@@ -619,6 +621,17 @@ impl Phone {
             .map_err(|e| PhoneError::Refused(format!("no random source for the call's keys: {e}")))
     }
 
+    /// `CallTransferred` for call `i`'s REFER, once.
+    fn transferred(&mut self, i: usize) -> Option<PhoneEvent> {
+        let entry = &mut self.calls[i];
+        let number = entry.transfer.clone().filter(|_| !entry.transfer_told)?;
+        entry.transfer_told = true;
+        Some(PhoneEvent::CallTransferred {
+            id: entry.call.id.clone(),
+            number,
+        })
+    }
+
     /// A failed call's reason, with what a 488 likely means when SRTP is mandatory.
     fn explained(&self, mut reason: String) -> String {
         if self.s.srtp == Encryption::Mandatory && reason.starts_with("488") {
@@ -779,6 +792,7 @@ impl Phone {
                 held: false,
                 far_held: false,
                 transfer: None,
+                transfer_told: false,
                 key: srtp_key,
             });
             ev.push(PhoneEvent::CallingOut {
@@ -1104,6 +1118,7 @@ impl Phone {
             .clone()
             .ok_or_else(|| PhoneError::Refused("the call has no dialog".into()))?;
         entry.transfer = Some(number.to_owned());
+        entry.transfer_told = false;
         let inputs = self.inputs.clone();
         let sip_id = entry.sip_id.clone();
         tokio::spawn(async move {
@@ -1279,6 +1294,7 @@ impl Phone {
                 held: false,
                 far_held: false,
                 transfer: None,
+                transfer_told: false,
                 key: srtp_key,
             });
             if let Some(q) = queue {
@@ -1458,8 +1474,12 @@ impl Phone {
                 let body = String::from_utf8_lossy(&request.body);
                 let done = body.starts_with("SIP/2.0 2");
                 if done && self.calls[i].transfer.is_some() {
+                    // The REFER's 202 may not have been taken yet (it comes on another
+                    // channel): a success NOTIFY says it was accepted.
+                    let told = self.transferred(i);
                     let cid = self.calls[i].call.id.clone();
-                    return self.tracking(|p, ev| p.hang_up(&cid, ev)).1;
+                    let (_, rest) = self.tracking(|p, ev| p.hang_up(&cid, ev));
+                    return told.into_iter().chain(rest).collect();
                 }
                 vec![]
             }
@@ -1522,9 +1542,7 @@ impl Phone {
                 let Some(i) = self.by_sip_id(&sip_id) else {
                     return vec![];
                 };
-                let id = self.calls[i].call.id.clone();
-                let number = self.calls[i].transfer.clone().unwrap_or_default();
-                vec![PhoneEvent::CallTransferred { id, number }]
+                self.transferred(i).into_iter().collect()
             }
             Input::Reinvited(sip_id, body, ok) => {
                 let Some(i) = self.by_sip_id(&sip_id) else {
