@@ -12,31 +12,11 @@ mod harness;
 use std::time::Duration;
 
 use bapiws::phone::sip::audio::{WavReader, peak_frequency, tone_share};
-use common::{Server, TempDir, Ws};
-use harness::{Kamailio, PASSWORD, Phone, Role, SipPorts, Sipp, with};
+use common::{TempDir, Ws};
+use harness::{Kamailio, PASSWORD, Phone, Role, SipPorts, Sipp, media_field, start, with};
 use serde_json::json;
 
 const WAIT: Duration = Duration::from_secs(20);
-
-fn start(flags: &[String]) -> Server {
-    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
-    Server::start(&flags)
-}
-
-/// The `sent=` and `received=` counts of the "call media ended" log line.
-fn media_counts(log: &str) -> (u64, u64) {
-    let line = log
-        .lines()
-        .find(|l| l.contains("call media ended"))
-        .unwrap_or_else(|| panic!("no media line in:\n{log}"));
-    let field = |name: &str| -> u64 {
-        line.split_whitespace()
-            .find_map(|w| w.strip_prefix(name))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or_else(|| panic!("no {name} in {line}"))
-    };
-    (field("sent="), field("received="))
-}
 
 async fn tone_round_trip(codec: &str) {
     let ports = SipPorts::next();
@@ -79,7 +59,7 @@ async fn tone_round_trip(codec: &str) {
         "{codec} offered:\n{answer}"
     );
     let log = tokio::task::block_in_place(|| server.stderr_after_kill());
-    let (sent, received) = media_counts(&log);
+    let (sent, received) = (media_field(&log, "sent="), media_field(&log, "received="));
     // About four seconds of 50 packets a second.
     assert!(sent >= 150, "sent {sent}");
     // Every packet comes back but those still in flight when the far end's BYE ends the

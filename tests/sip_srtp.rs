@@ -24,16 +24,13 @@ use std::time::Duration;
 use bapiws::phone::sip::audio::{WavReader, peak_frequency, tone_share};
 use bapiws::phone::sip::media::g711::Law;
 use common::baresip::{Remote, connect_when};
-use common::{Server, TempDir, Ws};
-use harness::{Capture, Datagram, Kamailio, PASSWORD, Phone, Role, SipPorts, Sipp, with};
+use common::{TempDir, Ws};
+use harness::{
+    Capture, Datagram, Kamailio, PASSWORD, Phone, Role, SipPorts, Sipp, media_field, start, with,
+};
 use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(20);
-
-fn start(flags: &[String]) -> Server {
-    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
-    Server::start(&flags)
-}
 
 /// The phone without a registrar, dialling the remote baresip directly, sending a 1 kHz
 /// tone in PCMU and recording what it hears.
@@ -90,18 +87,6 @@ async fn until(c: &mut Ws, method: &str) -> (Vec<String>, Vec<String>) {
         }
         seen.push(common::brief(&n));
     }
-}
-
-/// A field (`name=`) of the log's "call media ended" line.
-fn media_field(log: &str, name: &str) -> u64 {
-    let line = log
-        .lines()
-        .find(|l| l.contains("call media ended"))
-        .unwrap_or_else(|| panic!("no media line in:\n{log}"));
-    line.split_whitespace()
-        .find_map(|w| w.strip_prefix(name))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("no {name} in {line}"))
 }
 
 /// The PCMU RTP packets (payload type 0) of a capture sent from or to the phone's ports.

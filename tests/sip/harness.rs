@@ -765,3 +765,21 @@ fn parse_pcap(b: &[u8]) -> Vec<Datagram> {
     }
     out
 }
+
+/// Starts a server with `flags`.
+pub fn start(flags: &[String]) -> crate::common::Server {
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    crate::common::Server::start(&flags)
+}
+
+/// A field (`name=`, e.g. `sent=`) of the server log's "call media ended" line.
+pub fn media_field(log: &str, name: &str) -> u64 {
+    let line = log
+        .lines()
+        .find(|l| l.contains("call media ended"))
+        .unwrap_or_else(|| panic!("no media line in:\n{log}"));
+    line.split_whitespace()
+        .find_map(|w| w.strip_prefix(name))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in {line}"))
+}
