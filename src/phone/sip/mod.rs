@@ -211,6 +211,44 @@ async fn describe_audio(s: &SipSettings) -> String {
     format!("in: {source}; out: {sink}")
 }
 
+/// What is left to do for an inbound call once the client has been told of it: run the
+/// INVITE's transaction (it answers retransmissions, ACK and CANCEL), send `180 Ringing`,
+/// and end the call if it rings too long. The client hears first because nothing here
+/// can refuse the call any more, and the `CallComing` then leaves before this work.
+struct Ring {
+    tx: Transaction,
+    dialog: InviteDialog,
+    sip_id: String,
+}
+
+impl Ring {
+    fn start(self, inputs: mpsc::Sender<Input>) {
+        let Ring {
+            mut tx,
+            dialog,
+            sip_id,
+        } = self;
+        // The stack answers a CANCEL from the transaction's own copy of the INVITE, which
+        // has no To tag yet: without the dialog's, its 487 would carry a new tag, unlike
+        // the 180 (two early dialogs from one phone).
+        if let Ok(to) = tx.original.to_header() {
+            let tagged = to.clone().with_tag(dialog.id().local_tag.clone().into());
+            tx.original.headers.unique_push(tagged.into());
+        }
+        let mut handler = dialog.clone();
+        tokio::spawn(async move {
+            if let Err(e) = handler.handle(&mut tx).await {
+                tracing::debug!(error = %e, "an inbound INVITE's transaction failed");
+            }
+        });
+        let _ = dialog.ringing(None, None);
+        tokio::spawn(async move {
+            tokio::time::sleep(RING_LIMIT).await;
+            let _ = inputs.send(Input::Expired(sip_id)).await;
+        });
+    }
+}
+
 async fn run(
     s: SipSettings,
     events: Events,
@@ -330,9 +368,13 @@ async fn run(
                 phone.emit(events);
             }
             Some((tx, from)) = channels.invites.recv() => {
-                let events = phone.invite(tx, from);
+                let (events, ring) = phone.invite(tx, from);
                 phone.publish();
                 phone.emit(events);
+                // The client hears of the call first; the 180 follows (see `Ring`).
+                if let Some(ring) = ring {
+                    ring.start(phone.inputs.clone());
+                }
             }
             Some(input) = inputs.recv() => {
                 let events = phone.input(input).await;
@@ -1156,7 +1198,10 @@ impl Phone {
     }
 
     /// A new INVITE that passed the stack's filter.
-    fn invite(&mut self, tx: Transaction, from: IpAddr) -> Vec<PhoneEvent> {
+    /// Decides whether an INVITE rings. When it does, the call is added and the events
+    /// that tell the client are returned with what is left to do on the network (the
+    /// [`Ring`]); otherwise the INVITE is refused here.
+    fn invite(&mut self, tx: Transaction, from: IpAddr) -> (Vec<PhoneEvent>, Option<Ring>) {
         let allowed =
             self.s.accept_invites_from == InviteSources::Any || self.allowed.contains(&from);
         let refuse = |tx: Transaction, code: sip::StatusCode| {
@@ -1168,24 +1213,24 @@ impl Phone {
         if !allowed {
             tracing::warn!(%from, "an INVITE from an address that is not the registrar or proxy was refused");
             refuse(tx, sip::StatusCode::Forbidden);
-            return vec![];
+            return (vec![], None);
         }
         if self.calls.len() >= self.s.max_calls {
             refuse(tx, sip::StatusCode::BusyHere);
-            return vec![];
+            return (vec![], None);
         }
         if self.s.register && !self.registered {
             refuse(tx, sip::StatusCode::TemporarilyUnavailable);
-            return vec![];
+            return (vec![], None);
         }
-        let request = tx.original.clone();
+        let request = &tx.original;
         let sip_id = request
             .call_id_header()
             .map(|c| c.value().to_owned())
             .unwrap_or_default();
         if sip_id.is_empty() || sip_id.len() > 256 || self.by_sip_id(&sip_id).is_some() {
             refuse(tx, sip::StatusCode::BadRequest);
-            return vec![];
+            return (vec![], None);
         }
         // An offer without the encryption the setting requires (or with one it does not
         // allow) never rings: 488 with a Warning that says which.
@@ -1206,14 +1251,14 @@ impl Phone {
                     .reply_with(sip::StatusCode::NotAcceptableHere, vec![warning], None)
                     .await;
             });
-            return vec![];
+            return (vec![], None);
         }
         let srtp_key = match Self::new_key() {
             Ok(k) => k,
             Err(e) => {
                 tracing::warn!("an INVITE was refused: {e}");
                 refuse(tx, sip::StatusCode::ServerInternalError);
-                return vec![];
+                return (vec![], None);
             }
         };
         let dialog = match self.stack.dialogs.get_or_create_server_invite(
@@ -1226,7 +1271,7 @@ impl Phone {
             Err(e) => {
                 tracing::debug!(error = %e, "an INVITE could not start a dialog");
                 refuse(tx, sip::StatusCode::BadRequest);
-                return vec![];
+                return (vec![], None);
             }
         };
         // Through a proxy (a Record-Route), requests in the dialog go to the caller's Contact
@@ -1241,33 +1286,16 @@ impl Phone {
         {
             d.set_remote_target(contact.uri, request.contact_header().ok().cloned());
         }
-        // The stack answers a CANCEL from the transaction's own copy of the INVITE, which
-        // has no To tag yet: without the dialog's, its 487 would carry a new tag, unlike
-        // the 180 (two early dialogs from one phone).
-        let mut tx = tx;
-        if let Ok(to) = tx.original.to_header() {
-            let tagged = to.clone().with_tag(dialog.id().local_tag.clone().into());
-            tx.original.headers.unique_push(tagged.into());
-        }
-        let mut handler = dialog.clone();
-        tokio::spawn(async move {
-            let mut tx = tx;
-            if let Err(e) = handler.handle(&mut tx).await {
-                tracing::debug!(error = %e, "an inbound INVITE's transaction failed");
-            }
-        });
-        let _ = dialog.ringing(None, None);
-        let number = caller_number(&request);
-        let queue = self.s.queue.as_ref().and_then(|rule| rule.fields(&request));
-        let id = CallId::new_guid();
-        let inputs = self.inputs.clone();
-        let key = sip_id.clone();
-        tokio::spawn(async move {
-            tokio::time::sleep(RING_LIMIT).await;
-            let _ = inputs.send(Input::Expired(key)).await;
-        });
+        let number = caller_number(request);
+        let queue = self.s.queue.as_ref().and_then(|rule| rule.fields(request));
         let offer = (!request.body.is_empty()).then(|| request.body.clone());
-        self.tracking(|p, ev| {
+        let id = CallId::new_guid();
+        let ring = Ring {
+            tx,
+            dialog: dialog.clone(),
+            sip_id: sip_id.clone(),
+        };
+        let ((), events) = self.tracking(|p, ev| {
             p.calls.push(Entry {
                 call: Call {
                     id: id.clone(),
@@ -1313,8 +1341,8 @@ impl Phone {
                 });
             }
             ev.push(PhoneEvent::CallComing { id, number });
-        })
-        .1
+        });
+        (events, Some(ring))
     }
 
     async fn dialog_state(&mut self, state: DialogState) -> Vec<PhoneEvent> {
