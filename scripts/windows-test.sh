@@ -6,9 +6,10 @@
 #   scripts/windows-test.sh
 #
 # Steps: install what is missing (as root, with apt-get; otherwise it says what to
-# install and fails), prepare a Wine prefix in target/windows/wine-prefix, build the
-# release bapiws.exe, run the unit and integration tests under Wine (all but those of
-# baresip, which runs on Linux only), the Linux tests of the built-in SIP phone with the
+# install and fails), prepare a Wine prefix in target/windows/wine-prefix, build
+# bapiws.exe (profile wine-test: the release profile without its LTO), run the unit and
+# integration tests under Wine (all but those of baresip, which runs on Linux only), the
+# Linux tests of the built-in SIP phone with the
 # server under Wine (against kamailio and SIPp on Linux), the Linux-side smoke test of the .exe
 # (tests/windows/smoke_test.py: WebSocket client, /health, registry settings and their
 # precedence, Ctrl-C, autostart), then build the MSI and install, run and uninstall it
@@ -80,9 +81,11 @@ if [ ! -f "$shim" ] || [ scripts/windows/processprng.c -nt "$shim" ]; then
     scripts/windows/processprng.def -ladvapi32
 fi
 
-step "building bapiws.exe and the windowless bapiwsw.exe (release)"
-cargo_win build --release -p bapiws --bins
-EXE="$TARGET_DIR/$TARGET/release/bapiws.exe"
+# The wine-test profile is the release profile without its whole-program optimization
+# (Cargo.toml says why): the tests below share its build of every dependency.
+step "building bapiws.exe and the windowless bapiwsw.exe (profile wine-test: release without LTO)"
+cargo_win build --profile wine-test -p bapiws --bins
+EXE="$TARGET_DIR/$TARGET/wine-test/bapiws.exe"
 [ -f "$EXE" ] || fail "no $EXE after the build"
 ls -l "$EXE"
 
@@ -93,7 +96,7 @@ PATH="/usr/bin:$PATH" cargo_win clippy -p bapiws --all-targets -- -D warnings
 step "unit and integration tests under Wine (baresip's run on Linux only)"
 # tests/baresip.rs, tests/baresip_call_control.rs and tests/sip_network.rs are
 # compiled out on Windows (#![cfg(unix)]): the baresip backend is not offered there.
-cargo_win test --release -p bapiws --lib --tests --no-fail-fast
+cargo_win test --profile wine-test -p bapiws --lib --tests --no-fail-fast
 
 step "the built-in SIP phone of bapiws.exe against kamailio and SIPp (Linux's tests of the phone, the server under Wine)"
 # The Linux tests of the built-in phone, built natively (rustup's cargo and rustc, the
