@@ -83,6 +83,16 @@ fi
 
 # The wine-test profile is the release profile without its whole-program optimization
 # (Cargo.toml says why): the tests below share its build of every dependency.
+# One Wine server and its session's services (services.exe, winedevice.exe, plugplay,
+# explorer) for the rest of the script, started here with their output going nowhere
+# (the EXIT trap stops them). Started instead by a test's first wine process, they would
+# inherit that process's stdout and stderr, pipes the test reads to their end
+# (`Server::stderr_after_kill`), and hold them open: the test would wait forever.
+# (The server `wine reg add` above started ends first: a second one would not start.)
+timeout 120 wineserver -w || fail "the Wine server of the settings above did not end"
+wineserver -p </dev/null >/dev/null 2>&1 || fail "cannot start the Wine server"
+timeout 120 wine cmd /c exit </dev/null >/dev/null 2>&1 || fail "cannot start the Wine session's services"
+
 step "building bapiws.exe and the windowless bapiwsw.exe (profile wine-test: release without LTO)"
 cargo_win build --profile wine-test -p bapiws --bins
 EXE="$TARGET_DIR/$TARGET/wine-test/bapiws.exe"
