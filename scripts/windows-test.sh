@@ -81,8 +81,6 @@ if [ ! -f "$shim" ] || [ scripts/windows/processprng.c -nt "$shim" ]; then
     scripts/windows/processprng.def -ladvapi32
 fi
 
-# The wine-test profile is the release profile without its whole-program optimization
-# (Cargo.toml says why): the tests below share its build of every dependency.
 # One Wine server and its session's services (services.exe, winedevice.exe, plugplay,
 # explorer) for the rest of the script, started here with their output going nowhere
 # (the EXIT trap stops them). Started instead by a test's first wine process, they would
@@ -93,6 +91,8 @@ timeout 120 wineserver -w || fail "the Wine server of the settings above did not
 wineserver -p </dev/null >/dev/null 2>&1 || fail "cannot start the Wine server"
 timeout 120 wine cmd /c exit </dev/null >/dev/null 2>&1 || fail "cannot start the Wine session's services"
 
+# The wine-test profile is the release profile without its whole-program optimization
+# (Cargo.toml says why): the tests below share its build of every dependency.
 step "building bapiws.exe and the windowless bapiwsw.exe (profile wine-test: release without LTO)"
 cargo_win build --profile wine-test -p bapiws --bins
 EXE="$TARGET_DIR/$TARGET/wine-test/bapiws.exe"

@@ -368,11 +368,10 @@ async fn run(
                 phone.emit(events);
             }
             Some((tx, from)) = channels.invites.recv() => {
-                let (events, ring) = phone.invite(tx, from);
-                phone.publish();
-                phone.emit(events);
                 // The client hears of the call first; the 180 follows (see `Ring`).
-                if let Some(ring) = ring {
+                if let Some((events, ring)) = phone.invite(tx, from) {
+                    phone.publish();
+                    phone.emit(events);
                     ring.start(phone.inputs.clone());
                 }
             }
@@ -1197,11 +1196,10 @@ impl Phone {
         }
     }
 
-    /// A new INVITE that passed the stack's filter.
-    /// Decides whether an INVITE rings. When it does, the call is added and the events
-    /// that tell the client are returned with what is left to do on the network (the
-    /// [`Ring`]); otherwise the INVITE is refused here.
-    fn invite(&mut self, tx: Transaction, from: IpAddr) -> (Vec<PhoneEvent>, Option<Ring>) {
+    /// Decides whether a new INVITE that passed the stack's filter rings. When it does,
+    /// the call is added and the events that tell the client are returned with what is
+    /// left to do on the network (the [`Ring`]); otherwise the INVITE is refused here.
+    fn invite(&mut self, tx: Transaction, from: IpAddr) -> Option<(Vec<PhoneEvent>, Ring)> {
         let allowed =
             self.s.accept_invites_from == InviteSources::Any || self.allowed.contains(&from);
         let refuse = |tx: Transaction, code: sip::StatusCode| {
@@ -1213,15 +1211,15 @@ impl Phone {
         if !allowed {
             tracing::warn!(%from, "an INVITE from an address that is not the registrar or proxy was refused");
             refuse(tx, sip::StatusCode::Forbidden);
-            return (vec![], None);
+            return None;
         }
         if self.calls.len() >= self.s.max_calls {
             refuse(tx, sip::StatusCode::BusyHere);
-            return (vec![], None);
+            return None;
         }
         if self.s.register && !self.registered {
             refuse(tx, sip::StatusCode::TemporarilyUnavailable);
-            return (vec![], None);
+            return None;
         }
         let request = &tx.original;
         let sip_id = request
@@ -1230,7 +1228,7 @@ impl Phone {
             .unwrap_or_default();
         if sip_id.is_empty() || sip_id.len() > 256 || self.by_sip_id(&sip_id).is_some() {
             refuse(tx, sip::StatusCode::BadRequest);
-            return (vec![], None);
+            return None;
         }
         // An offer without the encryption the setting requires (or with one it does not
         // allow) never rings: 488 with a Warning that says which.
@@ -1251,14 +1249,14 @@ impl Phone {
                     .reply_with(sip::StatusCode::NotAcceptableHere, vec![warning], None)
                     .await;
             });
-            return (vec![], None);
+            return None;
         }
         let srtp_key = match Self::new_key() {
             Ok(k) => k,
             Err(e) => {
                 tracing::warn!("an INVITE was refused: {e}");
                 refuse(tx, sip::StatusCode::ServerInternalError);
-                return (vec![], None);
+                return None;
             }
         };
         let dialog = match self.stack.dialogs.get_or_create_server_invite(
@@ -1271,7 +1269,7 @@ impl Phone {
             Err(e) => {
                 tracing::debug!(error = %e, "an INVITE could not start a dialog");
                 refuse(tx, sip::StatusCode::BadRequest);
-                return (vec![], None);
+                return None;
             }
         };
         // Through a proxy (a Record-Route), requests in the dialog go to the caller's Contact
@@ -1342,7 +1340,7 @@ impl Phone {
             }
             ev.push(PhoneEvent::CallComing { id, number });
         });
-        (events, Some(ring))
+        Some((events, ring))
     }
 
     async fn dialog_state(&mut self, state: DialogState) -> Vec<PhoneEvent> {
